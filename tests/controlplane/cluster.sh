@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# `make cluster` / `make cluster-down`: the local control plane in the
+# background. The kubeconfig is written to target/cluster/kubeconfig.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+dir="$root/target/cluster"
+pidfile="$dir/pid"
+
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+case "${1:-}" in
+  up)
+    if running && [ -f "$dir/kubeconfig" ]; then
+      echo "control plane already running; KUBECONFIG=$dir/kubeconfig"
+      exit 0
+    fi
+    bin="$("$root/tests/controlplane/build.sh")"
+    mkdir -p "$dir"
+    rm -f "$dir/kubeconfig"
+    nohup "$bin" --dir "$dir" --audit >"$dir/controlplane.log" 2>&1 &
+    echo $! >"$pidfile"
+    for _ in $(seq 1 1800); do
+      [ -f "$dir/kubeconfig" ] && break
+      if ! running; then
+        echo "the control plane failed to start; see $dir/controlplane.log" >&2
+        tail -n 20 "$dir/controlplane.log" >&2
+        exit 1
+      fi
+      sleep 0.1
+    done
+    [ -f "$dir/kubeconfig" ] || { echo "the control plane was not ready within 180s; see $dir/controlplane.log" >&2; exit 1; }
+    echo "control plane ready; KUBECONFIG=$dir/kubeconfig"
+    ;;
+  down)
+    for pf in "$root/target/demo/operator.pid" "$pidfile"; do
+      if [ -f "$pf" ] && kill -0 "$(cat "$pf")" 2>/dev/null; then
+        pid="$(cat "$pf")"
+        kill -TERM "$pid"
+        for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+      rm -f "$pf"
+    done
+    rm -f "$dir/kubeconfig"
+    echo "control plane stopped"
+    ;;
+  *)
+    echo "usage: $0 up|down" >&2
+    exit 2
+    ;;
+esac
