@@ -1,0 +1,406 @@
+//! The `Incident` kind: what responders declare, and the status the operator
+//! keeps current for them.
+
+// kube's derive takes repeated `printcolumn(...)` / `validation = ...`
+// arguments, which this lint mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::limits::*;
+
+/// An incident a team is responding to, and the affected Deployments whose
+/// state the operator collects into its status.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "klaxon.dev",
+    version = "v1alpha1",
+    kind = "Incident",
+    namespaced,
+    shortname = "inc",
+    category = "klaxon",
+    status = "IncidentStatus",
+    derive = "PartialEq",
+    doc = "An incident a team is responding to; the operator links the affected Deployments and keeps their state in the status.",
+    printcolumn(name = "Severity", type_ = "string", json_path = ".spec.severity"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".spec.phase"),
+    printcolumn(name = "Team", type_ = "string", json_path = ".status.team"),
+    printcolumn(name = "Summary", type_ = "string", json_path = ".status.summary"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Title",
+        type_ = "string",
+        json_path = ".spec.title",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        priority = 1
+    ),
+    selectable = ".spec.severity",
+    selectable = ".spec.phase"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentSpec {
+    /// What is wrong, in a few words.
+    #[schemars(length(min = 1, max = 200))]
+    pub title: String,
+
+    /// A level of the effective severity ladder (default ladder: SEV1, most
+    /// severe, to SEV4).
+    #[schemars(
+        length(min = 1, max = 32),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    )]
+    pub severity: String,
+
+    /// Where the response stands. A Resolved incident cannot go back to
+    /// Triggered: declare a new incident instead.
+    #[serde(default)]
+    #[x_kube(validation = kube::core::Rule::new("!(oldSelf == 'Resolved' && self == 'Triggered')")
+        .message("a Resolved incident cannot go back to Triggered; declare a new incident instead"))]
+    pub phase: Phase,
+
+    /// What responders know so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub summary: Option<String>,
+
+    /// Who leads the response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_PERSON))]
+    pub commander: Option<String>,
+
+    /// Who else is working on it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(length(min = 1, max = MAX_PERSON)))]
+    pub responders: Vec<String>,
+
+    /// The workloads this incident is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affected: Option<Affected>,
+
+    /// Responder notes, appended over time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_NOTES))]
+    pub notes: Vec<Note>,
+
+    /// Where the postmortem lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmortem: Option<Postmortem>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Phase {
+    #[default]
+    Triggered,
+    Acknowledged,
+    Mitigated,
+    Resolved,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Triggered => "Triggered",
+            Phase::Acknowledged => "Acknowledged",
+            Phase::Mitigated => "Mitigated",
+            Phase::Resolved => "Resolved",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Affected {
+    /// Deployments in the Incident's namespace, each by name or by label
+    /// selector.
+    #[serde(default)]
+    #[schemars(length(max = MAX_AFFECTED))]
+    pub deployments: Vec<AffectedDeployment>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = kube::core::Rule::new("has(self.name) != has(self.selector)")
+    .message("set exactly one of name or selector"))]
+#[serde(rename_all = "camelCase")]
+pub struct AffectedDeployment {
+    /// A Deployment's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: Option<String>,
+    /// A label selector over the namespace's Deployments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Note {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_PERSON))]
+    pub author: Option<String>,
+    #[schemars(length(min = 1, max = 2048))]
+    pub text: String,
+    /// When the note was written; the operator uses the time it first saw
+    /// the note when this is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Postmortem {
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://\S+$"))]
+    pub url: String,
+}
+
+/// What the operator knows about the incident. Every list is bounded.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentStatus {
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready is always present; others as features name them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// One line for humans and the printer column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+
+    /// The owning team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+
+    /// The policies in effect for this incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyReference>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mitigated_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Time>,
+
+    /// The acknowledgement deadline from the policy's ladder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledge_by: Option<Time>,
+
+    /// When the enrichment below was last refreshed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enriched_at: Option<Time>,
+
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_LINKED_DEPLOYMENTS))]
+    pub deployments: Vec<DeploymentState>,
+
+    /// Warning events of the affected workloads, most recent first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_EVENTS))]
+    pub events: Vec<EventSummary>,
+
+    /// Results of the policy's Prometheus queries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_METRICS))]
+    pub metrics: Vec<MetricValue>,
+
+    /// What happened, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_TIMELINE))]
+    pub timeline: Vec<TimelineEntry>,
+
+    /// One entry per (receiver, trigger).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_NOTIFICATIONS))]
+    pub notifications: Vec<NotificationState>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyReference {
+    /// The namespace's ResponsePolicy, when one applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_policy: Option<String>,
+    /// The ClusterResponsePolicies that form the baseline, in precedence order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_response_policies: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentState {
+    pub name: String,
+    pub found: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_replicas: Option<i32>,
+    /// Status of the Deployment's Available condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<String>,
+    /// Status of the Deployment's Progressing condition, with its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progressing: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_IMAGES))]
+    pub images: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// When the last rollout started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_at: Option<Time>,
+    /// The images the last rollout replaced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_IMAGES))]
+    pub previous_images: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<PodsSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodsSummary {
+    pub total: i32,
+    pub ready: i32,
+    pub restarts: i32,
+    /// Failure reasons with how many pods show each, most common first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_REASONS))]
+    pub reasons: Vec<ReasonCount>,
+    /// The worst pods first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_PODS))]
+    pub items: Vec<PodState>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReasonCount {
+    pub reason: String,
+    pub count: i32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodState {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    pub ready: bool,
+    pub restarts: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// An excerpt of the last termination message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// CPU and memory summed over the Deployment's pods. Ratios are fractions
+/// of the summed requests and limits, where every container sets them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_request_ratio: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit_ratio: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_request_ratio: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_ratio: Option<String>,
+    /// When the metrics were sampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_at: Option<Time>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventSummary {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    /// `Kind/name` of the object the event is about.
+    pub object: String,
+    pub message: String,
+    pub count: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Time>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricValue {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub query: String,
+    /// Why the query gave no value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    pub time: Time,
+    /// Declared, PhaseChanged, SeverityChanged, Signal, Note, Rollout,
+    /// Notification, Escalated, ...
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationState {
+    pub receiver: String,
+    pub trigger: String,
+    pub state: DeliveryState,
+    pub attempts: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<Time>,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Failed,
+}

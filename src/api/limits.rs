@@ -1,0 +1,32 @@
+//! Bounds on every list and free-text field, shared by the CRD schema (so
+//! the API server enforces them and CEL cost estimates stay finite) and the
+//! operator (so every status it writes stays small).
+
+/// People: commander, responders, note authors.
+pub const MAX_PERSON: u32 = 253;
+/// Entries in `spec.affected.deployments`.
+pub const MAX_AFFECTED: u32 = 20;
+/// Responder notes on one incident.
+pub const MAX_NOTES: u32 = 100;
+/// Deployments linked in `status.deployments` (selectors may match many).
+pub const MAX_LINKED_DEPLOYMENTS: u32 = 50;
+/// Deduplicated events in `status.events`; a policy's `maxEvents` may lower it.
+pub const MAX_EVENTS: u32 = 100;
+/// Pods listed per Deployment; a policy's `maxPods` may lower it.
+pub const MAX_PODS: u32 = 50;
+/// Distinct failure reasons per Deployment.
+pub const MAX_REASONS: u32 = 20;
+/// Container images per Deployment.
+pub const MAX_IMAGES: u32 = 20;
+/// Prometheus query results.
+pub const MAX_METRICS: u32 = 50;
+/// Timeline entries; the oldest after the first few are dropped first.
+pub const MAX_TIMELINE: u32 = 100;
+/// Notification delivery records.
+pub const MAX_NOTIFICATIONS: u32 = 100;
+/// Severity levels on a ladder.
+pub const MAX_SEVERITIES: u32 = 10;
+/// Receivers, routes, signals and queries in one policy.
+pub const MAX_POLICY_ITEMS: u32 = 20;
+/// Names of receivers, severities, queries: a DNS label's length.
+pub const MAX_NAME: u32 = 63;

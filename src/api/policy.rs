@@ -1,0 +1,301 @@
+//! `ResponsePolicy` (a team's process, per namespace) and
+//! `ClusterResponsePolicy` (the organisation's baseline). Both share one spec
+//! shape, [`ResponsePolicySpec`]; the cluster kind adds `namespaceSelector`.
+
+// kube's derive takes repeated `printcolumn(...)` / `validation = ...`
+// arguments, which this lint mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{duration::Duration, limits::*};
+
+/// A team's incident process for its namespace: routes, receivers, signals
+/// and enrichment, within the bounds of the organisation's baseline.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "klaxon.dev",
+    version = "v1alpha1",
+    kind = "ResponsePolicy",
+    namespaced,
+    shortname = "rp",
+    category = "klaxon",
+    status = "PolicyStatus",
+    derive = "PartialEq",
+    doc = "A team's incident process for its namespace, within the bounds of the ClusterResponsePolicy baseline.",
+    printcolumn(name = "Team", type_ = "string", json_path = ".spec.team.name"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Open", type_ = "integer", json_path = ".status.openIncidents"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(
+    validation = kube::core::Rule::new(
+        "!has(self.routes) || self.routes.all(r, r.receivers.all(n, has(self.receivers) && self.receivers.exists(x, x.name == n)))"
+    ).message("every receiver a route names must be defined in spec.receivers").field_path(".routes"),
+    validation = kube::core::Rule::new(
+        "!has(self.escalation) || !has(self.escalation.receivers) || self.escalation.receivers.all(n, has(self.receivers) && self.receivers.exists(x, x.name == n))"
+    ).message("every escalation receiver must be defined in spec.receivers").field_path(".escalation")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponsePolicySpec {
+    /// The team that owns the namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<Team>,
+
+    /// The severity ladder, most severe first. In a team policy, each level
+    /// must exist in the baseline and may only tighten it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_SEVERITIES))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
+    pub severities: Vec<SeverityLevel>,
+
+    /// What the operator collects for incidents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrichment: Option<Enrichment>,
+
+    /// Where notifications go. URLs come from Secrets, never from the spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_POLICY_ITEMS))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
+    pub receivers: Vec<Receiver>,
+
+    /// Which receivers hear about which incidents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_POLICY_ITEMS))]
+    pub routes: Vec<Route>,
+
+    /// Who is told when an incident's acknowledgement deadline passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
+
+    /// Conditions under which the operator declares an incident itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_POLICY_ITEMS))]
+    pub signals: Vec<Signal>,
+
+    /// Resolve auto-declared incidents once their workload stays healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_resolve: Option<AutoResolve>,
+}
+
+/// The organisation's baseline for the namespaces its selector picks. Team
+/// ResponsePolicies may tighten it but not loosen it.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "klaxon.dev",
+    version = "v1alpha1",
+    kind = "ClusterResponsePolicy",
+    shortname = "crp",
+    category = "klaxon",
+    status = "PolicyStatus",
+    derive = "PartialEq",
+    doc = "The organisation's incident-response baseline for the namespaces its selector picks.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Open", type_ = "integer", json_path = ".status.openIncidents"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterResponsePolicySpec {
+    /// The namespaces this baseline governs; absent or `{}` picks all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+
+    #[serde(flatten)]
+    pub policy: ResponsePolicySpec,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Team {
+    #[schemars(length(min = 1, max = MAX_NAME))]
+    pub name: String,
+    /// How to reach the team, e.g. a chat channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub contact: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeverityLevel {
+    #[schemars(
+        length(min = 1, max = 32),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    )]
+    pub name: String,
+    /// How soon an incident of this severity must be acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledge_within: Option<Duration>,
+    /// Incidents of this severity must name a commander.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_commander: Option<bool>,
+    /// Resolved incidents of this severity must link a postmortem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_postmortem: Option<bool>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Enrichment {
+    /// How far before the declaration Warning events are collected (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_lookback: Option<Duration>,
+    /// How many pods each Deployment lists, worst first (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_PODS))]
+    pub max_pods: Option<u32>,
+    /// How many deduplicated events the incident keeps (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_EVENTS))]
+    pub max_events: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Prometheus>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Prometheus {
+    /// The Prometheus server's base URL.
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://\S+$"))]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_POLICY_ITEMS))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
+    pub queries: Vec<Query>,
+}
+
+/// An instant PromQL query; `$namespace`, `$deployment` and `$incident`
+/// are replaced with escaped values before it runs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Query {
+    #[schemars(length(min = 1, max = MAX_NAME), regex(pattern = r"^[a-zA-Z_][a-zA-Z0-9_:-]*$"))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 4096))]
+    pub query: String,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = kube::core::Rule::new("[has(self.webhook), has(self.slack)].filter(k, k).size() == 1")
+    .message("a receiver must name exactly one kind: webhook or slack"))]
+#[serde(rename_all = "camelCase")]
+pub struct Receiver {
+    #[schemars(length(min = 1, max = MAX_NAME), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// A generic JSON webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<UrlReceiver>,
+    /// A Slack incoming webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<UrlReceiver>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UrlReceiver {
+    /// The Secret key that holds the URL (in the policy's namespace; for a
+    /// ClusterResponsePolicy, in the operator's namespace).
+    pub url_secret_ref: SecretKeyRef,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    #[schemars(length(min = 1, max = MAX_POLICY_ITEMS), inner(length(min = 1, max = MAX_NAME)))]
+    pub receivers: Vec<String>,
+    /// Severities this route matches; empty matches all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_SEVERITIES), inner(length(min = 1, max = 32)))]
+    pub severities: Vec<String>,
+    /// Triggers this route matches; empty matches all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub triggers: Vec<Trigger>,
+}
+
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
+pub enum Trigger {
+    Declared,
+    SeverityChanged,
+    PhaseChanged,
+    Escalated,
+    Resolved,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Escalation {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_POLICY_ITEMS), inner(length(min = 1, max = MAX_NAME)))]
+    pub receivers: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Signal {
+    #[serde(rename = "type")]
+    pub type_: SignalType,
+    /// How long the condition must hold before an incident is declared.
+    #[serde(rename = "for")]
+    pub for_: Duration,
+    #[schemars(length(min = 1, max = 32))]
+    pub severity: String,
+    /// Which Deployments of the namespace the signal watches; absent: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum SignalType {
+    DeploymentUnavailable,
+    CrashLooping,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoResolve {
+    pub healthy_for: Duration,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// How many unresolved incidents this policy governs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_incidents: Option<i32>,
+}

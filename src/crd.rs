@@ -1,0 +1,78 @@
+//! The CustomResourceDefinitions, generated from the types in [`crate::api`].
+//! `klaxon crds` prints them; `crds/` holds them committed, and a test fails
+//! when the two drift apart.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+use crate::api::{ClusterResponsePolicy, Incident, ResponsePolicy};
+
+/// Every CRD, with the file name it is kept under in `crds/`.
+pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
+    vec![
+        ("incidents.yaml", Incident::crd()),
+        ("responsepolicies.yaml", ResponsePolicy::crd()),
+        ("clusterresponsepolicies.yaml", ClusterResponsePolicy::crd()),
+    ]
+}
+
+/// One CRD as the YAML committed in `crds/`.
+pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::ser::Error> {
+    serde_saphyr::to_string(crd)
+}
+
+/// All CRDs as one multi-document YAML stream, for `kubectl apply -f -`.
+pub fn all_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    let mut out = String::new();
+    for (_, crd) in all() {
+        out.push_str("---\n");
+        out.push_str(&to_yaml(&crd)?);
+    }
+    Ok(out)
+}
+
+/// Writes every CRD into `dir`, one file each, as committed in `crds/`.
+pub fn write_all(dir: &std::path::Path) -> Result<(), WriteError> {
+    std::fs::create_dir_all(dir).map_err(WriteError::Io)?;
+    for (file, crd) in all() {
+        std::fs::write(dir.join(file), to_yaml(&crd).map_err(WriteError::Yaml)?)
+            .map_err(WriteError::Io)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("cannot write the CRDs: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("cannot serialize a CRD: {0}")]
+    Yaml(#[source] serde_saphyr::ser::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `crds/` is generated from the types; this fails when someone
+    /// changes a type and forgets `make crds`.
+    #[test]
+    fn committed_crds_match_the_types() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+        for (file, crd) in all() {
+            let committed = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            let generated = to_yaml(&crd).expect("CRD serializes");
+            assert!(
+                committed == generated,
+                "crds/{file} is out of date with the Rust types: run `make crds` and commit the result"
+            );
+        }
+    }
+
+    #[test]
+    fn every_kind_is_in_the_klaxon_category() {
+        for (file, crd) in all() {
+            let categories = crd.spec.names.categories.unwrap_or_default();
+            assert_eq!(categories, ["klaxon"], "{file}");
+        }
+    }
+}
