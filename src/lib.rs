@@ -1,0 +1,15 @@
+//! Klaxon: team-owned incident response as a Kubernetes operator.
+//!
+//! - [`api`]: the `klaxon.dev/v1alpha1` kinds;
+//! - [`crd`]: the CRDs generated from them;
+//! - [`operator`]: `klaxon run`;
+//! - [`controller`]: the controllers;
+//! - [`server`], [`metrics`], [`telemetry`]: health, metrics and logs.
+
+pub mod api;
+pub mod controller;
+pub mod crd;
+pub mod metrics;
+pub mod operator;
+pub mod server;
+pub mod telemetry;

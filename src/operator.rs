@@ -1,0 +1,142 @@
+//! `klaxon run`: connect, check the CRDs are installed, serve health and
+//! metrics, run the controllers until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+
+use kube::{Client, CustomResourceExt};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    api::{self, ClusterResponsePolicy, Incident, ResponsePolicy},
+    controller,
+    metrics::Metrics,
+    server::{self, Health},
+    telemetry::LogFormat,
+};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "KLAXON_LISTEN_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub listen_address: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "KLAXON_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
+    /// Log level or filter, in `tracing` syntax (e.g. `info,klaxon=debug`).
+    #[arg(long, env = "KLAXON_LOG", default_value = "info")]
+    pub log_level: String,
+    /// The operator's own namespace, where ClusterResponsePolicy receivers
+    /// keep their Secrets.
+    #[arg(long, env = "KLAXON_NAMESPACE", default_value = "klaxon-system")]
+    pub namespace: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {0}")]
+    Connect(#[source] kube::Error),
+    #[error(
+        "Klaxon's CRDs are not installed (missing {}): install them with `kubectl apply -f crds/` or `klaxon crds | kubectl apply -f -` (`make crds` regenerates crds/)",
+        missing.join(", ")
+    )]
+    CrdsMissing { missing: Vec<String> },
+    #[error("cannot discover the {group} API: {0}", group = api::API_VERSION)]
+    Discovery(#[source] kube::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Connect)?;
+    check_crds(&client).await?;
+
+    let listener = server::bind(args.listen_address)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: args.listen_address,
+            source,
+        })?;
+    info!(address = %args.listen_address, "serving /healthz, /readyz and /metrics");
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    let health = Health::default();
+    let metrics = Metrics::default();
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let server = tokio::spawn(server::serve(
+        listener,
+        health.clone(),
+        registry,
+        shutdown.clone(),
+    ));
+
+    let context = controller::Context::new(client, metrics, args.namespace);
+    controller::run(context, health, shutdown.clone()).await;
+    // Controllers end on shutdown; make sure the server does too.
+    shutdown.cancel();
+    match server.await {
+        Ok(result) => result.map_err(RunError::Serve)?,
+        Err(join) => warn!(error = %join, "the HTTP server task ended abnormally"),
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Fails with one clear error when any of Klaxon's kinds is not served.
+/// Uses discovery, which every authenticated client may read, so the
+/// operator needs no access to CustomResourceDefinitions themselves.
+async fn check_crds(client: &Client) -> Result<(), RunError> {
+    let wanted = [
+        Incident::crd_name(),
+        ResponsePolicy::crd_name(),
+        ClusterResponsePolicy::crd_name(),
+    ];
+    let served: Vec<String> = match client.list_api_group_resources(api::API_VERSION).await {
+        Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
+        // A group nobody serves answers a plain-text 404, not a Status.
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(other) => return Err(RunError::Discovery(other)),
+    };
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|crd| {
+            let plural = crd.split('.').next().unwrap_or_default();
+            !served.iter().any(|name| name == plural)
+        })
+        .map(|crd| crd.to_string())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::CrdsMissing { missing })
+    }
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
+    }
+    shutdown.cancel();
+}
