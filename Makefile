@@ -1,0 +1,40 @@
+# Klaxon: `make demo` to see it work, `make test` to check everything.
+SHELL := /bin/bash
+CARGO ?= cargo
+KUBECONFIG_LOCAL := $(CURDIR)/target/cluster/kubeconfig
+
+.PHONY: all build test fmt-check lint unit crds cluster cluster-down demo bench controlplane
+
+all: build
+
+build:
+	$(CARGO) build --all-targets
+
+## Every check and test; `.ci/run` calls this.
+test: fmt-check lint controlplane
+	$(CARGO) test --all-targets --no-fail-fast
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+## Build (once; cached outside the repo) the local kube-apiserver + etcd.
+controlplane:
+	@tests/controlplane/build.sh >/dev/null
+
+## Regenerate crds/ from the Rust types.
+crds:
+	$(CARGO) run --quiet -- crds --out-dir crds
+
+## Start / stop the local control plane in the background.
+cluster:
+	@tests/controlplane/cluster.sh up
+
+cluster-down:
+	@tests/controlplane/cluster.sh down
+
+## See Klaxon work on a local control plane, no cluster of your own needed.
+demo:
+	@tests/demo.sh

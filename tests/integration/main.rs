@@ -1,0 +1,8 @@
+//! Integration tests against a real kube-apiserver and etcd (see
+//! `support`). One binary, so the control plane starts once per run.
+
+mod support;
+
+mod api_schema;
+mod operator_run;
+mod validation;

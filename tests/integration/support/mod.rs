@@ -1,0 +1,263 @@
+//! Test support: a real control plane (kube-apiserver + etcd, built from
+//! `tests/controlplane`) started once per test binary, the real `kubectl`,
+//! a fresh namespace per test, and the real `klaxon` binary.
+//!
+//! Set `KLAXON_TEST_KUBECONFIG` to run against a control plane that is
+//! already up (e.g. `make cluster`); set `KLAXON_CONTROLPLANE_BIN` to skip
+//! the build script.
+
+#![allow(dead_code)]
+
+pub mod operator;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{
+        OnceLock,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api, Client, Config,
+    api::{ObjectMeta, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running control plane and how to reach it.
+pub struct Cluster {
+    pub kubeconfig: PathBuf,
+    process: Option<Child>,
+}
+
+static SHARED: OnceLock<Cluster> = OnceLock::new();
+
+/// The control plane shared by every test in this binary, with Klaxon's
+/// CRDs installed.
+pub fn cluster() -> &'static Cluster {
+    SHARED.get_or_init(|| {
+        let cluster = match std::env::var_os("KLAXON_TEST_KUBECONFIG") {
+            Some(path) => Cluster {
+                kubeconfig: PathBuf::from(path),
+                process: None,
+            },
+            None => Cluster::start("shared"),
+        };
+        cluster.install_crds();
+        cluster
+    })
+}
+
+impl Cluster {
+    /// Starts a new control plane in its own directory. It stops when this
+    /// value is dropped, or when the test binary exits.
+    pub fn start(name: &str) -> Cluster {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("controlplane")
+            .join(format!("{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create control plane directory");
+        let log = std::fs::File::create(dir.join("controlplane.log")).expect("create log");
+        let child = Command::new(controlplane_binary())
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--exit-with-parent")
+            .arg("--audit")
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start klaxon-controlplane");
+        let kubeconfig = dir.join("kubeconfig");
+        let mut cluster = Cluster {
+            kubeconfig,
+            process: Some(child),
+        };
+        let ready = poll_until(Duration::from_secs(180), || {
+            if let Some(Ok(Some(status))) = cluster.process.as_mut().map(Child::try_wait) {
+                panic!(
+                    "klaxon-controlplane exited with {status}; see {}",
+                    dir.join("controlplane.log").display()
+                );
+            }
+            cluster.kubeconfig.exists().then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "control plane not ready within 180s; see {}",
+            dir.join("controlplane.log").display()
+        );
+        cluster
+    }
+
+    /// The directory holding the kubeconfig, logs and the audit log.
+    pub fn dir(&self) -> &Path {
+        self.kubeconfig.parent().expect("kubeconfig has a parent")
+    }
+
+    pub fn install_crds(&self) {
+        let out = self.kubectl(&["apply", "--server-side", "-f", "crds/"]);
+        assert_success(&out, "installing crds/");
+        let out = self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/incidents.klaxon.dev",
+            "crd/responsepolicies.klaxon.dev",
+            "crd/clusterresponsepolicies.klaxon.dev",
+        ]);
+        assert_success(&out, "waiting for the CRDs to be established");
+    }
+
+    /// Runs the real kubectl against this cluster from the repository root.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_with_stdin(args, None)
+    }
+
+    pub fn kubectl_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .current_dir(repo_root())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("kubectl stdin")
+                .write_all(input.as_bytes())
+                .expect("write kubectl stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig is valid");
+        Client::try_from(config).expect("client")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(child) = self.process.as_mut() {
+            // SIGTERM lets the apiserver and etcd stop cleanly.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            if poll_until(Duration::from_secs(20), || {
+                child.try_wait().ok().flatten().map(|_| ())
+            })
+            .is_none()
+            {
+                let _ = child.kill();
+            }
+        }
+    }
+}
+
+fn controlplane_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("KLAXON_CONTROLPLANE_BIN") {
+        return PathBuf::from(bin);
+    }
+    let out = Command::new(repo_root().join("tests/controlplane/build.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run tests/controlplane/build.sh (needs Go)");
+    assert!(out.status.success(), "building the control plane failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Calls `f` until it returns `Some`, or `timeout` passes.
+pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = f() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Async form of [`poll_until`].
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = f().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A fresh namespace name, unique in this run.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// Creates a namespace for one test and returns its name.
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let name = unique_name(prefix);
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.create(
+        &PostParams::default(),
+        &Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some([("klaxon.dev/test".to_string(), "true".to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("create test namespace");
+    name
+}

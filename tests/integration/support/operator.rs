@@ -1,0 +1,127 @@
+//! The real `klaxon run` as a child process, its log captured to a file.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::Duration,
+};
+
+use super::poll_until;
+
+pub struct Operator {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl Operator {
+    /// Starts `klaxon run` against `kubeconfig` with a free port for its
+    /// HTTP endpoints.
+    pub fn start(kubeconfig: &Path, name: &str, env: &[(&str, &str)]) -> Operator {
+        let port = free_port();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("operator");
+        std::fs::create_dir_all(&dir).expect("create operator log directory");
+        let log = dir.join(format!("{}-{name}.log", std::process::id()));
+        let file = std::fs::File::create(&log).expect("create operator log");
+        let child = Command::new(env!("CARGO_BIN_EXE_klaxon"))
+            .arg("run")
+            .arg("--listen-address")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("KUBECONFIG", kubeconfig)
+            .env("KLAXON_LOG", "info,klaxon=debug")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("clone log handle"))
+            .stderr(file)
+            .spawn()
+            .expect("start klaxon run");
+        Operator { child, port, log }
+    }
+
+    pub fn get(&self, path: &str) -> Option<HttpResponse> {
+        http_get(self.port, path)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let ready = poll_until(timeout, || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("klaxon exited early with {status}:\n{}", self.log_text());
+            }
+            self.get("/readyz")
+                .filter(|response| response.status == 200)
+                .map(|_| ())
+        });
+        assert!(
+            ready.is_some(),
+            "operator not ready within {timeout:?}:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        poll_until(timeout, || self.child.try_wait().ok().flatten())
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        signal(self.child.id(), "TERM");
+        self.wait_exit(timeout)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+/// A minimal HTTP/1.1 GET, enough for the operator's own endpoints.
+pub fn http_get(port: u16, path: &str) -> Option<HttpResponse> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some(HttpResponse {
+        status,
+        headers: head.to_string(),
+        body: body.to_string(),
+    })
+}
