@@ -27,6 +27,7 @@ controlplane:
 ## Regenerate crds/ from the Rust types.
 crds:
 	$(CARGO) run --quiet -- crds --out-dir crds
+	$(CARGO) run --quiet -- crds --out-dir charts/klaxon/crds
 
 ## Start / stop the local control plane in the background.
 cluster:

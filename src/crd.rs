@@ -53,18 +53,21 @@ pub enum WriteError {
 mod tests {
     use super::*;
 
-    /// `crds/` is generated from the types; this fails when someone
-    /// changes a type and forgets `make crds`.
+    /// `crds/` and the chart's copy are generated from the types; this
+    /// fails when someone changes a type and forgets `make crds`.
     #[test]
     fn committed_crds_match_the_types() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-        for (file, crd) in all() {
-            let committed = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-            let generated = to_yaml(&crd).expect("CRD serializes");
-            assert!(
-                committed == generated,
-                "crds/{file} is out of date with the Rust types: run `make crds` and commit the result"
-            );
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in ["crds", "charts/klaxon/crds"] {
+            for (file, crd) in all() {
+                let committed =
+                    std::fs::read_to_string(root.join(dir).join(file)).unwrap_or_default();
+                let generated = to_yaml(&crd).expect("CRD serializes");
+                assert!(
+                    committed == generated,
+                    "{dir}/{file} is out of date with the Rust types: run `make crds` and commit the result"
+                );
+            }
         }
     }
 

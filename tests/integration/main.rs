@@ -4,5 +4,6 @@
 mod support;
 
 mod api_schema;
+mod control_plane;
 mod operator_run;
 mod validation;

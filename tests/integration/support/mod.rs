@@ -120,29 +120,28 @@ impl Cluster {
     }
 
     pub fn kubectl_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        use std::io::Write;
-        let mut child = Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .current_dir(repo_root())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("kubectl stdin")
-                .write_all(input.as_bytes())
-                .expect("write kubectl stdin");
-        }
-        child.wait_with_output().expect("kubectl output")
+        kubectl(&self.kubeconfig, args, stdin)
+    }
+
+    /// A kubeconfig for the same server that authenticates with `token`
+    /// alone (e.g. a service account's), written beside the admin one.
+    pub fn kubeconfig_with_token(&self, name: &str, token: &str) -> PathBuf {
+        let admin = std::fs::read_to_string(&self.kubeconfig).expect("read kubeconfig");
+        let field = |key: &str| {
+            admin
+                .lines()
+                .find_map(|line| line.trim().strip_prefix(key))
+                .map(str::trim)
+                .unwrap_or_else(|| panic!("kubeconfig lacks {key}"))
+                .to_string()
+        };
+        let (server, ca) = (field("server:"), field("certificate-authority:"));
+        let path = self.dir().join(format!("kubeconfig-{name}"));
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n  - name: c\n    cluster: {{server: {server}, certificate-authority: {ca}}}\nusers:\n  - name: u\n    user: {{token: {token}}}\ncontexts:\n  - name: c\n    context: {{cluster: c, user: u}}\ncurrent-context: c\n"
+        );
+        std::fs::write(&path, text).expect("write kubeconfig");
+        path
     }
 
     pub async fn client(&self) -> Client {
@@ -171,6 +170,33 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// Runs the real kubectl with `kubeconfig` from the repository root.
+pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .current_dir(repo_root())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("kubectl stdin")
+            .write_all(input.as_bytes())
+            .expect("write kubectl stdin");
+    }
+    child.wait_with_output().expect("kubectl output")
 }
 
 fn controlplane_binary() -> PathBuf {

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `make demo`: Klaxon on a local control plane, no cluster of your own.
+# Starts the control plane, installs the CRDs and examples/, runs the
+# operator, and shows what a responder sees.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export KUBECONFIG="$root/target/cluster/kubeconfig"
+demo="$root/target/demo"
+port="${KLAXON_DEMO_PORT:-18080}"
+mkdir -p "$demo"
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+step "Building Klaxon"
+cargo build --quiet --bin klaxon
+
+step "Starting the local control plane (the first run builds kube-apiserver and etcd: a few minutes)"
+tests/controlplane/cluster.sh up
+
+step "Installing the CRDs"
+kubectl apply --server-side -f crds/
+kubectl wait --for=condition=Established --timeout=60s \
+  crd/incidents.klaxon.dev crd/responsepolicies.klaxon.dev crd/clusterresponsepolicies.klaxon.dev >/dev/null
+
+step "Starting the operator (log: target/demo/operator.log)"
+if [ -f "$demo/operator.pid" ] && kill -0 "$(cat "$demo/operator.pid")" 2>/dev/null; then
+  kill -TERM "$(cat "$demo/operator.pid")" || true
+  for _ in $(seq 1 100); do kill -0 "$(cat "$demo/operator.pid")" 2>/dev/null || break; sleep 0.1; done
+fi
+nohup target/debug/klaxon run --listen-address "127.0.0.1:$port" >"$demo/operator.log" 2>&1 &
+echo $! >"$demo/operator.pid"
+for _ in $(seq 1 300); do
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  kill -0 "$(cat "$demo/operator.pid")" 2>/dev/null || { cat "$demo/operator.log"; exit 1; }
+  sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "operator not ready; see $demo/operator.log" >&2; exit 1; }
+
+step "Applying the examples: an org baseline, the payments team's policy, a Deployment and an incident"
+kubectl apply -R -f examples/
+
+step "kubectl get klaxon -A"
+kubectl get klaxon -A
+
+cat <<MSG
+
+The control plane and the operator keep running:
+  export KUBECONFIG=$KUBECONFIG
+  kubectl get inc -A
+Stop both with: make cluster-down
+MSG
