@@ -191,6 +191,15 @@ pub struct IncidentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
 
+    /// The phase, severity and number of notes this status last recorded,
+    /// so changes enter the timeline exactly once, across restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_phase: Option<Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_severity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_notes: Option<i32>,
+
     /// The policies in effect for this incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyReference>,

@@ -1,0 +1,626 @@
+//! The Incident's status as a pure function of the incident, its previous
+//! status, the enrichment gathered from the caches, and the clock.
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::{
+    api::{
+        Incident, IncidentStatus, Phase,
+        incident::{DeploymentState, EventSummary, TimelineEntry},
+        limits::MAX_TIMELINE,
+    },
+    conditions::{READY, condition},
+    enrich,
+};
+
+pub const ENRICHED: &str = "Enriched";
+pub const METRICS_AVAILABLE: &str = "MetricsAvailable";
+pub const DEPLOYMENTS_FOUND: &str = "DeploymentsFound";
+
+/// The serialized status stays under this many bytes, whatever the cluster
+/// throws at it.
+pub const MAX_STATUS_BYTES: usize = 60 * 1024;
+
+/// Timeline entries kept from the start when the timeline is full; the
+/// rest are the most recent.
+const TIMELINE_HEAD: usize = 10;
+
+/// A rollout this long before the declaration is worth a timeline entry.
+const ROLLOUT_WINDOW: SignedDuration = SignedDuration::from_hours(1);
+
+/// What the caches say about the incident's workloads right now.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Enrichment {
+    pub deployments: Vec<DeploymentState>,
+    pub events: Vec<EventSummary>,
+    /// Warning events seen in all, counts included.
+    pub warnings: i64,
+    /// `None` until the metrics API was first probed.
+    pub metrics_available: Option<bool>,
+    /// True when selectors matched more Deployments than a status holds.
+    pub truncated: bool,
+}
+
+/// A timeline entry added by this pass, to be reported as an Event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub reason: String,
+    pub message: String,
+}
+
+pub struct Computed {
+    pub status: IncidentStatus,
+    pub transitions: Vec<Transition>,
+}
+
+pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> Computed {
+    // Status times have second precision; keep `now` comparable with them.
+    let now = Time(Timestamp::from_second(now.as_second()).unwrap_or(now));
+    let previous = incident.status.clone().unwrap_or_default();
+    let spec = &incident.spec;
+    let generation = incident.metadata.generation;
+    let mut status = previous.clone();
+    let mut transitions = Vec::new();
+    let mut add = |status: &mut IncidentStatus, time: Time, type_: &str, message: String| {
+        transitions.push(Transition {
+            reason: type_.to_string(),
+            message: message.clone(),
+        });
+        push_timeline(
+            &mut status.timeline,
+            TimelineEntry {
+                time,
+                type_: type_.to_string(),
+                message,
+            },
+        );
+    };
+
+    // Lifecycle: each phase's first entry, and what changed since last time.
+    let declared = incident
+        .metadata
+        .creation_timestamp
+        .clone()
+        .unwrap_or_else(|| now.clone());
+    if status.declared_at.is_none() {
+        status.declared_at = Some(declared.clone());
+        add(
+            &mut status,
+            declared.clone(),
+            "Declared",
+            format!("Declared {}: {}", spec.severity, spec.title),
+        );
+    }
+    let first_entry = if previous.declared_at.is_none() {
+        declared.clone()
+    } else {
+        now.clone()
+    };
+    let phase_time = match spec.phase {
+        Phase::Triggered => None,
+        Phase::Acknowledged => Some(&mut status.acknowledged_at),
+        Phase::Mitigated => Some(&mut status.mitigated_at),
+        Phase::Resolved => Some(&mut status.resolved_at),
+    };
+    if let Some(slot) = phase_time
+        && slot.is_none()
+    {
+        *slot = Some(first_entry.clone());
+    }
+    if let Some(old) = previous.observed_phase
+        && old != spec.phase
+    {
+        add(
+            &mut status,
+            now.clone(),
+            "PhaseChanged",
+            format!("{old} → {}", spec.phase),
+        );
+    }
+    if let Some(old) = &previous.observed_severity
+        && *old != spec.severity
+    {
+        add(
+            &mut status,
+            now.clone(),
+            "SeverityChanged",
+            format!("{old} → {}", spec.severity),
+        );
+    }
+    let seen_notes = usize::try_from(previous.observed_notes.unwrap_or(0)).unwrap_or(0);
+    for note in spec.notes.iter().skip(seen_notes) {
+        let author = note.author.as_deref().unwrap_or("someone");
+        add(
+            &mut status,
+            note.time.clone().unwrap_or_else(|| now.clone()),
+            "Note",
+            format!("{author}: {}", enrich::truncate(&note.text, 256)),
+        );
+    }
+    status.observed_phase = Some(spec.phase);
+    status.observed_severity = Some(spec.severity.clone());
+    status.observed_notes = Some(i32::try_from(spec.notes.len()).unwrap_or(i32::MAX));
+    status.observed_generation = generation;
+
+    // Enrichment: live until resolution, then frozen as the evidence record.
+    let frozen = spec.phase == Phase::Resolved && previous.resolved_at.is_some();
+    if !frozen {
+        let changed =
+            status.deployments != enrichment.deployments || status.events != enrichment.events;
+        status.deployments = enrichment.deployments;
+        status.events = enrichment.events;
+        status.summary = Some(enrich::summary(&status.deployments, enrichment.warnings));
+        if changed || status.enriched_at.is_none() {
+            status.enriched_at = Some(now.clone());
+        }
+        let declared_at = status
+            .declared_at
+            .clone()
+            .unwrap_or_else(|| declared.clone());
+        for (time, type_, message) in findings(&status.deployments, &declared_at) {
+            if !status
+                .timeline
+                .iter()
+                .any(|e| e.type_ == type_ && e.message == message)
+            {
+                add(
+                    &mut status,
+                    time.unwrap_or_else(|| now.clone()),
+                    type_,
+                    message,
+                );
+            }
+        }
+    }
+
+    // Conditions.
+    let prev = previous.conditions.as_slice();
+    let mut conditions = Vec::new();
+    conditions.push(condition(
+        prev,
+        READY,
+        true,
+        if frozen { "Resolved" } else { "Enriched" },
+        if frozen {
+            "The incident is resolved; its record is complete."
+        } else {
+            "The incident is valid and its enrichment is current."
+        },
+        generation,
+        &now,
+    ));
+    conditions.push(if frozen {
+        condition(
+            prev,
+            ENRICHED,
+            true,
+            "Frozen",
+            "Enrichment was frozen at resolution as the evidence record.",
+            generation,
+            &now,
+        )
+    } else {
+        condition(
+            prev,
+            ENRICHED,
+            true,
+            "Live",
+            if enrichment.truncated {
+                "Enrichment follows the cluster; selectors matched more Deployments than the status holds, the first ones are shown."
+            } else {
+                "Enrichment follows the cluster."
+            },
+            generation,
+            &now,
+        )
+    });
+    let missing: Vec<&str> = status
+        .deployments
+        .iter()
+        .filter(|d| !d.found)
+        .map(|d| d.name.as_str())
+        .collect();
+    if !status.deployments.is_empty() {
+        conditions.push(if missing.is_empty() {
+            condition(
+                prev,
+                DEPLOYMENTS_FOUND,
+                true,
+                "AllFound",
+                "Every affected Deployment was found.",
+                generation,
+                &now,
+            )
+        } else {
+            condition(
+                prev,
+                DEPLOYMENTS_FOUND,
+                false,
+                "DeploymentNotFound",
+                format!(
+                    "Deployment {} not found in namespace {}; it will be linked as soon as it exists.",
+                    missing.join(", "),
+                    incident.metadata.namespace.as_deref().unwrap_or_default()
+                ),
+                generation,
+                &now,
+            )
+        });
+    }
+    if frozen {
+        if let Some(kept) = crate::conditions::find(prev, METRICS_AVAILABLE) {
+            conditions.push(kept.clone());
+        }
+    } else {
+        match enrichment.metrics_available {
+            Some(true) => conditions.push(condition(
+                prev,
+                METRICS_AVAILABLE,
+                true,
+                "MetricsAPIAvailable",
+                "CPU and memory come from metrics.k8s.io.",
+                generation,
+                &now,
+            )),
+            Some(false) => conditions.push(condition(
+                prev,
+                METRICS_AVAILABLE,
+                false,
+                "MetricsAPIUnavailable",
+                "metrics.k8s.io is not served in this cluster (install metrics-server); CPU and memory are not shown.",
+                generation,
+                &now,
+            )),
+            None => {}
+        }
+    }
+    status.conditions = conditions;
+
+    fit(&mut status, MAX_STATUS_BYTES);
+    Computed {
+        status,
+        transitions,
+    }
+}
+
+/// Timeline-worthy facts in the enrichment: recent rollouts, and the
+/// first OOMKill or crash loop per Deployment.
+fn findings(
+    deployments: &[DeploymentState],
+    declared: &Time,
+) -> Vec<(Option<Time>, &'static str, String)> {
+    let mut found = Vec::new();
+    for d in deployments.iter().filter(|d| d.found) {
+        let window_start = declared.0.checked_sub(ROLLOUT_WINDOW).unwrap_or(declared.0);
+        if let Some(at) = &d.rollout_at
+            && at.0 >= window_start
+        {
+            let revision = d.revision.as_deref().unwrap_or("?");
+            let when = if at.0 <= declared.0 {
+                let minutes = declared.0.duration_since(at.0).as_secs() / 60;
+                format!("{minutes}m before the incident was declared")
+            } else {
+                "after the incident was declared".to_string()
+            };
+            let change = if d.previous_images.is_empty() || d.previous_images == d.images {
+                String::new()
+            } else {
+                format!(
+                    ": {} → {}",
+                    d.previous_images.join(", "),
+                    d.images.join(", ")
+                )
+            };
+            found.push((
+                Some(at.clone()),
+                "Rollout",
+                format!("{} rolled out revision {revision} {when}{change}", d.name),
+            ));
+        }
+        for reason in ["OOMKilled", "CrashLoopBackOff", "ImagePullBackOff"] {
+            let pods = d.pods.as_ref();
+            if pods.is_some_and(|p| p.reasons.iter().any(|r| r.reason == reason)) {
+                found.push((
+                    None,
+                    "PodFailure",
+                    format!("{}: pods show {reason}", d.name),
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// Inserts in time order (stable for equal times) and keeps the timeline
+/// bounded: the first entries and the most recent ones.
+fn push_timeline(timeline: &mut Vec<TimelineEntry>, entry: TimelineEntry) {
+    let at = timeline
+        .iter()
+        .rposition(|e| e.time.0 <= entry.time.0)
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    timeline.insert(at, entry);
+    let max = MAX_TIMELINE as usize;
+    if timeline.len() > max {
+        timeline.remove(TIMELINE_HEAD);
+    }
+}
+
+/// Sheds the least useful detail until the serialized status fits.
+fn fit(status: &mut IncidentStatus, max_bytes: usize) {
+    let size = |s: &IncidentStatus| serde_json::to_vec(s).map(|v| v.len()).unwrap_or(usize::MAX);
+    while size(status) > max_bytes {
+        if status.events.len() > 5 {
+            status.events.pop();
+        } else if let Some(pods) = status
+            .deployments
+            .iter_mut()
+            .filter_map(|d| d.pods.as_mut())
+            .filter(|p| p.items.len() > 1)
+            .max_by_key(|p| p.items.len())
+        {
+            pods.items.pop();
+        } else if status.timeline.len() > TIMELINE_HEAD + 5 {
+            status.timeline.remove(TIMELINE_HEAD);
+        } else if status.events.pop().is_some() {
+        } else if status.deployments.len() > 1 {
+            status.deployments.pop();
+        } else {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        IncidentSpec,
+        incident::{Note, PodsSummary, ReasonCount},
+    };
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().expect("timestamp")
+    }
+
+    fn incident(phase: Phase, severity: &str) -> Incident {
+        let mut incident = Incident::new(
+            "checkout-5xx",
+            IncidentSpec {
+                title: "Checkout returns 5xx".into(),
+                severity: severity.into(),
+                phase,
+                summary: None,
+                commander: None,
+                responders: vec![],
+                affected: None,
+                notes: vec![],
+                postmortem: None,
+            },
+        );
+        incident.metadata.namespace = Some("shop".into());
+        incident.metadata.generation = Some(1);
+        incident.metadata.creation_timestamp = Some(Time(at("2026-11-24T14:10:00Z")));
+        incident
+    }
+
+    fn checkout(ready: i32, reasons: &[(&str, i32)]) -> DeploymentState {
+        DeploymentState {
+            name: "checkout".into(),
+            found: true,
+            replicas: Some(3),
+            ready_replicas: Some(ready),
+            revision: Some("2".into()),
+            rollout_at: Some(Time(at("2026-11-24T14:01:00Z"))),
+            images: vec!["shop/checkout:v42".into()],
+            previous_images: vec!["shop/checkout:v41".into()],
+            pods: Some(PodsSummary {
+                reasons: reasons
+                    .iter()
+                    .map(|(r, n)| ReasonCount {
+                        reason: r.to_string(),
+                        count: *n,
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn enrichment(deployments: Vec<DeploymentState>) -> Enrichment {
+        Enrichment {
+            deployments,
+            metrics_available: Some(true),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn first_pass_declares_and_explains_the_rollout() {
+        let now = at("2026-11-24T14:10:05Z");
+        let out = compute(
+            &incident(Phase::Triggered, "SEV2"),
+            enrichment(vec![checkout(1, &[("CrashLoopBackOff", 2)])]),
+            now,
+        );
+        let s = &out.status;
+        assert_eq!(
+            s.declared_at.as_ref().map(|t| t.0),
+            Some(at("2026-11-24T14:10:00Z"))
+        );
+        assert_eq!(s.observed_generation, Some(1));
+        assert_eq!(
+            s.summary.as_deref(),
+            Some("checkout 1/3 ready; 2 CrashLoopBackOff")
+        );
+        let timeline: Vec<(&str, &str)> = s
+            .timeline
+            .iter()
+            .map(|e| (e.type_.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            timeline,
+            [
+                (
+                    "Rollout",
+                    "checkout rolled out revision 2 9m before the incident was declared: shop/checkout:v41 → shop/checkout:v42"
+                ),
+                ("Declared", "Declared SEV2: Checkout returns 5xx"),
+                ("PodFailure", "checkout: pods show CrashLoopBackOff"),
+            ]
+        );
+        let reasons: Vec<&str> = out.transitions.iter().map(|t| t.reason.as_str()).collect();
+        assert_eq!(reasons, ["Declared", "Rollout", "PodFailure"]);
+        let types: Vec<(&str, &str)> = s
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("Ready", "True"),
+                ("Enriched", "True"),
+                ("DeploymentsFound", "True"),
+                ("MetricsAvailable", "True")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_second_pass_with_nothing_new_changes_nothing() {
+        let mut inc = incident(Phase::Triggered, "SEV2");
+        let first = compute(
+            &inc,
+            enrichment(vec![checkout(1, &[])]),
+            at("2026-11-24T14:10:05Z"),
+        );
+        inc.status = Some(first.status.clone());
+        let second = compute(
+            &inc,
+            enrichment(vec![checkout(1, &[])]),
+            at("2026-11-24T14:20:00Z"),
+        );
+        assert_eq!(
+            second.status, first.status,
+            "no change must mean no status write"
+        );
+        assert!(second.transitions.is_empty());
+    }
+
+    #[test]
+    fn phase_severity_and_notes_enter_the_timeline_once() {
+        let mut inc = incident(Phase::Triggered, "SEV2");
+        let first = compute(&inc, enrichment(vec![]), at("2026-11-24T14:10:05Z"));
+        inc.status = Some(first.status);
+        inc.spec.phase = Phase::Acknowledged;
+        inc.spec.severity = "SEV1".into();
+        inc.spec.notes.push(Note {
+            author: Some("alice".into()),
+            text: "Rolled back to v41".into(),
+            time: Some(Time(at("2026-11-24T14:20:00Z"))),
+        });
+        let second = compute(&inc, enrichment(vec![]), at("2026-11-24T14:21:00Z"));
+        let s = &second.status;
+        assert_eq!(
+            s.acknowledged_at.as_ref().map(|t| t.0),
+            Some(at("2026-11-24T14:21:00Z"))
+        );
+        let reasons: Vec<&str> = second
+            .transitions
+            .iter()
+            .map(|t| t.reason.as_str())
+            .collect();
+        assert_eq!(reasons, ["PhaseChanged", "SeverityChanged", "Note"]);
+        assert!(
+            s.timeline
+                .iter()
+                .any(|e| e.message == "Triggered → Acknowledged")
+        );
+        assert!(s.timeline.iter().any(|e| e.message == "SEV2 → SEV1"));
+        assert!(
+            s.timeline
+                .iter()
+                .any(|e| e.message == "alice: Rolled back to v41")
+        );
+        inc.status = Some(s.clone());
+        let third = compute(&inc, enrichment(vec![]), at("2026-11-24T14:22:00Z"));
+        assert!(third.transitions.is_empty());
+    }
+
+    #[test]
+    fn resolution_freezes_the_enrichment() {
+        let mut inc = incident(Phase::Triggered, "SEV2");
+        let first = compute(
+            &inc,
+            enrichment(vec![checkout(1, &[])]),
+            at("2026-11-24T14:10:05Z"),
+        );
+        inc.status = Some(first.status);
+        inc.spec.phase = Phase::Resolved;
+        let resolving = compute(
+            &inc,
+            enrichment(vec![checkout(3, &[])]),
+            at("2026-11-24T15:00:00Z"),
+        );
+        assert_eq!(resolving.status.deployments[0].ready_replicas, Some(3));
+        inc.status = Some(resolving.status.clone());
+        let later = compute(
+            &inc,
+            enrichment(vec![checkout(0, &[("OOMKilled", 3)])]),
+            at("2026-11-24T15:30:00Z"),
+        );
+        assert_eq!(later.status.deployments, resolving.status.deployments);
+        assert_eq!(later.status.summary, resolving.status.summary);
+        let enriched =
+            crate::conditions::find(&later.status.conditions, ENRICHED).expect("Enriched");
+        assert_eq!(enriched.reason, "Frozen");
+    }
+
+    #[test]
+    fn a_missing_deployment_is_a_condition() {
+        let out = compute(
+            &incident(Phase::Triggered, "SEV2"),
+            enrichment(vec![crate::enrich::deployment::not_found("ledger")]),
+            at("2026-11-24T14:10:05Z"),
+        );
+        let found =
+            crate::conditions::find(&out.status.conditions, DEPLOYMENTS_FOUND).expect("condition");
+        assert_eq!(found.status, "False");
+        assert_eq!(found.reason, "DeploymentNotFound");
+        assert!(found.message.contains("ledger"), "{}", found.message);
+    }
+
+    #[test]
+    fn the_status_stays_bounded_under_an_event_storm() {
+        let events: Vec<EventSummary> = (0..100)
+            .map(|i| EventSummary {
+                type_: "Warning".into(),
+                reason: "BackOff".into(),
+                object: format!("Pod/checkout-{i}"),
+                message: "x".repeat(256),
+                count: 1,
+                first_seen: None,
+                last_seen: None,
+            })
+            .collect();
+        let mut storm = enrichment(vec![checkout(0, &[])]);
+        storm.events = events;
+        let mut status = compute(
+            &incident(Phase::Triggered, "SEV2"),
+            storm,
+            at("2026-11-24T14:10:05Z"),
+        )
+        .status;
+        fit(&mut status, 8 * 1024);
+        assert!(
+            serde_json::to_vec(&status)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX)
+                <= 8 * 1024
+        );
+        assert!(!status.events.is_empty());
+    }
+}

@@ -1,0 +1,260 @@
+//! Enrichment: what responders would otherwise collect by hand, computed
+//! from cached cluster objects by pure functions (no I/O here).
+//!
+//! - [`deployment`]: replicas, conditions, images and the last rollout;
+//! - [`pods`]: failure reasons, restarts, the worst pods;
+//! - [`events`]: deduplicated Warning events;
+//! - [`usage`]: CPU and memory from PodMetrics.
+
+pub mod deployment;
+pub mod events;
+pub mod pods;
+pub mod usage;
+
+use crate::api::incident::DeploymentState;
+
+/// At most `max` bytes of `text`, cut at a character boundary, with an
+/// ellipsis when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Longest `status.summary`.
+pub const SUMMARY_MAX: usize = 200;
+
+/// One line for humans and the printer column, e.g.
+/// `checkout 1/3 ready; 2 CrashLoopBackOff, 1 OOMKilled; 14 warnings`.
+pub fn summary(deployments: &[DeploymentState], warnings: i64) -> String {
+    let mut parts = Vec::new();
+    let states: Vec<String> = deployments
+        .iter()
+        .map(|d| {
+            if d.found {
+                format!(
+                    "{} {}/{} ready",
+                    d.name,
+                    d.ready_replicas.unwrap_or(0),
+                    d.replicas.unwrap_or(0)
+                )
+            } else {
+                format!("{} not found", d.name)
+            }
+        })
+        .collect();
+    if !states.is_empty() {
+        parts.push(states.join(", "));
+    }
+    let mut reasons: Vec<(String, i32)> = Vec::new();
+    for reason in deployments
+        .iter()
+        .filter_map(|d| d.pods.as_ref())
+        .flat_map(|p| &p.reasons)
+    {
+        match reasons.iter_mut().find(|(r, _)| *r == reason.reason) {
+            Some((_, count)) => *count += reason.count,
+            None => reasons.push((reason.reason.clone(), reason.count)),
+        }
+    }
+    if !reasons.is_empty() {
+        reasons.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+        let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        parts.push(reasons.join(", "));
+    }
+    if warnings > 0 {
+        parts.push(format!(
+            "{warnings} warning{}",
+            if warnings == 1 { "" } else { "s" }
+        ));
+    }
+    if parts.is_empty() {
+        return "no affected workloads".to_string();
+    }
+    truncate(&parts.join("; "), SUMMARY_MAX)
+}
+
+#[cfg(test)]
+pub mod testing {
+    //! Cluster objects for unit tests, written as the API would return them.
+
+    use std::collections::HashMap;
+
+    use k8s_openapi::api::{
+        apps::v1::{Deployment, ReplicaSet},
+        core::v1::{Event, Pod},
+    };
+    use serde_json::json;
+
+    use super::usage::PodSample;
+
+    fn from<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+        serde_json::from_value(value).expect("valid test object")
+    }
+
+    pub fn pod_running(name: &str, restarts: i32) -> Pod {
+        from(json!({
+            "metadata": {"name": name, "namespace": "shop"},
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": "app", "image": "app", "imageID": "", "ready": true,
+                    "restartCount": restarts, "state": {"running": {}}}]
+            }
+        }))
+    }
+
+    /// A pod waiting with `reason`; `last` is the last termination
+    /// (reason, message).
+    pub fn pod_waiting(name: &str, reason: &str, restarts: i32, last: Option<(&str, &str)>) -> Pod {
+        let last_state = match last {
+            Some((reason, message)) => {
+                json!({"terminated": {"exitCode": 1, "reason": reason, "message": message}})
+            }
+            None => json!({}),
+        };
+        from(json!({
+            "metadata": {"name": name, "namespace": "shop"},
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "False"}],
+                "containerStatuses": [{"name": "app", "image": "app", "imageID": "", "ready": false,
+                    "restartCount": restarts, "state": {"waiting": {"reason": reason}},
+                    "lastState": last_state}]
+            }
+        }))
+    }
+
+    pub fn pod_unschedulable(name: &str) -> Pod {
+        from(json!({
+            "metadata": {"name": name, "namespace": "shop"},
+            "status": {
+                "phase": "Pending",
+                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]
+            }
+        }))
+    }
+
+    pub fn pod_with_resources(
+        name: &str,
+        cpu_req: &str,
+        cpu_lim: &str,
+        mem_req: &str,
+        mem_lim: &str,
+    ) -> Pod {
+        from(json!({
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"containers": [{"name": "app", "resources": {
+                "requests": {"cpu": cpu_req, "memory": mem_req},
+                "limits": {"cpu": cpu_lim, "memory": mem_lim}}}]}
+        }))
+    }
+
+    pub fn sample(container: &str, cpu: f64, memory: f64) -> PodSample {
+        PodSample {
+            containers: HashMap::from([(container.to_string(), (cpu, memory))]),
+            timestamp: None,
+        }
+    }
+
+    pub fn deployment(
+        name: &str,
+        replicas: i32,
+        ready: i32,
+        revision: Option<&str>,
+        image: &str,
+    ) -> Deployment {
+        let annotations = revision
+            .map(|r| json!({"deployment.kubernetes.io/revision": r}))
+            .unwrap_or(json!({}));
+        from(json!({
+            "metadata": {"name": name, "namespace": "shop", "annotations": annotations},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "app", "image": image}]}}
+            },
+            "status": {"replicas": replicas, "readyReplicas": ready, "availableReplicas": ready, "updatedReplicas": replicas}
+        }))
+    }
+
+    pub fn replicaset(name: &str, revision: &str, image: &str, created: &str) -> ReplicaSet {
+        from(json!({
+            "metadata": {"name": name, "namespace": "shop", "creationTimestamp": created,
+                "annotations": {"deployment.kubernetes.io/revision": revision}},
+            "spec": {
+                "selector": {"matchLabels": {"app": "x"}},
+                "template": {"spec": {"containers": [{"name": "app", "image": image}]}}
+            }
+        }))
+    }
+
+    pub fn warning(
+        kind: &str,
+        name: &str,
+        reason: &str,
+        message: &str,
+        count: i32,
+        last: &str,
+    ) -> Event {
+        from(json!({
+            "metadata": {"name": format!("{name}.{reason}.{last}"), "namespace": "shop"},
+            "involvedObject": {"kind": kind, "name": name, "namespace": "shop"},
+            "type": "Warning", "reason": reason, "message": message, "count": count,
+            "firstTimestamp": last, "lastTimestamp": last
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::incident::{PodsSummary, ReasonCount};
+
+    #[test]
+    fn summary_line_reads_like_a_responder_would_say_it() {
+        let checkout = DeploymentState {
+            name: "checkout".into(),
+            found: true,
+            replicas: Some(3),
+            ready_replicas: Some(1),
+            pods: Some(PodsSummary {
+                reasons: vec![
+                    ReasonCount {
+                        reason: "CrashLoopBackOff".into(),
+                        count: 2,
+                    },
+                    ReasonCount {
+                        reason: "OOMKilled".into(),
+                        count: 1,
+                    },
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            summary(std::slice::from_ref(&checkout), 14),
+            "checkout 1/3 ready; 2 CrashLoopBackOff, 1 OOMKilled; 14 warnings"
+        );
+        let missing = deployment::not_found("ledger");
+        assert_eq!(
+            summary(&[checkout, missing], 1).split("; ").next(),
+            Some("checkout 1/3 ready, ledger not found")
+        );
+        assert_eq!(summary(&[], 0), "no affected workloads");
+    }
+
+    #[test]
+    fn truncate_respects_character_boundaries() {
+        assert_eq!(truncate("short", 10), "short");
+        let cut = truncate("ééééé", 6);
+        assert!(cut.len() <= 6 && cut.ends_with('…'), "{cut}");
+    }
+}
