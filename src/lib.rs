@@ -7,9 +7,13 @@
 //! - [`server`], [`metrics`], [`telemetry`]: health, metrics and logs.
 
 pub mod api;
+pub mod cache;
+pub mod conditions;
 pub mod controller;
 pub mod crd;
+pub mod enrich;
 pub mod metrics;
 pub mod operator;
+pub mod podmetrics;
 pub mod server;
 pub mod telemetry;

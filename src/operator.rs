@@ -31,6 +31,17 @@ pub struct RunArgs {
     /// keep their Secrets.
     #[arg(long, env = "KLAXON_NAMESPACE", default_value = "klaxon-system")]
     pub namespace: String,
+    /// How often CPU and memory are sampled from metrics.k8s.io, e.g. 30s.
+    #[arg(long, env = "KLAXON_METRICS_INTERVAL", default_value = "30s", value_parser = parse_interval)]
+    pub metrics_interval: std::time::Duration,
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match crate::api::duration::parse(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than 0s".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +91,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shutdown.clone(),
     ));
 
-    let context = controller::Context::new(client, metrics, args.namespace);
+    let context = controller::Context::new(client, metrics, args.namespace, args.metrics_interval);
     controller::run(context, health, shutdown.clone()).await;
     // Controllers end on shutdown; make sure the server does too.
     shutdown.cancel();

@@ -2,6 +2,7 @@
 //! operator's namespace.
 
 pub mod incident;
+pub mod index;
 
 use std::time::Duration;
 
@@ -16,14 +17,22 @@ pub struct Context {
     pub metrics: Metrics,
     /// Where ClusterResponsePolicy receiver Secrets live.
     pub namespace: String,
+    /// How often PodMetrics are sampled.
+    pub metrics_interval: Duration,
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Metrics, namespace: String) -> Self {
+    pub fn new(
+        client: Client,
+        metrics: Metrics,
+        namespace: String,
+        metrics_interval: Duration,
+    ) -> Self {
         Self {
             client,
             metrics,
             namespace,
+            metrics_interval,
         }
     }
 }

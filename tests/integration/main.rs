@@ -5,5 +5,6 @@ mod support;
 
 mod api_schema;
 mod control_plane;
+mod enrichment;
 mod operator_run;
 mod validation;

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod operator;
 
 use std::{
@@ -51,6 +52,7 @@ pub fn cluster() -> &'static Cluster {
             None => Cluster::start("shared"),
         };
         cluster.install_crds();
+        cluster.install_metrics_api();
         cluster
     })
 }
@@ -112,6 +114,19 @@ impl Cluster {
             "crd/clusterresponsepolicies.klaxon.dev",
         ]);
         assert_success(&out, "waiting for the CRDs to be established");
+    }
+
+    /// Serves metrics.k8s.io PodMetrics from a CRD, as metrics-server would.
+    pub fn install_metrics_api(&self) {
+        let out = self.kubectl(&["apply", "-f", "tests/fixtures/podmetrics-crd.yaml"]);
+        assert_success(&out, "installing the PodMetrics CRD");
+        let out = self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/pods.metrics.k8s.io",
+        ]);
+        assert_success(&out, "waiting for the PodMetrics CRD");
     }
 
     /// Runs the real kubectl against this cluster from the repository root.

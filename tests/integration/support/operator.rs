@@ -8,7 +8,46 @@ use std::{
     time::Duration,
 };
 
+use std::sync::OnceLock;
+
 use super::poll_until;
+
+/// The operator most tests share: one per test binary, against the shared
+/// control plane, sampling PodMetrics every second.
+pub struct Shared {
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Shared {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+pub fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let kubeconfig = super::cluster().kubeconfig.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The operator dies with the thread that spawned it; this one lives
+        // as long as the test binary.
+        std::thread::spawn(move || {
+            let mut operator =
+                Operator::start(&kubeconfig, "shared", &[("KLAXON_METRICS_INTERVAL", "1s")]);
+            operator.wait_ready(Duration::from_secs(120));
+            let _ = tx.send(Shared {
+                port: operator.port,
+                log: operator.log.clone(),
+            });
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv()
+            .expect("the shared operator did not start; see target/tmp/operator/*-shared.log")
+    })
+}
 
 pub struct Operator {
     child: Child,
@@ -31,7 +70,18 @@ impl Operator {
         std::fs::create_dir_all(&dir).expect("create operator log directory");
         let log = dir.join(format!("{}-{name}.log", std::process::id()));
         let file = std::fs::File::create(&log).expect("create operator log");
-        let child = Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_klaxon"));
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to
+        // SIGTERM the child when the thread that spawned it exits, so no
+        // operator outlives the test that started it.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command
             .arg("run")
             .arg("--listen-address")
             .arg(format!("127.0.0.1:{port}"))

@@ -1,0 +1,206 @@
+//! Which open Incidents look at which Deployments, so a changed Pod,
+//! ReplicaSet, Deployment or Event wakes exactly the Incidents it concerns.
+//! The Incident reconciler keeps it current; watch mappers read it.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, RwLock},
+};
+
+use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::api::Incident;
+
+type Key = (String, String); // (namespace, deployment name)
+
+#[derive(Default)]
+struct Inner {
+    by_deployment: HashMap<Key, HashSet<ObjectRef<Incident>>>,
+    /// Incidents with a selector entry, per namespace: any Deployment
+    /// change there may change what they match.
+    by_selector_namespace: HashMap<String, HashSet<ObjectRef<Incident>>>,
+    linked: HashMap<ObjectRef<Incident>, (Vec<Key>, Option<String>)>,
+}
+
+#[derive(Clone, Default)]
+pub struct Index(Arc<RwLock<Inner>>);
+
+impl Index {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records that `incident` looks at `deployments` in `namespace`, and
+    /// whether it selects Deployments by label.
+    pub fn link(
+        &self,
+        incident: ObjectRef<Incident>,
+        namespace: &str,
+        deployments: &[String],
+        selects: bool,
+    ) {
+        let keys: Vec<Key> = deployments
+            .iter()
+            .map(|name| (namespace.to_string(), name.clone()))
+            .collect();
+        let selector_ns = selects.then(|| namespace.to_string());
+        let mut inner = self.write();
+        if inner.linked.get(&incident) == Some(&(keys.clone(), selector_ns.clone())) {
+            return;
+        }
+        Self::unlink_locked(&mut inner, &incident);
+        for key in &keys {
+            inner
+                .by_deployment
+                .entry(key.clone())
+                .or_default()
+                .insert(incident.clone());
+        }
+        if let Some(ns) = &selector_ns {
+            inner
+                .by_selector_namespace
+                .entry(ns.clone())
+                .or_default()
+                .insert(incident.clone());
+        }
+        inner.linked.insert(incident, (keys, selector_ns));
+    }
+
+    /// Forgets `incident` (resolved or deleted): nothing wakes it anymore.
+    pub fn unlink(&self, incident: &ObjectRef<Incident>) {
+        Self::unlink_locked(&mut self.write(), incident);
+    }
+
+    fn unlink_locked(inner: &mut Inner, incident: &ObjectRef<Incident>) {
+        if let Some((keys, selector_ns)) = inner.linked.remove(incident) {
+            for key in keys {
+                if let Some(set) = inner.by_deployment.get_mut(&key) {
+                    set.remove(incident);
+                    if set.is_empty() {
+                        inner.by_deployment.remove(&key);
+                    }
+                }
+            }
+            if let Some(ns) = selector_ns
+                && let Some(set) = inner.by_selector_namespace.get_mut(&ns)
+            {
+                set.remove(incident);
+                if set.is_empty() {
+                    inner.by_selector_namespace.remove(&ns);
+                }
+            }
+        }
+    }
+
+    /// Incidents that look at Deployment `name` in `namespace`.
+    pub fn for_deployment(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Incident>> {
+        let inner = self.read();
+        let named = inner
+            .by_deployment
+            .get(&(namespace.to_string(), name.to_string()))
+            .into_iter()
+            .flatten();
+        let selecting = inner
+            .by_selector_namespace
+            .get(namespace)
+            .into_iter()
+            .flatten();
+        let unique: HashSet<&ObjectRef<Incident>> = named.chain(selecting).collect();
+        unique.into_iter().cloned().collect()
+    }
+
+    /// Every linked (namespace, Deployment), for the metrics poller.
+    pub fn linked_deployments(&self) -> HashSet<Key> {
+        self.read().by_deployment.keys().cloned().collect()
+    }
+
+    /// Incidents linked to any Deployment in `namespace`.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<ObjectRef<Incident>> {
+        self.read()
+            .linked
+            .iter()
+            .filter(|(_, (keys, selector_ns))| {
+                selector_ns.as_deref() == Some(namespace)
+                    || keys.iter().any(|(ns, _)| ns == namespace)
+            })
+            .map(|(incident, _)| incident.clone())
+            .collect()
+    }
+
+    pub fn all(&self) -> Vec<ObjectRef<Incident>> {
+        self.read().linked.keys().cloned().collect()
+    }
+}
+
+/// The Deployment that owns a ReplicaSet.
+pub fn deployment_of_replicaset(rs: &ReplicaSet) -> Option<String> {
+    rs.metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.kind == "Deployment" && o.controller == Some(true))
+        .map(|o| o.name.clone())
+}
+
+/// The Deployment behind a Pod, through its ReplicaSet: from the cache
+/// when the ReplicaSet is there, else from the ReplicaSet's name, which
+/// the Deployment controller forms as `<deployment>-<pod-template-hash>`.
+pub fn deployment_of_pod(pod: &Pod, replicasets: &Store<ReplicaSet>) -> Option<String> {
+    let owner = pod
+        .metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.kind == "ReplicaSet" && o.controller == Some(true))?;
+    let namespace = pod.metadata.namespace.as_deref()?;
+    match replicasets.get(&ObjectRef::new(&owner.name).within(namespace)) {
+        Some(rs) => deployment_of_replicaset(&rs),
+        None => owner
+            .name
+            .rsplit_once('-')
+            .map(|(deployment, _)| deployment.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(name: &str) -> ObjectRef<Incident> {
+        ObjectRef::new(name).within("shop")
+    }
+
+    #[test]
+    fn maps_deployments_to_incidents_and_forgets_unlinked_ones() {
+        let index = Index::default();
+        index.link(incident("a"), "shop", &["checkout".into()], false);
+        index.link(incident("b"), "shop", &["ledger".into()], true);
+        assert_eq!(
+            index.for_deployment("shop", "checkout").len(),
+            2,
+            "b selects by label"
+        );
+        assert_eq!(index.for_deployment("shop", "ledger"), vec![incident("b")]);
+        assert!(index.for_deployment("decoy", "checkout").is_empty());
+        index.link(incident("a"), "shop", &["payments".into()], false);
+        assert_eq!(
+            index.for_deployment("shop", "checkout"),
+            vec![incident("b")]
+        );
+        index.unlink(&incident("b"));
+        assert!(index.for_deployment("shop", "checkout").is_empty());
+        assert_eq!(
+            index.linked_deployments(),
+            HashSet::from([("shop".to_string(), "payments".to_string())])
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! Cluster objects as the Deployment controller and a kubelet would leave
+//! them. The local control plane has neither, so tests write ReplicaSets,
+//! Pods, Pod status, Events and PodMetrics themselves.
+
+use std::time::Duration;
+
+use k8s_openapi::api::{
+    apps::v1::{Deployment, ReplicaSet},
+    core::v1::{Event, Pod},
+};
+use klaxon::{api::Incident, podmetrics::PodMetrics};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+};
+use serde_json::{Value, json};
+
+use super::eventually;
+
+fn from<T: serde::de::DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).expect("valid fixture")
+}
+
+/// A Deployment at `revision` with `image`, and its status.
+pub async fn deployment(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+    (replicas, ready): (i32, i32),
+    revision: &str,
+    image: &str,
+) -> Deployment {
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let created = api
+        .create(
+            &PostParams::default(),
+            &from(json!({
+                "metadata": {"name": name, "labels": labels,
+                    "annotations": {"deployment.kubernetes.io/revision": revision}},
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {
+                        "metadata": {"labels": {"app": name}},
+                        "spec": {"containers": [{"name": "app", "image": image,
+                            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                          "limits": {"cpu": "500m", "memory": "256Mi"}}}]}
+                    }
+                }
+            })),
+        )
+        .await
+        .expect("create deployment");
+    let available = if ready >= replicas { "True" } else { "False" };
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
+            "replicas": replicas, "readyReplicas": ready, "availableReplicas": ready,
+            "updatedReplicas": replicas, "observedGeneration": 1,
+            "conditions": [{"type": "Available", "status": available,
+                "reason": if ready >= replicas { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
+                "lastUpdateTime": "2026-11-24T14:00:00Z", "lastTransitionTime": "2026-11-24T14:00:00Z"}]
+        }})),
+    )
+    .await
+    .expect("deployment status");
+    created
+}
+
+/// A ReplicaSet of `deployment` at `revision`, owned by it.
+pub async fn replicaset(
+    client: &Client,
+    deployment: &Deployment,
+    hash: &str,
+    revision: &str,
+    image: &str,
+) -> ReplicaSet {
+    let ns = deployment.metadata.namespace.as_deref().expect("namespace");
+    let name = deployment.metadata.name.as_deref().expect("name");
+    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    api.create(
+        &PostParams::default(),
+        &from(json!({
+            "metadata": {
+                "name": format!("{name}-{hash}"),
+                "labels": {"app": name, "pod-template-hash": hash},
+                "annotations": {"deployment.kubernetes.io/revision": revision},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                    "uid": deployment.metadata.uid, "controller": true}]
+            },
+            "spec": {
+                "selector": {"matchLabels": {"app": name, "pod-template-hash": hash}},
+                "template": {
+                    "metadata": {"labels": {"app": name, "pod-template-hash": hash}},
+                    "spec": {"containers": [{"name": "app", "image": image}]}
+                }
+            }
+        })),
+    )
+    .await
+    .expect("create replicaset")
+}
+
+/// A Pod of `rs` named `<rs>-<suffix>` with `status` written as a kubelet
+/// would.
+pub async fn pod(client: &Client, rs: &ReplicaSet, suffix: &str, status: Value) -> Pod {
+    let ns = rs.metadata.namespace.as_deref().expect("namespace");
+    let rs_name = rs.metadata.name.as_deref().expect("name");
+    let labels = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let image = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default();
+    let name = format!("{rs_name}-{suffix}");
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    api.create(
+        &PostParams::default(),
+        &from(json!({
+            "metadata": {"name": name, "labels": labels,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name,
+                    "uid": rs.metadata.uid, "controller": true}]},
+            "spec": {"containers": [{"name": "app", "image": image,
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                              "limits": {"cpu": "500m", "memory": "256Mi"}}}]}
+        })),
+    )
+    .await
+    .expect("create pod");
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": status})),
+    )
+    .await
+    .expect("pod status")
+}
+
+fn container(ready: bool, restarts: i32, state: Value, last: Value) -> Value {
+    json!({"name": "app", "image": "app", "imageID": "", "ready": ready,
+        "restartCount": restarts, "state": state, "lastState": last})
+}
+
+pub fn running() -> Value {
+    json!({"phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "containerStatuses": [container(true, 0, json!({"running": {"startedAt": "2026-11-24T13:00:00Z"}}), json!({}))]})
+}
+
+/// CrashLoopBackOff after `restarts` restarts, last terminated with
+/// `last_reason` and `message`.
+pub fn crash_loop(restarts: i32, last_reason: &str, message: &str) -> Value {
+    json!({"phase": "Running",
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [container(false, restarts,
+            json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}}),
+            json!({"terminated": {"exitCode": 137, "reason": last_reason, "message": message}}))]})
+}
+
+pub fn image_pull_backoff() -> Value {
+    json!({"phase": "Pending",
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [container(false, 0,
+            json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}), json!({}))]})
+}
+
+/// A Warning event about `kind/name`, seen `count` times.
+pub async fn warning(
+    client: &Client,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    reason: &str,
+    message: &str,
+    count: i32,
+) {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    let now = jiff::Timestamp::now();
+    let stamp = jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string();
+    api.create(
+        &PostParams::default(),
+        &from(json!({
+            "metadata": {"generateName": format!("{}.", name.to_lowercase())},
+            "involvedObject": {"kind": kind, "name": name, "namespace": ns},
+            "type": "Warning", "reason": reason, "message": message, "count": count,
+            "firstTimestamp": stamp, "lastTimestamp": stamp,
+            "source": {"component": "kubelet"}
+        })),
+    )
+    .await
+    .expect("create event");
+}
+
+/// PodMetrics for `pod`'s one container.
+pub async fn pod_metrics(client: &Client, ns: &str, pod: &str, cpu: &str, memory: &str) {
+    let resource = kube::discovery::ApiResource::erase::<PodMetrics>(&());
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+    api.create(
+        &PostParams::default(),
+        &from(json!({
+            "apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+            "metadata": {"name": pod, "namespace": ns},
+            "timestamp": "2026-11-24T14:10:00Z", "window": "30s",
+            "containers": [{"name": "app", "usage": {"cpu": cpu, "memory": memory}}]
+        })),
+    )
+    .await
+    .expect("create PodMetrics");
+}
+
+/// Applies an Incident from YAML with the real kubectl.
+pub fn apply(cluster: &super::Cluster, manifest: &str) {
+    let out = cluster.kubectl_with_stdin(&["apply", "-f", "-"], Some(manifest));
+    super::assert_success(&out, "kubectl apply");
+}
+
+/// Polls the Incident until `ready` holds, or panics after `timeout` with
+/// the last status seen.
+pub async fn wait_for(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    ready: impl Fn(&Incident) -> bool,
+) -> Incident {
+    let api: Api<Incident> = Api::namespaced(client.clone(), ns);
+    let found = eventually(timeout, || async {
+        api.get(name).await.ok().filter(|incident| ready(incident))
+    })
+    .await;
+    match found {
+        Some(incident) => incident,
+        None => {
+            let last = api.get(name).await.ok().and_then(|i| i.status);
+            panic!("{ns}/{name}: {what} not seen within {timeout:?}; last status: {last:#?}")
+        }
+    }
+}
