@@ -18,17 +18,19 @@ cargo build --quiet --bin klaxon
 step "Starting the local control plane (the first run builds kube-apiserver and etcd: a few minutes)"
 tests/controlplane/cluster.sh up
 
-step "Installing the CRDs"
+step "Installing the CRDs (and a stand-in for metrics-server's PodMetrics API)"
+kubectl apply -f tests/fixtures/podmetrics-crd.yaml
 kubectl apply --server-side -f crds/
 kubectl wait --for=condition=Established --timeout=60s \
-  crd/incidents.klaxon.dev crd/responsepolicies.klaxon.dev crd/clusterresponsepolicies.klaxon.dev >/dev/null
+  crd/incidents.klaxon.dev crd/responsepolicies.klaxon.dev crd/clusterresponsepolicies.klaxon.dev \
+  crd/pods.metrics.k8s.io >/dev/null
 
 step "Starting the operator (log: target/demo/operator.log)"
 if [ -f "$demo/operator.pid" ] && kill -0 "$(cat "$demo/operator.pid")" 2>/dev/null; then
   kill -TERM "$(cat "$demo/operator.pid")" || true
   for _ in $(seq 1 100); do kill -0 "$(cat "$demo/operator.pid")" 2>/dev/null || break; sleep 0.1; done
 fi
-nohup target/debug/klaxon run --listen-address "127.0.0.1:$port" >"$demo/operator.log" 2>&1 &
+nohup target/debug/klaxon run --listen-address "127.0.0.1:$port" --metrics-interval 2s >"$demo/operator.log" 2>&1 &
 echo $! >"$demo/operator.pid"
 for _ in $(seq 1 300); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
@@ -37,11 +39,26 @@ for _ in $(seq 1 300); do
 done
 curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "operator not ready; see $demo/operator.log" >&2; exit 1; }
 
-step "Applying the examples: an org baseline, the payments team's policy, a Deployment and an incident"
-kubectl apply -R -f examples/
+step "Applying the examples: an org baseline, the payments team's policy and the checkout Deployment"
+for manifest in examples/*.yaml; do
+  [ "$manifest" = examples/incident.yaml ] || kubectl apply -f "$manifest"
+done
+
+step "Breaking checkout: this control plane has no kubelet, so the demo plays one"
+tests/demo/break-checkout.sh
+
+step "A responder declares the incident: kubectl apply -f examples/incident.yaml"
+kubectl apply -f examples/incident.yaml
+
+step "Waiting for Klaxon to enrich the incident"
+kubectl wait inc/checkout-5xx -n shop --timeout=60s \
+  --for=jsonpath='{.status.deployments[0].pods.total}'=4 >/dev/null
 
 step "kubectl get klaxon -A"
 kubectl get klaxon -A
+
+step "kubectl describe inc checkout-5xx -n shop"
+kubectl describe inc checkout-5xx -n shop
 
 cat <<MSG
 

@@ -411,36 +411,14 @@ async fn selectors_link_matching_deployments_and_missing_ones_are_picked_up_late
     operator::shared();
     let client = cluster.client().await;
     let ns = support::namespace(&client, "select").await;
-    fixtures::deployment(
-        &client,
-        &ns,
-        "api",
-        &[("tier", "payments")],
-        (2, 2),
-        "1",
-        "api:v1",
-    )
-    .await;
-    fixtures::deployment(
-        &client,
-        &ns,
-        "fraud",
-        &[("tier", "payments")],
-        (1, 1),
-        "1",
-        "fraud:v1",
-    )
-    .await;
-    fixtures::deployment(
-        &client,
-        &ns,
-        "batch",
-        &[("tier", "batch")],
-        (1, 1),
-        "1",
-        "batch:v1",
-    )
-    .await;
+    for (name, tier) in [
+        ("api", "payments"),
+        ("fraud", "payments"),
+        ("batch", "batch"),
+    ] {
+        let image = format!("{name}:v1");
+        fixtures::deployment(&client, &ns, name, &[("tier", tier)], (1, 1), "1", &image).await;
+    }
     fixtures::apply(
         cluster,
         &format!(

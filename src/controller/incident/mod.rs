@@ -279,7 +279,7 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
             type_: EventType::Normal,
             reason: transition.reason.clone(),
             note: Some(enrich::truncate(&transition.message, 1000)),
-            action: transition.reason,
+            action: transition.action,
             secondary: None,
         };
         if let Err(error) = state.recorder.publish(&event, &object).await {
@@ -353,6 +353,15 @@ fn affected_deployments(
     (names, selects, truncated)
 }
 
+/// The uid of the object's controlling owner.
+fn controller_uid(meta: &kube::api::ObjectMeta) -> Option<&str> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}
+
 fn gather(
     state: &State,
     incident: &Incident,
@@ -385,14 +394,7 @@ fn gather(
         if rs.metadata.namespace.as_deref() != Some(namespace) {
             continue;
         }
-        let owner = rs
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|o| o.controller == Some(true))
-            .and_then(|o| uids.get(&o.uid));
-        if let Some(&i) = owner {
+        if let Some(&i) = controller_uid(&rs.metadata).and_then(|uid| uids.get(uid)) {
             if let Some(uid) = rs.metadata.uid.clone() {
                 rs_owner.insert(uid, i);
             }
@@ -404,14 +406,7 @@ fn gather(
         if pod.metadata.namespace.as_deref() != Some(namespace) {
             continue;
         }
-        let owner = pod
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|o| o.controller == Some(true))
-            .and_then(|o| rs_owner.get(&o.uid));
-        if let Some(&i) = owner {
+        if let Some(&i) = controller_uid(&pod.metadata).and_then(|uid| rs_owner.get(uid)) {
             pods[i].push(pod);
         }
     }

@@ -43,9 +43,12 @@ pub struct Enrichment {
 }
 
 /// A timeline entry added by this pass, to be reported as an Event.
+/// `action` tells apart Events of one reason (the Recorder merges Events
+/// with the same reason and action into one series).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transition {
     pub reason: String,
+    pub action: String,
     pub message: String,
 }
 
@@ -65,6 +68,7 @@ pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> C
     let mut add = |status: &mut IncidentStatus, time: Time, type_: &str, message: String| {
         transitions.push(Transition {
             reason: type_.to_string(),
+            action: action_of(type_, &message),
             message: message.clone(),
         });
         push_timeline(
@@ -158,11 +162,11 @@ pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> C
             .declared_at
             .clone()
             .unwrap_or_else(|| declared.clone());
-        for (time, type_, message) in findings(&status.deployments, &declared_at) {
+        for (time, type_, key, message) in findings(&status.deployments, &declared_at) {
             if !status
                 .timeline
                 .iter()
-                .any(|e| e.type_ == type_ && e.message == message)
+                .any(|e| e.type_ == type_ && e.message.starts_with(&key))
             {
                 add(
                     &mut status,
@@ -284,12 +288,30 @@ pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> C
     }
 }
 
+/// The Event action for a timeline entry: the type, narrowed by what the
+/// entry is about where one type covers several things.
+fn action_of(type_: &str, message: &str) -> String {
+    let word = match type_ {
+        // "<deployment>: pods show <reason>"
+        "PodFailure" => message.rsplit(' ').next(),
+        // "<deployment> rolled out revision ..."
+        "Rollout" => message.split(' ').next(),
+        _ => None,
+    };
+    match word {
+        Some(word) => format!("{type_}/{word}"),
+        None => type_.to_string(),
+    }
+}
+
 /// Timeline-worthy facts in the enrichment: recent rollouts, and the
-/// first OOMKill or crash loop per Deployment.
+/// first OOMKill or crash loop per Deployment. Each comes with the prefix
+/// that identifies it, so it enters the timeline once even when details
+/// (such as the images replaced) are learned later.
 fn findings(
     deployments: &[DeploymentState],
     declared: &Time,
-) -> Vec<(Option<Time>, &'static str, String)> {
+) -> Vec<(Option<Time>, &'static str, String, String)> {
     let mut found = Vec::new();
     for d in deployments.iter().filter(|d| d.found) {
         let window_start = declared.0.checked_sub(ROLLOUT_WINDOW).unwrap_or(declared.0);
@@ -298,8 +320,12 @@ fn findings(
         {
             let revision = d.revision.as_deref().unwrap_or("?");
             let when = if at.0 <= declared.0 {
-                let minutes = declared.0.duration_since(at.0).as_secs() / 60;
-                format!("{minutes}m before the incident was declared")
+                let seconds = declared.0.duration_since(at.0).as_secs();
+                if seconds < 60 {
+                    format!("{seconds}s before the incident was declared")
+                } else {
+                    format!("{}m before the incident was declared", seconds / 60)
+                }
             } else {
                 "after the incident was declared".to_string()
             };
@@ -315,17 +341,15 @@ fn findings(
             found.push((
                 Some(at.clone()),
                 "Rollout",
+                format!("{} rolled out revision {revision} ", d.name),
                 format!("{} rolled out revision {revision} {when}{change}", d.name),
             ));
         }
         for reason in ["OOMKilled", "CrashLoopBackOff", "ImagePullBackOff"] {
             let pods = d.pods.as_ref();
             if pods.is_some_and(|p| p.reasons.iter().any(|r| r.reason == reason)) {
-                found.push((
-                    None,
-                    "PodFailure",
-                    format!("{}: pods show {reason}", d.name),
-                ));
+                let message = format!("{}: pods show {reason}", d.name);
+                found.push((None, "PodFailure", message.clone(), message));
             }
         }
     }
@@ -507,6 +531,28 @@ mod tests {
             second.status, first.status,
             "no change must mean no status write"
         );
+        assert!(second.transitions.is_empty());
+    }
+
+    #[test]
+    fn a_rollout_enters_the_timeline_once_even_when_details_arrive_later() {
+        let mut inc = incident(Phase::Triggered, "SEV2");
+        let mut early = checkout(1, &[]);
+        early.previous_images.clear();
+        let first = compute(&inc, enrichment(vec![early]), at("2026-11-24T14:10:05Z"));
+        inc.status = Some(first.status);
+        let second = compute(
+            &inc,
+            enrichment(vec![checkout(1, &[])]),
+            at("2026-11-24T14:10:06Z"),
+        );
+        let rollouts = second
+            .status
+            .timeline
+            .iter()
+            .filter(|e| e.type_ == "Rollout")
+            .count();
+        assert_eq!(rollouts, 1);
         assert!(second.transitions.is_empty());
     }
 
