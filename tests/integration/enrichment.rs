@@ -191,14 +191,21 @@ spec:
         &ns,
         "checkout-5xx",
         WAIT,
-        "enriched status with usage",
+        "enriched status with usage and every event",
         |i| {
+            let Some(status) = i.status.as_ref() else {
+                return false;
+            };
             pods_total(i, "checkout") == Some(5)
-                && i.status
-                    .as_ref()
-                    .and_then(|s| s.deployments.first())
-                    .and_then(|d| d.usage.as_ref())
-                    .is_some()
+                && status
+                    .deployments
+                    .first()
+                    .is_some_and(|d| d.usage.is_some())
+                && status.events.len() == 3
+                && status
+                    .events
+                    .iter()
+                    .any(|e| e.reason == "BackOff" && e.count == 7)
         },
     )
     .await;
