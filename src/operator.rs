@@ -66,7 +66,7 @@ pub enum RunError {
 }
 
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
-    let client = Client::try_default().await.map_err(RunError::Connect)?;
+    let client = connect().await?;
     check_crds(&client).await?;
 
     let listener = server::bind(args.listen_address)
@@ -102,6 +102,23 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     info!("stopped");
     Ok(())
 }
+
+/// A client from in-cluster config or KUBECONFIG that names itself
+/// `klaxon/<version>`, so apiserver audit logs and metrics tell the
+/// operator's requests apart from everyone else's under the same identity.
+async fn connect() -> Result<Client, RunError> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| RunError::Connect(kube::Error::InferConfig(e)))?;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
+    Client::try_from(config).map_err(RunError::Connect)
+}
+
+/// The User-Agent of every request the operator makes.
+pub const USER_AGENT: &str = concat!("klaxon/", env!("CARGO_PKG_VERSION"));
 
 /// Fails with one clear error when any of Klaxon's kinds is not served.
 /// Uses discovery, which every authenticated client may read, so the
