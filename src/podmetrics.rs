@@ -5,12 +5,12 @@
 
 use std::{
     borrow::Cow,
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     sync::{Arc, RwLock},
     time::Duration,
 };
 
-use futures::channel::mpsc::UnboundedSender;
+use futures::{StreamExt, channel::mpsc::UnboundedSender};
 use k8s_openapi::{
     NamespaceResourceScope,
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::Time},
@@ -129,6 +129,9 @@ fn sample(metrics: &PodMetrics) -> PodSample {
     }
 }
 
+/// How many namespaces' PodMetrics are listed at once.
+const PARALLEL_LISTS: usize = 8;
+
 /// Samples PodMetrics every `interval` until `shutdown`, and sends the
 /// Incidents whose usage may have changed to `trigger`.
 pub async fn poll(
@@ -139,28 +142,43 @@ pub async fn poll(
     trigger: UnboundedSender<ObjectRef<Incident>>,
     shutdown: CancellationToken,
 ) {
+    // Known before the first reconcile, so a fresh incident's conditions
+    // do not flip from Unknown a moment later.
+    if let Some(available) = discover(&client).await {
+        cache.write().available = Some(available);
+    }
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
     loop {
-        tokio::select! {
+        // Every namespace on the interval; a newly linked one at once, so a
+        // fresh incident shows usage within a second, not an interval.
+        let full = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let namespaces: HashSet<String> = index
-            .linked_deployments()
-            .into_iter()
-            .map(|(ns, _)| ns)
-            .collect();
+            _ = ticker.tick() => true,
+            _ = index.namespace_linked() => false,
+        };
+        let linked = index.linked_namespaces();
+        let namespaces: Vec<String> = if full {
+            linked.iter().cloned().collect()
+        } else {
+            let cache = cache.read();
+            linked
+                .iter()
+                .filter(|ns| !cache.samples.contains_key(*ns))
+                .cloned()
+                .collect()
+        };
         if namespaces.is_empty() {
             continue;
         }
-        let available = match client.list_api_group_resources(GROUP_VERSION).await {
-            Ok(list) => list.resources.iter().any(|r| r.name == "pods"),
-            Err(kube::Error::Api(status)) if status.code == 404 => false,
-            Err(error) => {
-                warn!(%error, "cannot discover {GROUP_VERSION}; keeping the last known state");
-                continue;
-            }
+        let known = cache.read().available;
+        let available = match known {
+            Some(available) if !full => available,
+            _ => match discover(&client).await {
+                Some(available) => available,
+                None => continue,
+            },
         };
         let was = cache.write().available.replace(available);
         if was != Some(available) {
@@ -173,12 +191,21 @@ pub async fn poll(
             cache.write().samples.clear();
             continue;
         }
-        for namespace in &namespaces {
-            let api: Api<PodMetrics> = Api::namespaced(client.clone(), namespace);
-            let list = match api.list(&ListParams::default()).await {
+        let lists = futures::stream::iter(namespaces)
+            .map(|namespace: String| {
+                let api: Api<PodMetrics> = Api::namespaced(client.clone(), &namespace);
+                async move {
+                    let list = api.list(&ListParams::default()).await;
+                    (namespace, list)
+                }
+            })
+            .buffer_unordered(PARALLEL_LISTS);
+        futures::pin_mut!(lists);
+        while let Some((namespace, list)) = lists.next().await {
+            let list = match list {
                 Ok(list) => list,
                 Err(error) => {
-                    warn!(%error, namespace, "cannot list PodMetrics");
+                    warn!(%error, %namespace, "cannot list PodMetrics");
                     continue;
                 }
             };
@@ -187,17 +214,31 @@ pub async fn poll(
                 .iter()
                 .filter_map(|m| Some((m.metadata.name.clone()?, sample(m))))
                 .collect();
-            let changed = cache.read().samples.get(namespace) != Some(&samples);
+            let changed = cache.read().samples.get(&namespace) != Some(&samples);
             if changed {
-                cache.write().samples.insert(namespace.clone(), samples);
-                for incident in index.in_namespace(namespace) {
+                let incidents = index.in_namespace(&namespace);
+                // Samples first: the reconciles triggered below read them.
+                cache.write().samples.insert(namespace, samples);
+                for incident in incidents {
                     let _ = trigger.unbounded_send(incident);
                 }
             }
         }
-        cache
-            .write()
-            .samples
-            .retain(|ns, _| namespaces.contains(ns));
+        if full {
+            cache.write().samples.retain(|ns, _| linked.contains(ns));
+        }
+    }
+}
+
+/// Whether metrics.k8s.io serves PodMetrics; `None` when discovery failed
+/// for another reason, so the last known state stands.
+async fn discover(client: &Client) -> Option<bool> {
+    match client.list_api_group_resources(GROUP_VERSION).await {
+        Ok(list) => Some(list.resources.iter().any(|r| r.name == "pods")),
+        Err(kube::Error::Api(status)) if status.code == 404 => Some(false),
+        Err(error) => {
+            warn!(%error, "cannot discover {GROUP_VERSION}; keeping the last known state");
+            None
+        }
     }
 }

@@ -24,7 +24,7 @@ struct Inner {
 }
 
 #[derive(Clone, Default)]
-pub struct Index(Arc<RwLock<Inner>>);
+pub struct Index(Arc<RwLock<Inner>>, Arc<tokio::sync::Notify>);
 
 impl Index {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
@@ -72,7 +72,19 @@ impl Index {
                 .or_default()
                 .insert(incident.clone());
         }
+        let new_namespace = !inner.linked.values().any(|(keys, selector)| {
+            selector.as_deref() == Some(namespace) || keys.iter().any(|(ns, _)| ns == namespace)
+        });
         inner.linked.insert(incident, (keys, selector_ns));
+        if new_namespace {
+            // Keeps a permit when nobody waits, so no link is missed.
+            self.1.notify_one();
+        }
+    }
+
+    /// Resolves when an Incident was linked in a namespace that had none.
+    pub async fn namespace_linked(&self) {
+        self.1.notified().await
     }
 
     /// Forgets `incident` (resolved or deleted): nothing wakes it anymore.
@@ -119,8 +131,15 @@ impl Index {
     }
 
     /// Every linked (namespace, Deployment), for the metrics poller.
-    pub fn linked_deployments(&self) -> HashSet<Key> {
-        self.read().by_deployment.keys().cloned().collect()
+    /// Namespaces with a linked Deployment or a selecting Incident.
+    pub fn linked_namespaces(&self) -> HashSet<String> {
+        let inner = self.read();
+        inner
+            .by_deployment
+            .keys()
+            .map(|(ns, _)| ns.clone())
+            .chain(inner.by_selector_namespace.keys().cloned())
+            .collect()
     }
 
     /// Incidents linked to any Deployment in `namespace`.
@@ -198,9 +217,24 @@ mod tests {
         );
         index.unlink(&incident("b"));
         assert!(index.for_deployment("shop", "checkout").is_empty());
-        assert_eq!(
-            index.linked_deployments(),
-            HashSet::from([("shop".to_string(), "payments".to_string())])
-        );
+        assert_eq!(index.linked_namespaces(), HashSet::from(["shop".into()]));
+        index.unlink(&incident("a"));
+        assert!(index.linked_namespaces().is_empty());
+    }
+
+    #[test]
+    fn a_selector_alone_links_its_namespace_and_wakes_the_poller() {
+        let index = Index::default();
+        index.link(incident("a"), "shop", &[], true);
+        assert_eq!(index.linked_namespaces(), HashSet::from(["shop".into()]));
+        // The permit was stored although nobody waited yet.
+        let woken = index.namespace_linked();
+        futures::pin_mut!(woken);
+        assert!(futures::FutureExt::now_or_never(woken).is_some());
+        // A second incident in the same namespace is not news.
+        index.link(incident("b"), "shop", &["checkout".into()], false);
+        let again = index.namespace_linked();
+        futures::pin_mut!(again);
+        assert!(futures::FutureExt::now_or_never(again).is_none());
     }
 }
