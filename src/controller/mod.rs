@@ -3,6 +3,7 @@
 
 pub mod incident;
 pub mod index;
+pub mod written;
 
 use std::time::Duration;
 

@@ -41,6 +41,7 @@ use self::status::Enrichment;
 use super::{
     Context,
     index::{self, Index},
+    written::Written,
 };
 use crate::{
     api::{self, Incident, Phase, limits::MAX_LINKED_DEPLOYMENTS},
@@ -93,6 +94,7 @@ struct State {
     index: Index,
     metrics: MetricsCache,
     recorder: Recorder,
+    written: Written<ObjectRef<Incident>, api::IncidentStatus>,
 }
 
 pub async fn run(context: Context, health: Health, shutdown: CancellationToken) {
@@ -129,11 +131,17 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
         index: index.clone(),
         metrics,
         recorder,
+        written: Written::default(),
     });
     {
         let state = state.clone();
         tokio::spawn(async move {
             if state.caches.wait_until_ready().await && super::wait_until_ready(&incidents).await {
+                // The metrics API probe is quick; do not wait on it forever.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while state.metrics.available().is_none() && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 state.synced.store(true, Ordering::Release);
                 health.set_ready(true);
             }
@@ -232,6 +240,16 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
     let name = incident.name_any();
     let reference = ObjectRef::from_obj(incident.as_ref());
     let settings = Settings::default();
+    let incident = match state
+        .written
+        .newer_than_cache(&reference, incident.metadata.resource_version.as_deref())
+    {
+        Some(status) => Arc::new(Incident {
+            status: Some(status),
+            ..Incident::clone(&incident)
+        }),
+        None => incident,
+    };
 
     // Gather.
     let frozen = incident.spec.phase == Phase::Resolved
@@ -269,7 +287,15 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
         )
         .await
         .map_err(Error::PatchStatus)?;
-        debug!("status updated");
+        state.written.record(
+            reference.clone(),
+            incident.metadata.resource_version.clone(),
+            computed.status.clone(),
+        );
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let changed = changed_fields(incident.status.as_ref(), &computed.status);
+            debug!(?changed, "status updated");
+        }
     }
 
     // Report.
@@ -288,6 +314,20 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
     }
     state.context.metrics.observe(CONTROLLER, started.elapsed());
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// The top-level status fields that differ, for the debug log.
+fn changed_fields(old: Option<&api::IncidentStatus>, new: &api::IncidentStatus) -> Vec<String> {
+    let as_map = |status: Option<&api::IncidentStatus>| match status.map(serde_json::to_value) {
+        Some(Ok(serde_json::Value::Object(map))) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (old, new) = (as_map(old), as_map(Some(new)));
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter(|key| old.get(*key) != new.get(*key))
+        .cloned()
+        .collect()
 }
 
 fn error_policy(_: Arc<Incident>, error: &Error, state: Arc<State>) -> Action {
