@@ -24,6 +24,10 @@ lint:
 controlplane:
 	@tests/controlplane/build.sh >/dev/null
 
+## Benchmarks on a fresh local control plane; prints a table.
+bench: controlplane
+	$(CARGO) bench --bench enrichment
+
 ## Regenerate crds/ from the Rust types.
 crds:
 	$(CARGO) run --quiet -- crds --out-dir crds

@@ -100,6 +100,10 @@ impl Operator {
         http_get(self.port, path)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits until `/readyz` answers 200.
     pub fn wait_ready(&mut self, timeout: Duration) {
         let ready = poll_until(timeout, || {
