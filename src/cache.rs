@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet},
-    core::v1::{Event, Pod},
+    core::v1::{Event, Namespace, Pod},
 };
 use kube::{
     Api, Client, Resource,
@@ -19,7 +19,10 @@ use kube::{
     },
 };
 
-use crate::enrich::deployment::REVISION_ANNOTATION;
+use crate::{
+    api::{ClusterResponsePolicy, ResponsePolicy},
+    enrich::deployment::REVISION_ANNOTATION,
+};
 
 /// Readers of every cache.
 #[derive(Clone)]
@@ -28,6 +31,9 @@ pub struct Caches {
     pub replicasets: Store<ReplicaSet>,
     pub pods: Store<Pod>,
     pub events: Store<Event>,
+    pub policies: Store<ResponsePolicy>,
+    pub cluster_policies: Store<ClusterResponsePolicy>,
+    pub namespaces: Store<Namespace>,
 }
 
 pub type Changes<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
@@ -39,6 +45,9 @@ pub struct Streams {
     pub replicasets: Changes<ReplicaSet>,
     pub pods: Changes<Pod>,
     pub events: Changes<Event>,
+    pub policies: Changes<ResponsePolicy>,
+    pub cluster_policies: Changes<ClusterResponsePolicy>,
+    pub namespaces: Changes<Namespace>,
 }
 
 pub fn start(client: &Client) -> (Caches, Streams) {
@@ -62,18 +71,39 @@ pub fn start(client: &Client) -> (Caches, Streams) {
         watcher::Config::default().fields("type=Warning"),
         trim_event,
     );
+    let (policies, policies_stream) = reflect(
+        Api::all(client.clone()),
+        watcher::Config::default(),
+        |p: &mut ResponsePolicy| p.metadata.managed_fields = None,
+    );
+    let (cluster_policies, cluster_policies_stream) = reflect(
+        Api::all(client.clone()),
+        watcher::Config::default(),
+        |p: &mut ClusterResponsePolicy| p.metadata.managed_fields = None,
+    );
+    let (namespaces, namespaces_stream) = reflect(
+        Api::all(client.clone()),
+        watcher::Config::default(),
+        trim_namespace,
+    );
     (
         Caches {
             deployments,
             replicasets,
             pods,
             events,
+            policies,
+            cluster_policies,
+            namespaces,
         },
         Streams {
             deployments: deployments_stream,
             replicasets: replicasets_stream,
             pods: pods_stream,
             events: events_stream,
+            policies: policies_stream,
+            cluster_policies: cluster_policies_stream,
+            namespaces: namespaces_stream,
         },
     )
 }
@@ -105,6 +135,43 @@ impl Caches {
             && ready(&self.replicasets).await
             && ready(&self.pods).await
             && ready(&self.events).await
+            && ready(&self.policies).await
+            && ready(&self.cluster_policies).await
+            && ready(&self.namespaces).await
+    }
+
+    /// A namespace's labels (empty when it is not cached).
+    pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        self.namespaces
+            .get(&reflector::ObjectRef::new(namespace))
+            .and_then(|ns| ns.metadata.labels.clone())
+            .unwrap_or_default()
+    }
+
+    /// The effective policy of `namespace`, from the caches.
+    pub fn effective_policy(
+        &self,
+        namespace: &str,
+        operator_namespace: &str,
+    ) -> crate::policy::EffectivePolicy {
+        let labels = self.namespace_labels(namespace);
+        let cluster_policies = self.cluster_policies.state();
+        let baselines =
+            crate::policy::baselines_for(cluster_policies.iter().map(|p| p.as_ref()), &labels);
+        let policies = self.policies.state();
+        let (team, _) = crate::policy::primary(
+            policies
+                .iter()
+                .map(|p| p.as_ref())
+                .filter(|p| p.metadata.namespace.as_deref() == Some(namespace)),
+        );
+        crate::policy::effective(
+            namespace,
+            &baselines,
+            team,
+            labels.get(crate::policy::TEAM_LABEL).map(String::as_str),
+            operator_namespace,
+        )
     }
 }
 
@@ -134,6 +201,14 @@ fn trim_pod_spec(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
     };
     spec.containers = containers.into_iter().map(slim).collect();
     spec.init_containers = init.map(|list| list.into_iter().map(slim).collect());
+}
+
+/// Namespaces: name and labels are all policies read.
+fn trim_namespace(ns: &mut Namespace) {
+    ns.metadata.managed_fields = None;
+    ns.metadata.annotations = None;
+    ns.spec = None;
+    ns.status = None;
 }
 
 pub fn trim_deployment(d: &mut Deployment) {
