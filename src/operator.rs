@@ -34,6 +34,16 @@ pub struct RunArgs {
     /// How often CPU and memory are sampled from metrics.k8s.io, e.g. 30s.
     #[arg(long, env = "KLAXON_METRICS_INTERVAL", default_value = "30s", value_parser = parse_interval)]
     pub metrics_interval: std::time::Duration,
+    /// The wait before the first retry of a failed notification; it doubles
+    /// per attempt (with jitter) up to --delivery-backoff-max.
+    #[arg(long, env = "KLAXON_DELIVERY_BACKOFF", default_value = "5s", value_parser = parse_interval)]
+    pub delivery_backoff: std::time::Duration,
+    /// The longest wait between two attempts of one notification.
+    #[arg(long, env = "KLAXON_DELIVERY_BACKOFF_MAX", default_value = "5m", value_parser = parse_interval)]
+    pub delivery_backoff_max: std::time::Duration,
+    /// Attempts per notification before it is marked Failed.
+    #[arg(long, env = "KLAXON_DELIVERY_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub delivery_attempts: u32,
 }
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
@@ -91,7 +101,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shutdown.clone(),
     ));
 
-    let context = controller::Context::new(client, metrics, args.namespace, args.metrics_interval);
+    let context = controller::Context {
+        client,
+        metrics,
+        namespace: args.namespace,
+        metrics_interval: args.metrics_interval,
+        delivery: crate::notify::Backoff {
+            base: args.delivery_backoff,
+            cap: args.delivery_backoff_max.max(args.delivery_backoff),
+            max_attempts: args.delivery_attempts,
+        },
+    };
     controller::run(context, health, shutdown.clone()).await;
     // Controllers end on shutdown; make sure the server does too.
     shutdown.cancel();

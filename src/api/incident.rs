@@ -216,6 +216,9 @@ pub struct IncidentStatus {
     /// The acknowledgement deadline from the policy's ladder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledge_by: Option<Time>,
+    /// When the deadline passed unacknowledged and the incident escalated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_at: Option<Time>,
 
     /// When the enrichment below was last refreshed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,6 +232,10 @@ pub struct IncidentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_EVENTS))]
     pub events: Vec<EventSummary>,
+
+    /// When the Prometheus queries last ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_at: Option<Time>,
 
     /// Results of the policy's Prometheus queries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -402,6 +409,13 @@ pub struct NotificationState {
     pub attempts: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempt_at: Option<Time>,
+    /// When a pending delivery is next attempted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Time>,
+    /// Sent as the `Idempotency-Key` header with every attempt, so a
+    /// receiver can drop a repeat after an operator restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
     /// Why the last attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -3,6 +3,7 @@
 
 pub mod incident;
 pub mod index;
+pub mod policy;
 pub mod written;
 
 use std::time::Duration;
@@ -18,24 +19,10 @@ pub struct Context {
     pub metrics: Metrics,
     /// Where ClusterResponsePolicy receiver Secrets live.
     pub namespace: String,
-    /// How often PodMetrics are sampled.
+    /// How often PodMetrics are sampled and Prometheus queries refreshed.
     pub metrics_interval: Duration,
-}
-
-impl Context {
-    pub fn new(
-        client: Client,
-        metrics: Metrics,
-        namespace: String,
-        metrics_interval: Duration,
-    ) -> Self {
-        Self {
-            client,
-            metrics,
-            namespace,
-            metrics_interval,
-        }
-    }
+    /// How notification deliveries are retried.
+    pub delivery: crate::notify::Backoff,
 }
 
 /// Runs every controller until `shutdown`; marks the operator ready once

@@ -44,33 +44,18 @@ use super::{
     written::Written,
 };
 use crate::{
-    api::{self, Incident, Phase, limits::MAX_LINKED_DEPLOYMENTS},
+    api::{self, Incident, Phase, limits::MAX_LINKED_DEPLOYMENTS, policy::Trigger},
     cache::{self, Caches},
     enrich,
+    notify::{self, Notifier},
     podmetrics::{self, MetricsCache},
+    policy::Settings,
+    prometheus::Prometheus,
     server::Health,
 };
 
 pub const CONTROLLER: &str = "incident";
 pub const FIELD_MANAGER: &str = "klaxon";
-
-/// Enrichment settings; policies (ResponsePolicy) refine them.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub event_lookback: Duration,
-    pub max_pods: usize,
-    pub max_events: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            event_lookback: Duration::from_secs(3600),
-            max_pods: 20,
-            max_events: 30,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -95,6 +80,10 @@ struct State {
     metrics: MetricsCache,
     recorder: Recorder,
     written: Written<ObjectRef<Incident>, api::IncidentStatus>,
+    notifier: Notifier,
+    prometheus: Prometheus,
+    /// Wakes the policy status loop.
+    policy_status: Arc<tokio::sync::Notify>,
 }
 
 pub async fn run(context: Context, health: Health, shutdown: CancellationToken) {
@@ -117,6 +106,7 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
         watcher::Config::default().any_semantic(),
     );
     let incidents = controller.store();
+    let incidents_store = incidents.clone();
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -124,14 +114,18 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
             instance: std::env::var("POD_NAME").ok(),
         },
     );
+    let policy_status = Arc::new(tokio::sync::Notify::new());
     let state = Arc::new(State {
-        context,
+        context: context.clone(),
         caches: caches.clone(),
         synced: AtomicBool::new(false),
         index: index.clone(),
         metrics,
         recorder,
         written: Written::default(),
+        notifier: Notifier::new(client.clone(), context.delivery),
+        prometheus: Prometheus::default(),
+        policy_status: policy_status.clone(),
     });
     {
         let state = state.clone();
@@ -189,7 +183,58 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
         }
     };
 
+    tokio::spawn(super::policy::run(
+        client.clone(),
+        caches.clone(),
+        incidents_store.clone(),
+        policy_status.clone(),
+        shutdown.clone(),
+    ));
+    // A policy or namespace label change re-evaluates the incidents it
+    // governs, and the policy statuses.
+    let in_namespace = {
+        let incidents = incidents_store.clone();
+        move |namespace: &str| -> Vec<ObjectRef<Incident>> {
+            incidents
+                .state()
+                .iter()
+                .filter(|i| i.metadata.namespace.as_deref() == Some(namespace))
+                .map(|i| ObjectRef::from_obj(i.as_ref()))
+                .collect()
+        }
+    };
+    let by_policy = {
+        let (in_namespace, wake) = (in_namespace.clone(), policy_status.clone());
+        move |rp: api::ResponsePolicy| {
+            wake.notify_one();
+            rp.namespace()
+                .map(|ns| in_namespace(&ns))
+                .unwrap_or_default()
+        }
+    };
+    let by_namespace = {
+        let (in_namespace, wake) = (in_namespace.clone(), policy_status.clone());
+        move |ns: k8s_openapi::api::core::v1::Namespace| {
+            wake.notify_one();
+            in_namespace(&ns.name_any())
+        }
+    };
+    let by_cluster_policy = {
+        let (incidents, wake) = (incidents_store.clone(), policy_status.clone());
+        move |_: api::ClusterResponsePolicy| {
+            wake.notify_one();
+            incidents
+                .state()
+                .iter()
+                .map(|i| ObjectRef::from_obj(i.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
+
     controller
+        .watches_stream(streams.policies, by_policy)
+        .watches_stream(streams.cluster_policies, by_cluster_policy)
+        .watches_stream(streams.namespaces, by_namespace)
         .watches_stream(streams.deployments, by_deployment)
         .watches_stream(streams.replicasets, by_replicaset)
         .watches_stream(streams.pods, by_pod)
@@ -237,9 +282,7 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
     }
     let started = Instant::now();
     let namespace = incident.namespace().unwrap_or_default();
-    let name = incident.name_any();
     let reference = ObjectRef::from_obj(incident.as_ref());
-    let settings = Settings::default();
     let incident = match state
         .written
         .newer_than_cache(&reference, incident.metadata.resource_version.as_deref())
@@ -250,6 +293,9 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
         }),
         None => incident,
     };
+    let policy = state
+        .caches
+        .effective_policy(&namespace, &state.context.namespace);
 
     // Gather.
     let frozen = incident.spec.phase == Phase::Resolved
@@ -266,43 +312,187 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
         state
             .index
             .link(reference.clone(), &namespace, &names, selects);
-        gather(&state, &incident, &namespace, &names, &settings, truncated)
+        let mut enrichment = gather(
+            &state,
+            &incident,
+            &namespace,
+            &names,
+            &policy.settings,
+            truncated,
+        );
+        if queries_due(&incident, &policy, state.context.metrics_interval) {
+            let found: Vec<String> = enrichment
+                .deployments
+                .iter()
+                .filter(|d| d.found)
+                .map(|d| d.name.clone())
+                .collect();
+            enrichment.queries = Some(
+                state
+                    .prometheus
+                    .run_all(&policy.queries, &namespace, &incident.name_any(), &found)
+                    .await,
+            );
+        }
+        enrichment
     };
 
     // Compute.
-    let computed = status::compute(&incident, enrichment, Timestamp::now());
+    let now = Timestamp::now();
+    let computed = status::compute(&incident, enrichment, &policy, now);
+    let mut status = computed.status;
+    let due = status::begin_deliveries(&mut status, now, &state.notifier.backoff);
 
-    // Apply.
-    if incident.status.as_ref() != Some(&computed.status) {
-        let api: Api<Incident> = Api::namespaced(state.context.client.clone(), &namespace);
-        let patch = serde_json::json!({
-            "apiVersion": api::API_VERSION,
-            "kind": "Incident",
-            "status": computed.status,
+    // Apply, then report.
+    let mut current = apply(&state, &incident, &reference, status.clone()).await?;
+    report(&state, &incident, computed.transitions).await;
+
+    // Deliver what is due; the attempts are already on record.
+    if !due.is_empty() {
+        let view = Incident {
+            status: Some(status.clone()),
+            ..Incident::clone(&incident)
+        };
+        let sends = due.iter().map(|&i| {
+            let n = &status.notifications[i];
+            let trigger = trigger_of(&n.trigger);
+            let key = n.idempotency_key.clone().unwrap_or_default();
+            let receiver = policy.receiver(&n.receiver);
+            let id = n.receiver.clone();
+            let (view, notifier) = (&view, &state.notifier);
+            async move {
+                match (receiver, trigger) {
+                    (Some(receiver), Some(trigger)) => {
+                        notifier.send(receiver, view, trigger, &key).await
+                    }
+                    _ => Err(notify::DeliveryError::UnknownReceiver { receiver: id }),
+                }
+            }
         });
-        api.patch_status(
-            &name,
+        let outcomes = futures::future::join_all(sends).await;
+        let now = Timestamp::now();
+        let mut transitions = Vec::new();
+        for (&i, outcome) in due.iter().zip(outcomes) {
+            if let Err(error) = &outcome {
+                let n = &status.notifications[i];
+                warn!(receiver = %n.receiver, trigger = %n.trigger, attempt = n.attempts, %error, "notification not delivered");
+            }
+            transitions.extend(status::finish_delivery(
+                &mut status,
+                i,
+                outcome,
+                now,
+                state.notifier.backoff.max_attempts,
+            ));
+        }
+        current = apply(&state, &incident, &reference, status.clone()).await?;
+        report(&state, &incident, transitions).await;
+    }
+    state.policy_status.notify_one();
+    state.context.metrics.observe(CONTROLLER, started.elapsed());
+
+    let wake = status::next_wakeup(&current, incident.spec.phase)
+        .map(|at| at.duration_since(Timestamp::now()))
+        .and_then(|d| Duration::try_from(d).ok())
+        .map(|d| d.max(Duration::from_millis(100)));
+    let refresh = if !frozen && !policy.queries.is_empty() {
+        state.context.metrics_interval
+    } else {
+        Duration::from_secs(300)
+    };
+    Ok(Action::requeue(wake.map_or(refresh, |w| w.min(refresh))))
+}
+
+/// Whether the policy's Prometheus queries should run now.
+fn queries_due(
+    incident: &Incident,
+    policy: &crate::policy::EffectivePolicy,
+    interval: Duration,
+) -> bool {
+    if policy.queries.is_empty() {
+        return false;
+    }
+    let Some(status) = incident.status.as_ref() else {
+        return true;
+    };
+    let names_changed = policy.queries.iter().any(|q| {
+        !status
+            .metrics
+            .iter()
+            .any(|m| m.name == q.name || m.name.starts_with(&format!("{}/", q.name)))
+    });
+    let stale = status.metrics_at.as_ref().is_none_or(|at| {
+        let age = Timestamp::now().duration_since(at.0);
+        Duration::try_from(age).is_ok_and(|age| age >= interval)
+    });
+    names_changed || stale
+}
+
+fn trigger_of(name: &str) -> Option<Trigger> {
+    [
+        Trigger::Declared,
+        Trigger::SeverityChanged,
+        Trigger::PhaseChanged,
+        Trigger::Escalated,
+        Trigger::Resolved,
+    ]
+    .into_iter()
+    .find(|t| format!("{t:?}") == name)
+}
+
+/// Writes `status` by server-side apply when it differs from what the
+/// incident (or our last write) shows; returns the status now in effect.
+async fn apply(
+    state: &State,
+    incident: &Incident,
+    reference: &ObjectRef<Incident>,
+    status: api::IncidentStatus,
+) -> Result<api::IncidentStatus, Error> {
+    let current = state
+        .written
+        .newer_than_cache(reference, incident.metadata.resource_version.as_deref())
+        .or_else(|| incident.status.clone());
+    if current.as_ref() == Some(&status) {
+        return Ok(status);
+    }
+    let namespace = incident.namespace().unwrap_or_default();
+    let api: Api<Incident> = Api::namespaced(state.context.client.clone(), &namespace);
+    let patch = serde_json::json!({
+        "apiVersion": api::API_VERSION,
+        "kind": "Incident",
+        "status": status,
+    });
+    let written = api
+        .patch_status(
+            &incident.name_any(),
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&patch),
         )
         .await
         .map_err(Error::PatchStatus)?;
-        state.written.record(
-            reference.clone(),
-            incident.metadata.resource_version.clone(),
-            computed.status.clone(),
-        );
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            let changed = changed_fields(incident.status.as_ref(), &computed.status);
-            debug!(?changed, "status updated");
-        }
+    state.written.record(
+        reference.clone(),
+        incident.metadata.resource_version.clone(),
+        written.metadata.resource_version.clone(),
+        status.clone(),
+    );
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let changed = changed_fields(current.as_ref(), &status);
+        debug!(?changed, "status updated");
     }
+    Ok(status)
+}
 
-    // Report.
+/// One Event per transition, on the Incident.
+async fn report(state: &State, incident: &Incident, transitions: Vec<status::Transition>) {
     let object = incident.object_ref(&());
-    for transition in computed.transitions {
+    for transition in transitions {
         let event = Event {
-            type_: EventType::Normal,
+            type_: if transition.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: transition.reason.clone(),
             note: Some(enrich::truncate(&transition.message, 1000)),
             action: transition.action,
@@ -312,8 +502,6 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
             warn!(%error, "cannot publish an Event");
         }
     }
-    state.context.metrics.observe(CONTROLLER, started.elapsed());
-    Ok(Action::requeue(Duration::from_secs(300)))
 }
 
 /// The top-level status fields that differ, for the debug log.
@@ -501,5 +689,6 @@ fn gather(
         warnings,
         metrics_available: state.metrics.available(),
         truncated,
+        queries: None,
     }
 }

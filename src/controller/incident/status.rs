@@ -7,16 +7,27 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::{
     api::{
         Incident, IncidentStatus, Phase,
-        incident::{DeploymentState, EventSummary, TimelineEntry},
-        limits::MAX_TIMELINE,
+        incident::{
+            DeliveryState, DeploymentState, EventSummary, MetricValue, NotificationState,
+            PolicyReference, TimelineEntry,
+        },
+        limits::{MAX_NOTIFICATIONS, MAX_TIMELINE},
+        policy::Trigger,
     },
     conditions::{READY, condition},
     enrich,
+    notify::{self, Backoff, DeliveryError},
+    policy::{EffectivePolicy, humantime},
 };
 
 pub const ENRICHED: &str = "Enriched";
 pub const METRICS_AVAILABLE: &str = "MetricsAvailable";
 pub const DEPLOYMENTS_FOUND: &str = "DeploymentsFound";
+pub const COMMANDER_MISSING: &str = "CommanderMissing";
+pub const POSTMORTEM_REQUIRED: &str = "PostmortemRequired";
+pub const ACKNOWLEDGEMENT_OVERDUE: &str = "AcknowledgementOverdue";
+pub const NOTIFICATIONS_DELIVERED: &str = "NotificationsDelivered";
+pub const QUERIES_SUCCEEDED: &str = "QueriesSucceeded";
 
 /// The serialized status stays under this many bytes, whatever the cluster
 /// throws at it.
@@ -40,6 +51,8 @@ pub struct Enrichment {
     pub metrics_available: Option<bool>,
     /// True when selectors matched more Deployments than a status holds.
     pub truncated: bool,
+    /// Fresh Prometheus query results; `None` keeps the previous ones.
+    pub queries: Option<Vec<MetricValue>>,
 }
 
 /// A timeline entry added by this pass, to be reported as an Event.
@@ -50,6 +63,8 @@ pub struct Transition {
     pub reason: String,
     pub action: String,
     pub message: String,
+    /// Reported as a Warning Event.
+    pub warning: bool,
 }
 
 pub struct Computed {
@@ -57,7 +72,12 @@ pub struct Computed {
     pub transitions: Vec<Transition>,
 }
 
-pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> Computed {
+pub fn compute(
+    incident: &Incident,
+    enrichment: Enrichment,
+    policy: &EffectivePolicy,
+    now: Timestamp,
+) -> Computed {
     // Status times have second precision; keep `now` comparable with them.
     let now = Time(Timestamp::from_second(now.as_second()).unwrap_or(now));
     let previous = incident.status.clone().unwrap_or_default();
@@ -70,6 +90,7 @@ pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> C
             reason: type_.to_string(),
             action: action_of(type_, &message),
             message: message.clone(),
+            warning: type_ == "Escalated",
         });
         push_timeline(
             &mut status.timeline,
@@ -87,7 +108,9 @@ pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> C
         .creation_timestamp
         .clone()
         .unwrap_or_else(|| now.clone());
+    let mut fired: Vec<Trigger> = Vec::new();
     if status.declared_at.is_none() {
+        fired.push(Trigger::Declared);
         status.declared_at = Some(declared.clone());
         add(
             &mut status,
@@ -115,6 +138,10 @@ pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> C
     if let Some(old) = previous.observed_phase
         && old != spec.phase
     {
+        fired.push(Trigger::PhaseChanged);
+        if spec.phase == Phase::Resolved {
+            fired.push(Trigger::Resolved);
+        }
         add(
             &mut status,
             now.clone(),
@@ -125,6 +152,7 @@ pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> C
     if let Some(old) = &previous.observed_severity
         && *old != spec.severity
     {
+        fired.push(Trigger::SeverityChanged);
         add(
             &mut status,
             now.clone(),
@@ -147,6 +175,85 @@ pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> C
     status.observed_notes = Some(i32::try_from(spec.notes.len()).unwrap_or(i32::MAX));
     status.observed_generation = generation;
 
+    // Policy: who owns it, which ladder, which deadline.
+    status.team = policy.team.clone();
+    status.policy = Some(PolicyReference {
+        response_policy: policy.response_policy.clone(),
+        cluster_response_policies: policy.cluster_policies.clone(),
+    });
+    let level = policy.level(&spec.severity);
+    status.acknowledge_by = level
+        .and_then(|l| l.acknowledge_within)
+        .zip(status.declared_at.as_ref())
+        .and_then(|(within, declared)| {
+            let within = SignedDuration::try_from(within).ok()?;
+            declared.0.checked_add(within).ok().map(Time)
+        });
+    let overdue = spec.phase == Phase::Triggered
+        && status
+            .acknowledge_by
+            .as_ref()
+            .is_some_and(|by| by.0 <= now.0);
+    if overdue && status.escalated_at.is_none() {
+        status.escalated_at = Some(now.clone());
+        fired.push(Trigger::Escalated);
+        let within = level
+            .and_then(|l| l.acknowledge_within)
+            .map(humantime)
+            .unwrap_or_default();
+        let to = if policy.escalation.is_empty() {
+            "no escalation receivers are defined".to_string()
+        } else {
+            format!("escalating to {}", policy.escalation.join(", "))
+        };
+        add(
+            &mut status,
+            now.clone(),
+            "Escalated",
+            format!(
+                "Not acknowledged within {within} of declaration ({} ladder); {to}",
+                spec.severity
+            ),
+        );
+    }
+
+    // Notifications: one entry per (receiver, trigger), delivered once.
+    if let Some(uid) = incident.metadata.uid.as_deref()
+        && !uid.is_empty()
+    {
+        for trigger in &fired {
+            let mut receivers: Vec<&String> = policy
+                .routes
+                .iter()
+                .filter(|r| r.matches(&spec.severity, *trigger))
+                .flat_map(|r| r.receivers.iter())
+                .collect();
+            if *trigger == Trigger::Escalated {
+                receivers.extend(policy.escalation.iter());
+            }
+            for receiver in receivers {
+                let trigger_name = format!("{trigger:?}");
+                let exists = status
+                    .notifications
+                    .iter()
+                    .any(|n| n.receiver == *receiver && n.trigger == trigger_name);
+                if exists || status.notifications.len() >= MAX_NOTIFICATIONS as usize {
+                    continue;
+                }
+                status.notifications.push(NotificationState {
+                    receiver: receiver.clone(),
+                    trigger: trigger_name,
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    last_attempt_at: None,
+                    next_attempt_at: None,
+                    idempotency_key: Some(notify::idempotency_key(incident, *trigger, receiver)),
+                    message: None,
+                });
+            }
+        }
+    }
+
     // Enrichment: live until resolution, then frozen as the evidence record.
     let frozen = spec.phase == Phase::Resolved && previous.resolved_at.is_some();
     if !frozen {
@@ -154,6 +261,14 @@ pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> C
             status.deployments != enrichment.deployments || status.events != enrichment.events;
         status.deployments = enrichment.deployments;
         status.events = enrichment.events;
+        if let Some(queries) = enrichment.queries {
+            status.metrics = queries;
+            status.metrics_at = Some(now.clone());
+        }
+        if policy.queries.is_empty() {
+            status.metrics.clear();
+            status.metrics_at = None;
+        }
         status.summary = Some(enrich::summary(&status.deployments, enrichment.warnings));
         if changed || status.enriched_at.is_none() {
             status.enriched_at = Some(now.clone());
@@ -181,19 +296,150 @@ pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> C
     // Conditions.
     let prev = previous.conditions.as_slice();
     let mut conditions = Vec::new();
-    conditions.push(condition(
-        prev,
-        READY,
-        true,
-        if frozen { "Resolved" } else { "Enriched" },
-        if frozen {
-            "The incident is resolved; its record is complete."
+    let mut problems: Vec<(&str, String)> = Vec::new();
+    if level.is_none() {
+        problems.push((
+            "UnknownSeverity",
+            format!(
+                "Severity {} is not on the ladder for namespace {}; valid levels: {}.",
+                spec.severity,
+                incident.metadata.namespace.as_deref().unwrap_or_default(),
+                policy.ladder_names().join(", ")
+            ),
+        ));
+    }
+    let commander_required = level.is_some_and(|l| l.require_commander);
+    let commander_missing = commander_required
+        && spec
+            .commander
+            .as_deref()
+            .is_none_or(|c| c.trim().is_empty());
+    if commander_missing {
+        problems.push((
+            COMMANDER_MISSING,
+            format!(
+                "{} incidents must name a commander: set spec.commander.",
+                spec.severity
+            ),
+        ));
+    }
+    let postmortem_required =
+        level.is_some_and(|l| l.require_postmortem) && spec.phase == Phase::Resolved;
+    let postmortem_missing = postmortem_required && spec.postmortem.is_none();
+    if postmortem_missing {
+        problems.push((
+            POSTMORTEM_REQUIRED,
+            format!(
+                "Resolved {} incidents must link a postmortem: set spec.postmortem.url.",
+                spec.severity
+            ),
+        ));
+    }
+    conditions.push(match problems.first() {
+        Some((reason, _)) => condition(
+            prev,
+            READY,
+            false,
+            reason,
+            problems
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            generation,
+            &now,
+        ),
+        None => condition(
+            prev,
+            READY,
+            true,
+            if frozen { "Resolved" } else { "Enriched" },
+            if frozen {
+                "The incident is resolved; its record is complete."
+            } else {
+                "The incident is valid and its enrichment is current."
+            },
+            generation,
+            &now,
+        ),
+    });
+    if commander_required {
+        conditions.push(if commander_missing {
+            condition(
+                prev,
+                COMMANDER_MISSING,
+                true,
+                "NoCommander",
+                format!(
+                    "The ladder requires a commander for {}; set spec.commander.",
+                    spec.severity
+                ),
+                generation,
+                &now,
+            )
         } else {
-            "The incident is valid and its enrichment is current."
-        },
-        generation,
-        &now,
-    ));
+            condition(
+                prev,
+                COMMANDER_MISSING,
+                false,
+                "CommanderNamed",
+                "A commander is named.",
+                generation,
+                &now,
+            )
+        });
+    }
+    if postmortem_required {
+        conditions.push(if postmortem_missing {
+            condition(prev, POSTMORTEM_REQUIRED, true, "NoPostmortem",
+                format!("The ladder requires a postmortem for resolved {} incidents; set spec.postmortem.url.", spec.severity),
+                generation, &now)
+        } else {
+            condition(prev, POSTMORTEM_REQUIRED, false, "PostmortemLinked",
+                "The postmortem is linked.", generation, &now)
+        });
+    }
+    if let Some(by) = &status.acknowledge_by {
+        let by_text = by.0.to_string();
+        conditions.push(match (&status.escalated_at, &status.acknowledged_at) {
+            (Some(_), None) if spec.phase == Phase::Triggered => condition(
+                prev,
+                ACKNOWLEDGEMENT_OVERDUE,
+                true,
+                "Overdue",
+                format!("Not acknowledged by {by_text}; escalated. Set spec.phase: Acknowledged."),
+                generation,
+                &now,
+            ),
+            (Some(_), _) => condition(
+                prev,
+                ACKNOWLEDGEMENT_OVERDUE,
+                false,
+                "AcknowledgedLate",
+                format!("Acknowledged after the deadline {by_text}."),
+                generation,
+                &now,
+            ),
+            (None, Some(_)) => condition(
+                prev,
+                ACKNOWLEDGEMENT_OVERDUE,
+                false,
+                "Acknowledged",
+                format!("Acknowledged before the deadline {by_text}."),
+                generation,
+                &now,
+            ),
+            (None, None) => condition(
+                prev,
+                ACKNOWLEDGEMENT_OVERDUE,
+                false,
+                "WithinDeadline",
+                format!("Must be acknowledged by {by_text}."),
+                generation,
+                &now,
+            ),
+        });
+    }
     conditions.push(if frozen {
         condition(
             prev,
@@ -279,13 +525,243 @@ pub fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> C
             None => {}
         }
     }
+    if !policy.queries.is_empty() && !status.metrics.is_empty() {
+        let failed: Vec<String> = status
+            .metrics
+            .iter()
+            .filter_map(|m| Some(format!("{}: {}", m.name, m.error.as_deref()?)))
+            .collect();
+        conditions.push(if failed.is_empty() {
+            condition(
+                prev,
+                QUERIES_SUCCEEDED,
+                true,
+                "QueriesSucceeded",
+                "Every Prometheus query returned a value.",
+                generation,
+                &now,
+            )
+        } else {
+            condition(
+                prev,
+                QUERIES_SUCCEEDED,
+                false,
+                "QueryFailed",
+                enrich::truncate(&failed.join("; "), 1000),
+                generation,
+                &now,
+            )
+        });
+    }
+    if let Some(c) = delivery_condition(&status.notifications, prev, generation, &now) {
+        conditions.push(c);
+    }
     status.conditions = conditions;
+    strip_problems(&mut status.summary);
+    let mut prefix: Vec<&str> = Vec::new();
+    if level.is_none() {
+        prefix.push("unknown severity");
+    }
+    if commander_missing {
+        prefix.push("commander missing");
+    }
+    if postmortem_missing {
+        prefix.push("postmortem required");
+    }
+    if overdue {
+        prefix.push("acknowledgement overdue");
+    }
+    if !prefix.is_empty() {
+        let rest = status.summary.take().unwrap_or_default();
+        let line = if rest.is_empty() {
+            prefix.join("; ")
+        } else {
+            format!("{}; {rest}", prefix.join("; "))
+        };
+        status.summary = Some(enrich::truncate(&line, 512));
+    }
 
     fit(&mut status, MAX_STATUS_BYTES);
     Computed {
         status,
         transitions,
     }
+}
+
+/// What the summary may start with, most urgent first.
+const PROBLEMS: [&str; 4] = [
+    "unknown severity",
+    "commander missing",
+    "postmortem required",
+    "acknowledgement overdue",
+];
+
+/// Removes problem prefixes a previous pass put on a kept summary.
+fn strip_problems(summary: &mut Option<String>) {
+    let Some(text) = summary.as_mut() else { return };
+    let mut rest = text.as_str();
+    loop {
+        let before = rest;
+        for problem in PROBLEMS {
+            if let Some(after) = rest.strip_prefix(problem) {
+                rest = after.strip_prefix("; ").unwrap_or(after);
+            }
+        }
+        if rest == before {
+            break;
+        }
+    }
+    *text = rest.to_string();
+}
+
+/// `NotificationsDelivered`, once anything was routed.
+fn delivery_condition(
+    notifications: &[NotificationState],
+    prev: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    generation: Option<i64>,
+    now: &Time,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    if notifications.is_empty() {
+        return None;
+    }
+    let failed: Vec<String> = notifications
+        .iter()
+        .filter(|n| n.state == DeliveryState::Failed)
+        .map(|n| format!("{} ({})", n.receiver, n.trigger))
+        .collect();
+    let pending = notifications
+        .iter()
+        .filter(|n| n.state == DeliveryState::Pending)
+        .count();
+    Some(if !failed.is_empty() {
+        condition(
+            prev,
+            NOTIFICATIONS_DELIVERED,
+            false,
+            "DeliveryFailed",
+            format!("Gave up delivering to {}.", failed.join(", ")),
+            generation,
+            now,
+        )
+    } else if pending > 0 {
+        condition(
+            prev,
+            NOTIFICATIONS_DELIVERED,
+            false,
+            "Pending",
+            format!("{pending} notification(s) pending."),
+            generation,
+            now,
+        )
+    } else {
+        condition(
+            prev,
+            NOTIFICATIONS_DELIVERED,
+            true,
+            "Delivered",
+            "Every routed notification was delivered.",
+            generation,
+            now,
+        )
+    })
+}
+
+/// Marks the pending deliveries that are due as attempted (before they are
+/// sent, so a restart retries them with the same key instead of forgetting
+/// them) and returns their indexes.
+pub fn begin_deliveries(
+    status: &mut IncidentStatus,
+    now: Timestamp,
+    backoff: &Backoff,
+) -> Vec<usize> {
+    let now_time = Time(Timestamp::from_second(now.as_second()).unwrap_or(now));
+    let mut due = Vec::new();
+    for (i, n) in status.notifications.iter_mut().enumerate() {
+        let ready = n.next_attempt_at.as_ref().is_none_or(|at| at.0 <= now);
+        if n.state != DeliveryState::Pending || !ready {
+            continue;
+        }
+        n.attempts = n.attempts.saturating_add(1);
+        n.last_attempt_at = Some(now_time.clone());
+        let wait = backoff.delay(u32::try_from(n.attempts).unwrap_or(u32::MAX));
+        n.next_attempt_at = SignedDuration::try_from(wait)
+            .ok()
+            .and_then(|w| now.checked_add(w).ok())
+            .map(Time);
+        due.push(i);
+    }
+    due
+}
+
+/// Records the outcome of one attempt; returns the timeline entry it adds.
+pub fn finish_delivery(
+    status: &mut IncidentStatus,
+    index: usize,
+    outcome: Result<(), DeliveryError>,
+    now: Timestamp,
+    max_attempts: u32,
+) -> Option<Transition> {
+    let now = Time(Timestamp::from_second(now.as_second()).unwrap_or(now));
+    let n = status.notifications.get_mut(index)?;
+    let (type_, message, warning) = match outcome {
+        Ok(()) => {
+            n.state = DeliveryState::Delivered;
+            n.next_attempt_at = None;
+            n.message = None;
+            (
+                "Notification",
+                format!("Notified {} ({})", n.receiver, n.trigger),
+                false,
+            )
+        }
+        Err(error) => {
+            let error = enrich::truncate(&error.to_string(), 300);
+            n.message = Some(error.clone());
+            if u32::try_from(n.attempts).unwrap_or(u32::MAX) < max_attempts {
+                return None;
+            }
+            n.state = DeliveryState::Failed;
+            n.next_attempt_at = None;
+            (
+                "NotificationFailed",
+                format!(
+                    "Gave up notifying {} ({}) after {} attempts: {error}",
+                    n.receiver, n.trigger, n.attempts
+                ),
+                true,
+            )
+        }
+    };
+    push_timeline(
+        &mut status.timeline,
+        TimelineEntry {
+            time: now,
+            type_: type_.to_string(),
+            message: message.clone(),
+        },
+    );
+    Some(Transition {
+        reason: type_.to_string(),
+        action: format!("{type_}/{}", message.split(' ').nth(1).unwrap_or_default()),
+        message,
+        warning,
+    })
+}
+
+/// When the incident next needs attention without any change: the next
+/// delivery retry, or its acknowledgement deadline.
+pub fn next_wakeup(status: &IncidentStatus, spec_phase: Phase) -> Option<Timestamp> {
+    let retries = status
+        .notifications
+        .iter()
+        .filter(|n| n.state == DeliveryState::Pending)
+        .filter_map(|n| n.next_attempt_at.as_ref().map(|t| t.0));
+    let deadline = status
+        .acknowledge_by
+        .as_ref()
+        .filter(|_| spec_phase == Phase::Triggered && status.escalated_at.is_none())
+        .map(|t| t.0);
+    retries.chain(deadline).min()
 }
 
 /// The Event action for a timeline entry: the type, narrowed by what the
@@ -399,6 +875,16 @@ fn fit(status: &mut IncidentStatus, max_bytes: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{self, EffectivePolicy};
+
+    /// Without any policy: the default ladder, no routes.
+    fn compute(incident: &Incident, enrichment: Enrichment, now: Timestamp) -> Computed {
+        super::compute(incident, enrichment, &no_policy(), now)
+    }
+
+    fn no_policy() -> EffectivePolicy {
+        policy::effective("shop", &[], None, None, "klaxon-system")
+    }
     use crate::api::{
         IncidentSpec,
         incident::{Note, PodsSummary, ReasonCount},
@@ -668,5 +1154,172 @@ mod tests {
                 <= 8 * 1024
         );
         assert!(!status.events.is_empty());
+    }
+
+    fn payments_policy() -> EffectivePolicy {
+        use crate::api::policy::{
+            ClusterResponsePolicy, ClusterResponsePolicySpec, Escalation, ResponsePolicySpec,
+            Route, SeverityLevel,
+        };
+        let org = ClusterResponsePolicy::new(
+            "org",
+            ClusterResponsePolicySpec {
+                namespace_selector: None,
+                policy: ResponsePolicySpec {
+                    severities: vec![
+                        SeverityLevel {
+                            name: "SEV1".into(),
+                            acknowledge_within: Some("5m".into()),
+                            require_commander: Some(true),
+                            require_postmortem: Some(true),
+                        },
+                        SeverityLevel {
+                            name: "SEV2".into(),
+                            acknowledge_within: Some("15m".into()),
+                            require_commander: None,
+                            require_postmortem: None,
+                        },
+                    ],
+                    receivers: vec![crate::api::policy::Receiver {
+                        name: "hook".into(),
+                        ..Default::default()
+                    }],
+                    routes: vec![Route {
+                        receivers: vec!["hook".into()],
+                        severities: vec!["SEV1".into()],
+                        triggers: vec![Trigger::Declared, Trigger::Resolved],
+                    }],
+                    escalation: Some(Escalation {
+                        receivers: vec!["hook".into()],
+                    }),
+                    ..Default::default()
+                },
+            },
+        );
+        policy::effective("shop", &[&org], None, Some("payments"), "klaxon-system")
+    }
+
+    #[test]
+    fn an_unknown_severity_lists_the_valid_levels() {
+        let out = super::compute(
+            &incident(Phase::Triggered, "P1"),
+            enrichment(vec![]),
+            &payments_policy(),
+            at("2026-11-24T14:10:05Z"),
+        );
+        let ready = crate::conditions::find(&out.status.conditions, READY).expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "UnknownSeverity")
+        );
+        assert!(
+            ready.message.contains("valid levels: SEV1, SEV2"),
+            "{}",
+            ready.message
+        );
+        assert_eq!(out.status.acknowledge_by, None);
+    }
+
+    #[test]
+    fn requirements_deadlines_routes_and_escalation_follow_the_ladder() {
+        let mut inc = incident(Phase::Triggered, "SEV1");
+        inc.metadata.uid = Some("u1".into());
+        let policy = payments_policy();
+        let first = super::compute(
+            &inc,
+            enrichment(vec![]),
+            &policy,
+            at("2026-11-24T14:10:05Z"),
+        );
+        let s = &first.status;
+        assert_eq!(s.team.as_deref(), Some("payments"));
+        assert_eq!(s.acknowledge_by, Some(Time(at("2026-11-24T14:15:00Z"))));
+        let ready = crate::conditions::find(&s.conditions, READY).expect("Ready");
+        assert_eq!(ready.reason, "CommanderMissing");
+        assert!(
+            s.summary
+                .as_deref()
+                .is_some_and(|l| l.starts_with("commander missing"))
+        );
+        let routed: Vec<(&str, &str)> = s
+            .notifications
+            .iter()
+            .map(|n| (n.receiver.as_str(), n.trigger.as_str()))
+            .collect();
+        assert_eq!(routed, [("org/hook", "Declared")]);
+        assert_eq!(
+            s.notifications[0].idempotency_key.as_deref(),
+            Some("u1.Declared.org/hook")
+        );
+
+        // The deadline passes unacknowledged: escalate once.
+        inc.status = Some(first.status.clone());
+        let late = super::compute(
+            &inc,
+            enrichment(vec![]),
+            &policy,
+            at("2026-11-24T14:15:01Z"),
+        );
+        let overdue = crate::conditions::find(&late.status.conditions, ACKNOWLEDGEMENT_OVERDUE)
+            .expect("overdue");
+        assert_eq!(overdue.status, "True");
+        assert!(
+            late.transitions
+                .iter()
+                .any(|t| t.reason == "Escalated" && t.warning)
+        );
+        assert!(
+            late.status
+                .notifications
+                .iter()
+                .any(|n| n.trigger == "Escalated")
+        );
+        inc.status = Some(late.status.clone());
+        let again = super::compute(
+            &inc,
+            enrichment(vec![]),
+            &policy,
+            at("2026-11-24T14:16:00Z"),
+        );
+        assert!(again.transitions.is_empty());
+        assert_eq!(
+            again.status.notifications.len(),
+            late.status.notifications.len()
+        );
+    }
+
+    #[test]
+    fn deliveries_are_recorded_before_they_are_sent_and_give_up_at_the_budget() {
+        let mut inc = incident(Phase::Triggered, "SEV1");
+        inc.metadata.uid = Some("u1".into());
+        let mut status = super::compute(
+            &inc,
+            enrichment(vec![]),
+            &payments_policy(),
+            at("2026-11-24T14:10:05Z"),
+        )
+        .status;
+        let backoff = Backoff {
+            base: std::time::Duration::from_secs(10),
+            cap: std::time::Duration::from_secs(60),
+            max_attempts: 2,
+        };
+        let now = at("2026-11-24T14:10:06Z");
+        assert_eq!(begin_deliveries(&mut status, now, &backoff), [0]);
+        assert_eq!(status.notifications[0].attempts, 1);
+        // Not due again before its backoff passed.
+        assert!(begin_deliveries(&mut status, now, &backoff).is_empty());
+        assert!(finish_delivery(&mut status, 0, Err(DeliveryError::Status(500)), now, 2).is_none());
+        assert_eq!(status.notifications[0].state, DeliveryState::Pending);
+        let later = at("2026-11-24T14:11:00Z");
+        assert_eq!(begin_deliveries(&mut status, later, &backoff), [0]);
+        let gave_up = finish_delivery(&mut status, 0, Err(DeliveryError::Status(500)), later, 2)
+            .expect("a transition");
+        assert!(gave_up.warning);
+        assert_eq!(status.notifications[0].state, DeliveryState::Failed);
+        assert_eq!(
+            status.notifications[0].message.as_deref(),
+            Some("the receiver answered HTTP 500")
+        );
     }
 }
