@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 KUBECONFIG_LOCAL := $(CURDIR)/target/cluster/kubeconfig
 
-.PHONY: all build test fmt-check lint unit crds cluster cluster-down demo bench controlplane
+.PHONY: all build test fmt-check lint unit crds cluster cluster-down demo bench controlplane prometheus
 
 all: build
 
@@ -11,7 +11,7 @@ build:
 	$(CARGO) build --all-targets
 
 ## Every check and test; `.ci/run` calls this.
-test: fmt-check lint controlplane
+test: fmt-check lint controlplane prometheus
 	$(CARGO) test --all-targets --no-fail-fast
 
 fmt-check:
@@ -27,6 +27,10 @@ controlplane:
 ## Benchmarks on a fresh local control plane; prints a table.
 bench: controlplane
 	$(CARGO) bench --bench enrichment
+
+## Fetch (once; cached outside the repo) Debian's Prometheus for the query tests.
+prometheus:
+	@tests/prometheus/fetch.sh >/dev/null
 
 ## Regenerate crds/ from the Rust types.
 crds:

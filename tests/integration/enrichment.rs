@@ -354,10 +354,13 @@ spec:
         "checkout-5xx",
         WAIT,
         "the new crash-looping pod",
-        |i| pods_total(i, "checkout") == Some(6),
+        // Created, then its status written: wait for both.
+        |i| {
+            pods_total(i, "checkout") == Some(6)
+                && reason_count(i, "checkout", "CrashLoopBackOff") == 4
+        },
     )
     .await;
-    assert_eq!(reason_count(&live, "checkout", "CrashLoopBackOff"), 4);
     assert_eq!(live.metadata.generation, incident.metadata.generation);
 
     // Resolution freezes the record.

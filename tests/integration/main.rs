@@ -7,4 +7,6 @@ mod api_schema;
 mod control_plane;
 mod enrichment;
 mod operator_run;
+mod policies;
+mod queries;
 mod validation;

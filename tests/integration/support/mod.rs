@@ -10,6 +10,8 @@
 
 pub mod fixtures;
 pub mod operator;
+pub mod prometheus;
+pub mod receiver;
 
 use std::{
     path::{Path, PathBuf},

@@ -25,6 +25,14 @@ impl Shared {
     }
 }
 
+/// Fast clocks, so retries and refreshes show within a test's patience.
+pub const SHARED_ENV: &[(&str, &str)] = &[
+    ("KLAXON_METRICS_INTERVAL", "1s"),
+    ("KLAXON_DELIVERY_BACKOFF", "200ms"),
+    ("KLAXON_DELIVERY_BACKOFF_MAX", "1s"),
+    ("KLAXON_DELIVERY_ATTEMPTS", "4"),
+];
+
 pub fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
@@ -33,8 +41,7 @@ pub fn shared() -> &'static Shared {
         // The operator dies with the thread that spawned it; this one lives
         // as long as the test binary.
         std::thread::spawn(move || {
-            let mut operator =
-                Operator::start(&kubeconfig, "shared", &[("KLAXON_METRICS_INTERVAL", "1s")]);
+            let mut operator = Operator::start(&kubeconfig, "shared", SHARED_ENV);
             operator.wait_ready(Duration::from_secs(120));
             let _ = tx.send(Shared {
                 port: operator.port,
@@ -124,6 +131,12 @@ impl Operator {
     /// Waits for the process to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         poll_until(timeout, || self.child.try_wait().ok().flatten())
+    }
+
+    /// Kills the process at once (SIGKILL), as a node failure would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the process to exit.
