@@ -54,10 +54,33 @@ fn every_example_applies() {
     for object in [
         "clusterresponsepolicy.klaxon.dev/org-baseline",
         "responsepolicy.klaxon.dev/payments",
+        "responsepolicy.klaxon.dev/search",
         "incident.klaxon.dev/checkout-5xx",
     ] {
         assert!(applied.contains(object), "{object} not applied:\n{applied}");
     }
+    // Both team policies stay within the org baseline.
+    crate::support::operator::shared();
+    for (ns, name) in [("shop", "payments"), ("catalog", "search")] {
+        let out = cluster.kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=60s",
+            "-n",
+            ns,
+            &format!("rp/{name}"),
+        ]);
+        assert_success(&out, &format!("{ns}/{name} Ready"));
+    }
+    let out = cluster.kubectl(&[
+        "wait",
+        "--for=jsonpath={.status.policy.responsePolicy}=payments",
+        "--timeout=60s",
+        "-n",
+        "shop",
+        "inc/checkout-5xx",
+    ]);
+    assert_success(&out, "the example incident follows the payments policy");
 }
 
 #[tokio::test]
