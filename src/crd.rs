@@ -16,6 +16,13 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     ]
 }
 
+/// The ValidatingAdmissionPolicy that rejects unknown severities at apply
+/// time, and its binding; kept beside the CRDs in `crds/`.
+pub const SEVERITY_ADMISSION: &str = include_str!("admission/severity-policy.yaml");
+
+/// Its file name in `crds/`.
+pub const SEVERITY_ADMISSION_FILE: &str = "severity-admission.yaml";
+
 /// One CRD as the YAML committed in `crds/`.
 pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::ser::Error> {
     serde_saphyr::to_string(crd)
@@ -28,6 +35,8 @@ pub fn all_yaml() -> Result<String, serde_saphyr::ser::Error> {
         out.push_str("---\n");
         out.push_str(&to_yaml(&crd)?);
     }
+    out.push_str("---\n");
+    out.push_str(SEVERITY_ADMISSION);
     Ok(out)
 }
 
@@ -38,6 +47,8 @@ pub fn write_all(dir: &std::path::Path) -> Result<(), WriteError> {
         std::fs::write(dir.join(file), to_yaml(&crd).map_err(WriteError::Yaml)?)
             .map_err(WriteError::Io)?;
     }
+    std::fs::write(dir.join(SEVERITY_ADMISSION_FILE), SEVERITY_ADMISSION)
+        .map_err(WriteError::Io)?;
     Ok(())
 }
 
@@ -68,6 +79,12 @@ mod tests {
                     "{dir}/{file} is out of date with the Rust types: run `make crds` and commit the result"
                 );
             }
+            let committed = std::fs::read_to_string(root.join(dir).join(SEVERITY_ADMISSION_FILE))
+                .unwrap_or_default();
+            assert!(
+                committed == SEVERITY_ADMISSION,
+                "{dir}/{SEVERITY_ADMISSION_FILE} is out of date: run `make crds`"
+            );
         }
     }
 

@@ -29,6 +29,9 @@ use crate::{
 /// How long a burst of changes may gather before statuses are recomputed.
 const BATCH: Duration = Duration::from_millis(250);
 
+/// How often every policy status is recomputed even without a change.
+const RESYNC: Duration = Duration::from_secs(60);
+
 pub async fn run(
     client: Client,
     caches: Caches,
@@ -36,10 +39,15 @@ pub async fn run(
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
+    // Deleted incidents trigger no reconcile; the periodic pass catches
+    // what no change announced.
+    let mut resync = tokio::time::interval(RESYNC);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = wake.notified() => {}
+            _ = resync.tick() => {}
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

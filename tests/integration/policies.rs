@@ -243,9 +243,10 @@ async fn the_ladder_rejects_unknown_severities_and_enforces_requirements() {
     operator::shared();
     let client = cluster.client().await;
     let ns = selectable_namespace(&client, "ladder").await;
-    apply(cluster, &baseline(&ns));
-
+    // Declared before the ladder existed (admission had nothing to check
+    // it against); the ladder arriving later makes it invalid.
     apply(cluster, &incident(&ns, "typo", "SEV9", ""));
+    apply(cluster, &baseline(&ns));
     let typo = wait_for(&client, &ns, "typo", WAIT, "UnknownSeverity", |i| {
         has(i, "Ready", "False", "UnknownSeverity")
     })
@@ -831,4 +832,69 @@ async fn a_restart_neither_loses_nor_repeats_a_delivery() {
     assert_eq!(keys.len(), 3, "Declared twice (the crash), Resolved once");
     keys.dedup();
     assert_eq!(keys.len(), 2, "no loss, no duplicate by idempotency key");
+}
+
+#[tokio::test]
+async fn admission_rejects_an_unknown_severity_at_apply_time() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    let ns = selectable_namespace(&client, "admission").await;
+    let other = support::namespace(&client, "admission-free").await;
+    apply(cluster, &baseline(&ns));
+
+    // The admission policy picks the new baseline up within moments.
+    let rejected = support::eventually(WAIT, || async {
+        let out = cluster.kubectl_with_stdin(
+            &["apply", "-f", "-"],
+            Some(&incident(&ns, "typo", "SEV9", "")),
+        );
+        (!out.status.success()).then(|| support::stderr(&out))
+    })
+    .await
+    .expect("an unknown severity is rejected at apply time");
+    assert!(
+        rejected.contains(&format!(
+            "spec.severity: SEV9 is not on the severity ladder of ClusterResponsePolicy baseline-{ns} (valid levels: SEV1, SEV2, SEV3)"
+        )),
+        "{rejected}"
+    );
+    apply(cluster, &incident(&ns, "fine", "SEV2", ""));
+    // Namespaces the baseline does not select keep their own ladders.
+    apply(cluster, &incident(&other, "custom", "P1", ""));
+
+    // A severity change to a level off the ladder is rejected too; other
+    // changes to an incident whose level left the ladder are not.
+    let changed = cluster.kubectl(&[
+        "patch",
+        "inc",
+        "fine",
+        "-n",
+        &ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"severity":"SEV0"}}"#,
+    ]);
+    assert!(!changed.status.success(), "severity SEV0 accepted");
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.patch(
+        &other,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"klaxon.dev/policy-test": ns}}})),
+    )
+    .await
+    .expect("label namespace");
+    let out = cluster.kubectl(&[
+        "patch",
+        "inc",
+        "custom",
+        "-n",
+        &other,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"phase":"Resolved"}}"#,
+    ]);
+    assert_success(&out, "resolving an incident whose level left the ladder");
+    let _ = cluster.kubectl(&["delete", "crp", &format!("baseline-{ns}")]);
 }
