@@ -589,6 +589,37 @@ mod tests {
     }
 
     #[test]
+    fn enrichment_settings_come_from_the_team_then_the_first_baseline() {
+        use crate::api::policy::Enrichment;
+        let mut a = baseline("a", vec![]);
+        a.spec.policy.enrichment = Some(Enrichment {
+            max_pods: Some(5),
+            max_events: Some(7),
+            ..Default::default()
+        });
+        let mut b = baseline("b", vec![]);
+        b.spec.policy.enrichment = Some(Enrichment {
+            max_pods: Some(9),
+            event_lookback: Some("2h".into()),
+            ..Default::default()
+        });
+        let mut team = team(vec![]);
+        team.spec.enrichment = Some(Enrichment {
+            max_events: Some(3),
+            ..Default::default()
+        });
+        let p = effective("shop", &[&a, &b], Some(&team), None, "klaxon-system");
+        assert_eq!(
+            p.settings,
+            Settings {
+                event_lookback: Duration::from_secs(7200),
+                max_pods: 5,
+                max_events: 3,
+            }
+        );
+    }
+
+    #[test]
     fn durations_print_as_policies_write_them() {
         assert_eq!(humantime(Duration::from_secs(900)), "15m");
         assert_eq!(humantime(Duration::from_secs(5400)), "1h30m");

@@ -234,6 +234,27 @@ spec:
     let out = cluster.kubectl(&["get", "rp", "-n", &ns]);
     assert_success(&out, "kubectl get rp");
     assert!(stdout(&out).contains("False"), "{}", stdout(&out));
+
+    // A second policy in the namespace is a conflict; the oldest applies.
+    apply(
+        cluster,
+        &format!(
+            "apiVersion: klaxon.dev/v1alpha1\nkind: ResponsePolicy\nmetadata: {{name: payments-too, namespace: {ns}}}\nspec: {{team: {{name: someone-else}}}}\n"
+        ),
+    );
+    let second = wait_policy(&rps, "payments-too", "Ready=False", |p| {
+        policy_ready(p.status.as_ref()).is_some_and(|c| c.status == "False")
+    })
+    .await;
+    let ready = policy_ready(second.status.as_ref()).expect("Ready");
+    assert_eq!(ready.reason, "Conflict");
+    assert!(
+        ready
+            .message
+            .contains("ResponsePolicy payments already governs"),
+        "{}",
+        ready.message
+    );
     let _ = cluster.kubectl(&["delete", "crp", &format!("baseline-{ns}")]);
 }
 
@@ -897,4 +918,85 @@ async fn admission_rejects_an_unknown_severity_at_apply_time() {
     ]);
     assert_success(&out, "resolving an incident whose level left the ladder");
     let _ = cluster.kubectl(&["delete", "crp", &format!("baseline-{ns}")]);
+}
+
+#[tokio::test]
+async fn baseline_receivers_read_their_secret_from_the_operator_namespace() {
+    let cluster = support::cluster();
+    operator::shared();
+    let client = cluster.client().await;
+    let ns = selectable_namespace(&client, "org-hooks").await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if namespaces
+        .get_opt("klaxon-system")
+        .await
+        .expect("get namespace")
+        .is_none()
+    {
+        let _ = namespaces
+            .create(
+                &PostParams::default(),
+                &Namespace {
+                    metadata: ObjectMeta {
+                        name: Some("klaxon-system".into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            )
+            .await;
+    }
+    let receiver = Receiver::start().await;
+    let (org, team) = (format!("org-{ns}"), format!("team-{ns}"));
+    let secret_name = format!("org-hooks-{ns}");
+    secret(
+        &client,
+        "klaxon-system",
+        &secret_name,
+        &[("url", &receiver.url(&org))],
+    )
+    .await;
+    // A team cannot redirect the organisation's notifications with a
+    // Secret of the same name in its own namespace.
+    secret(&client, &ns, &secret_name, &[("url", &receiver.url(&team))]).await;
+    apply(
+        cluster,
+        &format!(
+            r#"
+apiVersion: klaxon.dev/v1alpha1
+kind: ClusterResponsePolicy
+metadata: {{name: org-{ns}}}
+spec:
+  namespaceSelector: {{matchLabels: {{klaxon.dev/policy-test: {ns}}}}}
+  receivers:
+    - {{name: commanders, webhook: {{urlSecretRef: {{name: {secret_name}, key: url}}}}}}
+  routes:
+    - {{receivers: [commanders], triggers: [Declared]}}
+"#
+        ),
+    );
+    apply(
+        cluster,
+        &incident(&ns, "checkout-5xx", "SEV1", "  commander: alice\n"),
+    );
+    let done = wait_for(
+        &client,
+        &ns,
+        "checkout-5xx",
+        WAIT,
+        "delivered to the org receiver",
+        |i| {
+            i.status.as_ref().is_some_and(|s| {
+                s.notifications.iter().any(|n| {
+                    n.receiver == format!("org-{ns}/commanders")
+                        && n.state == klaxon::api::incident::DeliveryState::Delivered
+                })
+            })
+        },
+    )
+    .await;
+    assert_eq!(done.status.as_ref().map(|s| s.notifications.len()), Some(1));
+    assert_eq!(receiver.requests_to(&org).len(), 1);
+    assert!(receiver.requests_to(&team).is_empty());
+    let _ = cluster.kubectl(&["delete", "crp", &format!("org-{ns}")]);
 }
