@@ -252,7 +252,7 @@ impl Notifier {
             .json(&body)
             .send()
             .await
-            .map_err(|e| DeliveryError::Transport(describe(e)))?;
+            .map_err(|e| DeliveryError::Transport(describe(e, "the receiver")))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -309,14 +309,16 @@ impl Notifier {
     }
 }
 
-/// A transport error without the URL (which may carry a token).
-fn describe(error: reqwest::Error) -> String {
+/// A transport error without the URL (which may carry a token): what
+/// failed and its innermost cause, e.g. `cannot connect to the receiver:
+/// Connection refused (os error 111)`.
+pub fn describe(error: reqwest::Error, peer: &str) -> String {
     let kind = if error.is_timeout() {
-        "timed out"
+        format!("{peer} did not answer in time")
     } else if error.is_connect() {
-        "cannot connect to the receiver"
+        format!("cannot connect to {peer}")
     } else {
-        "the request failed"
+        format!("the request to {peer} failed")
     };
     let error = error.without_url();
     let mut detail = String::new();
@@ -326,7 +328,7 @@ fn describe(error: reqwest::Error) -> String {
         source = inner.source();
     }
     if detail.is_empty() || detail.contains("://") {
-        kind.to_string()
+        kind
     } else {
         format!("{kind}: {detail}")
     }

@@ -123,13 +123,7 @@ impl Prometheus {
             .form(&[("query", promql)])
             .send()
             .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    "Prometheus did not answer in time".to_string()
-                } else {
-                    format!("cannot reach Prometheus: {}", e.without_url())
-                }
-            })?;
+            .map_err(|e| crate::notify::describe(e, "Prometheus"))?;
         let code = response.status();
         let body: Response = response
             .json()

@@ -44,6 +44,19 @@ for manifest in examples/*.yaml; do
   [ "$manifest" = examples/incident.yaml ] || kubectl apply -f "$manifest"
 done
 
+step "Pointing the example receivers at the local notification sink (stands in for webhooks and Slack)"
+sink="http://127.0.0.1:${KLAXON_SINK_PORT:-18081}"
+secret() { # namespace name key=path...
+  local ns="$1" name="$2"; shift 2
+  local args=()
+  for pair in "$@"; do args+=("--from-literal=${pair%%=*}=$sink${pair#*=}"); done
+  kubectl -n "$ns" create secret generic "$name" "${args[@]}" --dry-run=client -o yaml | kubectl apply -f -
+}
+secret shop klaxon-hooks team=/hooks/payments slack=/slack/payments
+secret catalog search-pager url=/pager/search
+secret klaxon-system klaxon-org-hooks commanders=/slack/commanders
+: >"$root/target/cluster/notifications.log"
+
 step "Breaking checkout: this control plane has no kubelet, so the demo plays one"
 tests/demo/break-checkout.sh
 
@@ -53,6 +66,12 @@ kubectl apply -f examples/incident.yaml
 step "Waiting for Klaxon to enrich the incident"
 kubectl wait inc/checkout-5xx -n shop --timeout=60s \
   --for=jsonpath='{.status.deployments[0].pods.total}'=4 >/dev/null
+
+kubectl wait inc/checkout-5xx -n shop --timeout=60s \
+  --for=jsonpath='{.status.conditions[?(@.type=="NotificationsDelivered")].status}'=True >/dev/null
+
+step "What the receivers got (target/cluster/notifications.log)"
+cut -c1-400 "$root/target/cluster/notifications.log"
 
 step "kubectl get klaxon -A"
 kubectl get klaxon -A

@@ -17,7 +17,8 @@ case "${1:-}" in
     bin="$("$root/tests/controlplane/build.sh")"
     mkdir -p "$dir"
     rm -f "$dir/kubeconfig"
-    nohup "$bin" --dir "$dir" --audit >"$dir/controlplane.log" 2>&1 &
+    # The sink stands in for receivers: see target/cluster/notifications.log.
+    nohup "$bin" --dir "$dir" --audit --sink "127.0.0.1:${KLAXON_SINK_PORT:-18081}" >"$dir/controlplane.log" 2>&1 &
     echo $! >"$pidfile"
     for _ in $(seq 1 1800); do
       [ -f "$dir/kubeconfig" ] && break
@@ -30,6 +31,7 @@ case "${1:-}" in
     done
     [ -f "$dir/kubeconfig" ] || { echo "the control plane was not ready within 180s; see $dir/controlplane.log" >&2; exit 1; }
     echo "control plane ready; KUBECONFIG=$dir/kubeconfig"
+    echo "notification sink: http://127.0.0.1:${KLAXON_SINK_PORT:-18081}/<anything> (requests in $dir/notifications.log)"
     ;;
   down)
     for pf in "$root/target/demo/operator.pid" "$pidfile"; do

@@ -17,10 +17,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -28,6 +30,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -46,10 +49,21 @@ func main() {
 	audit := flag.Bool("audit", false, "write an audit log of every request (metadata level) to <dir>/audit.log")
 	exitWithParent := flag.Bool("exit-with-parent", false, "stop when the process that started this one exits")
 	verbosity := flag.Int("v", 0, "kube-apiserver log verbosity")
+	sink := flag.String("sink", "", "also serve a notification sink on this address (e.g. 127.0.0.1:18081) that answers 200 and appends each request to <dir>/notifications.log")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "klaxon-controlplane: --dir is required")
 		os.Exit(2)
+	}
+	if *sink != "" {
+		if err := os.MkdirAll(*dir, 0o700); err != nil {
+			fmt.Fprintln(os.Stderr, "klaxon-controlplane:", err)
+			os.Exit(1)
+		}
+		if err := serveSink(*sink, filepath.Join(*dir, "notifications.log")); err != nil {
+			fmt.Fprintln(os.Stderr, "klaxon-controlplane: notification sink:", err)
+			os.Exit(1)
+		}
 	}
 	if err := run(*dir, *audit, *exitWithParent, *verbosity); err != nil {
 		fmt.Fprintln(os.Stderr, "klaxon-controlplane:", err)
@@ -205,6 +219,41 @@ func startEtcd(dir string, clientPort, peerPort int) (*embed.Etcd, error) {
 
 // watchParent stops the control plane when its parent exits, so a test run
 // that is killed does not leave a server behind.
+// serveSink stands in for a team's webhook or Slack in the demo: it answers
+// every request 200 and appends it, as one JSON line, to path.
+func serveSink(addr, path string) error {
+	file, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	listener, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		var payload any = string(body)
+		if json.Valid(body) {
+			payload = json.RawMessage(body)
+		}
+		line, err := json.Marshal(map[string]any{
+			"time":           time.Now().UTC().Format(time.RFC3339),
+			"path":           r.URL.Path,
+			"idempotencyKey": r.Header.Get("Idempotency-Key"),
+			"body":           payload,
+		})
+		if err == nil {
+			mu.Lock()
+			_, _ = file.Write(append(line, '\n'))
+			mu.Unlock()
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	go func() { _ = http.Serve(listener, handler) }()
+	return nil
+}
+
 func watchParent() {
 	parent := os.Getppid()
 	for range time.Tick(500 * time.Millisecond) {
