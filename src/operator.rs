@@ -44,6 +44,14 @@ pub struct RunArgs {
     /// Attempts per notification before it is marked Failed.
     #[arg(long, env = "KLAXON_DELIVERY_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub delivery_attempts: u32,
+    /// Run only while holding the Lease `klaxon` in --namespace, so that
+    /// replicas (or an old pod during a rollout) never work at once.
+    #[arg(long, env = "KLAXON_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// How long a leader's Lease lasts without renewal: the longest a
+    /// standby waits after the leader died.
+    #[arg(long, env = "KLAXON_LEADER_ELECTION_LEASE", default_value = "15s", value_parser = parse_interval)]
+    pub leader_election_lease: std::time::Duration,
 }
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
@@ -73,7 +81,18 @@ pub enum RunError {
     },
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("leader election failed (Lease {LEASE_NAME} in namespace {namespace}): {source}")]
+    LeaderElection {
+        namespace: String,
+        #[source]
+        source: kube_lease_manager::LeaseManagerError,
+    },
+    #[error("lost the Lease {LEASE_NAME}; stopping so that only one instance works")]
+    LostLeadership,
 }
+
+/// The Lease replicas compete for.
+pub const LEASE_NAME: &str = "klaxon";
 
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = connect().await?;
@@ -101,6 +120,21 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shutdown.clone(),
     ));
 
+    let leadership = if args.leader_election {
+        match lead(&client, &args, &health, &shutdown).await? {
+            Some(leadership) => Some(leadership),
+            // Asked to stop while standing by.
+            None => {
+                shutdown.cancel();
+                let _ = server.await;
+                info!("stopped");
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
+
     let context = controller::Context {
         client,
         metrics,
@@ -115,12 +149,129 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     controller::run(context, health, shutdown.clone()).await;
     // Controllers end on shutdown; make sure the server does too.
     shutdown.cancel();
+    let lost = match leadership {
+        // Releases the Lease, so a standby takes over at once.
+        Some(leadership) => leadership.release().await,
+        None => false,
+    };
     match server.await {
         Ok(result) => result.map_err(RunError::Serve)?,
         Err(join) => warn!(error = %join, "the HTTP server task ended abnormally"),
     }
+    if lost {
+        return Err(RunError::LostLeadership);
+    }
     info!("stopped");
     Ok(())
+}
+
+/// Held leadership: a task that keeps renewing the Lease and stops the
+/// operator if it is lost.
+struct Leadership {
+    watcher: tokio::task::JoinHandle<bool>,
+}
+
+impl Leadership {
+    /// Releases the Lease; true when it had been lost before.
+    async fn release(self) -> bool {
+        self.watcher.await.unwrap_or(false)
+    }
+}
+
+/// A call to `LeaseManager::changed` that lasted this long without an
+/// error means the API answered: any earlier error streak is over.
+const HEALTHY_CALL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits until this instance holds the Lease, standing by meanwhile (ready
+/// while it can reach the Lease, not ready while it cannot). `None` when
+/// asked to stop first.
+async fn lead(
+    client: &Client,
+    args: &RunArgs,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Result<Option<Leadership>, RunError> {
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "klaxon".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let lease = args.leader_election_lease.as_secs().max(3);
+    let grace = (lease / 3).max(1);
+    let failed = |source| RunError::LeaderElection {
+        namespace: args.namespace.clone(),
+        source,
+    };
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+        .with_namespace(&args.namespace)
+        .with_identity(&identity)
+        .with_duration(lease)
+        .with_grace(grace)
+        .with_field_manager(format!("klaxon-lease-{identity}"))
+        .build()
+        .await
+        .map_err(failed)?;
+    health.set_ready(true);
+    info!(%identity, lease = LEASE_NAME, namespace = %args.namespace, "standing by until this instance holds the Lease");
+    loop {
+        let started = std::time::Instant::now();
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            changed = manager.changed() => match changed {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(error) => {
+                    // Standing by blind: not ready, so it shows.
+                    health.set_ready(false);
+                    tracing::error!(%error, "cannot reach the Lease; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    continue;
+                }
+            },
+        }
+        if started.elapsed() >= HEALTHY_CALL {
+            health.set_ready(true);
+        }
+    }
+    info!(%identity, "holding the Lease; starting the controllers");
+    health.set_ready(false);
+    let shutdown = shutdown.clone();
+    // Past this long without renewing, another instance may hold the Lease.
+    let renew_budget = std::time::Duration::from_secs(lease - grace);
+    let watcher = tokio::spawn(async move {
+        let mut failing_since: Option<std::time::Instant> = None;
+        let lost = loop {
+            let started = std::time::Instant::now();
+            tokio::select! {
+                _ = shutdown.cancelled() => break false,
+                changed = manager.changed() => match changed {
+                    Ok(true) => failing_since = None,
+                    Ok(false) => {
+                        tracing::error!("another instance holds the Lease now; stopping");
+                        shutdown.cancel();
+                        break true;
+                    }
+                    Err(error) => {
+                        if started.elapsed() >= HEALTHY_CALL {
+                            failing_since = None;
+                        }
+                        let since = *failing_since.get_or_insert(started);
+                        if since.elapsed() >= renew_budget {
+                            tracing::error!(%error, "could not renew the Lease in time; stopping");
+                            shutdown.cancel();
+                            break true;
+                        }
+                        warn!(%error, "cannot renew the Lease; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                },
+            }
+        };
+        if !lost && let Err(error) = manager.release().await {
+            warn!(%error, "cannot release the Lease; a standby takes over when it expires");
+        }
+        lost
+    });
+    Ok(Some(Leadership { watcher }))
 }
 
 /// A client from in-cluster config or KUBECONFIG that names itself

@@ -640,7 +640,12 @@ async fn the_operator_works_under_the_charts_rbac() {
     let mut operator = Operator::start(
         &kubeconfig,
         "chart-rbac",
-        &[("KLAXON_METRICS_INTERVAL", "1s")],
+        &[
+            ("KLAXON_METRICS_INTERVAL", "1s"),
+            // As the chart runs it: the Lease in its own namespace.
+            ("KLAXON_LEADER_ELECTION", "true"),
+            ("KLAXON_NAMESPACE", system.as_str()),
+        ],
     );
     operator.wait_ready(WAIT);
     fixtures::apply(

@@ -6,6 +6,7 @@ mod support;
 mod api_schema;
 mod control_plane;
 mod enrichment;
+mod leader;
 mod operator_run;
 mod policies;
 mod queries;
