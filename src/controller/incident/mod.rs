@@ -415,12 +415,19 @@ fn queries_due(
     let Some(status) = incident.status.as_ref() else {
         return true;
     };
-    let names_changed = policy.queries.iter().any(|q| {
-        !status
-            .metrics
-            .iter()
-            .any(|m| m.name == q.name || m.name.starts_with(&format!("{}/", q.name)))
-    });
+    // A query added (one without `$deployment` has exactly one result
+    // named after it) or removed since the last run.
+    let base = |name: &str| name.split('/').next().unwrap_or_default().to_string();
+    let added = policy
+        .queries
+        .iter()
+        .filter(|q| !q.query.contains("$deployment"))
+        .any(|q| !status.metrics.iter().any(|m| m.name == q.name));
+    let removed = status
+        .metrics
+        .iter()
+        .any(|m| !policy.queries.iter().any(|q| q.name == base(&m.name)));
+    let names_changed = added || removed;
     let stale = status.metrics_at.as_ref().is_none_or(|at| {
         let age = Timestamp::now().duration_since(at.0);
         Duration::try_from(age).is_ok_and(|age| age >= interval)
@@ -690,5 +697,104 @@ fn gather(
         metrics_available: state.metrics.available(),
         truncated,
         queries: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+    use crate::{
+        api::incident::MetricValue,
+        policy::{EffectivePolicy, EffectiveQuery},
+    };
+
+    fn with_metrics(names: &[&str], age: Duration) -> Incident {
+        let mut incident = Incident::new(
+            "i",
+            api::IncidentSpec {
+                title: "t".into(),
+                severity: "SEV2".into(),
+                phase: Phase::Triggered,
+                summary: None,
+                commander: None,
+                responders: vec![],
+                affected: None,
+                notes: vec![],
+                postmortem: None,
+            },
+        );
+        let at = Timestamp::now()
+            .checked_sub(SignedDuration::try_from(age).expect("age"))
+            .expect("time");
+        incident.status = Some(api::IncidentStatus {
+            metrics_at: Some(Time(at)),
+            metrics: names
+                .iter()
+                .map(|n| MetricValue {
+                    name: n.to_string(),
+                    value: Some("1".into()),
+                    query: String::new(),
+                    error: None,
+                })
+                .collect(),
+            ..Default::default()
+        });
+        incident
+    }
+
+    fn policy(queries: &[(&str, &str)]) -> EffectivePolicy {
+        EffectivePolicy {
+            queries: queries
+                .iter()
+                .map(|(name, query)| EffectiveQuery {
+                    name: name.to_string(),
+                    query: query.to_string(),
+                    url: "http://prometheus:9090".into(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn queries_run_on_their_interval_and_when_the_set_changes() {
+        let minute = Duration::from_secs(60);
+        let per_deployment = policy(&[("p99", "x{deployment=\"$deployment\"}")]);
+        // A per-Deployment query with no Deployment found: no result, and
+        // that is not a reason to query on every reconcile.
+        assert!(!queries_due(
+            &with_metrics(&[], Duration::ZERO),
+            &per_deployment,
+            minute
+        ));
+        assert!(queries_due(
+            &with_metrics(&[], minute),
+            &per_deployment,
+            minute
+        ));
+        let errors = policy(&[("errors", "sum(x)")]);
+        assert!(!queries_due(
+            &with_metrics(&["errors"], Duration::ZERO),
+            &errors,
+            minute
+        ));
+        // Added, removed.
+        assert!(queries_due(
+            &with_metrics(&[], Duration::ZERO),
+            &errors,
+            minute
+        ));
+        assert!(queries_due(
+            &with_metrics(&["errors", "gone"], Duration::ZERO),
+            &errors,
+            minute
+        ));
+        assert!(!queries_due(
+            &with_metrics(&["errors"], Duration::ZERO),
+            &policy(&[]),
+            minute
+        ));
     }
 }
