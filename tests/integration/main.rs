@@ -8,6 +8,7 @@ mod control_plane;
 mod enrichment;
 mod leader;
 mod operator_run;
+mod plugin;
 mod policies;
 mod queries;
 mod validation;
