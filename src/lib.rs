@@ -19,4 +19,5 @@ pub mod podmetrics;
 pub mod policy;
 pub mod prometheus;
 pub mod server;
+pub mod signals;
 pub mod telemetry;

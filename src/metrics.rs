@@ -25,6 +25,10 @@ pub struct Metrics {
     pub reconciliations: Family<ControllerLabels, Counter>,
     pub failures: Family<ErrorLabels, Counter>,
     pub duration: Family<ControllerLabels, Histogram>,
+    /// Passes over every namespace's signals.
+    pub signal_evaluations: Counter,
+    /// Incidents declared from signals.
+    pub auto_declared: Counter,
 }
 
 impl Default for Metrics {
@@ -35,6 +39,8 @@ impl Default for Metrics {
             duration: Family::new_with_constructor(|| {
                 Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
             }),
+            signal_evaluations: Counter::default(),
+            auto_declared: Counter::default(),
         }
     }
 }
@@ -55,6 +61,16 @@ impl Metrics {
             "klaxon_reconcile_failures",
             "Reconciliations that failed, by controller and error reason",
             self.failures.clone(),
+        );
+        registry.register(
+            "klaxon_signal_evaluations",
+            "Passes that evaluated every policy signal against the cluster",
+            self.signal_evaluations.clone(),
+        );
+        registry.register(
+            "klaxon_incidents_auto_declared",
+            "Incidents declared from policy signals",
+            self.auto_declared.clone(),
         );
         registry.register(
             "klaxon_reconcile_duration_seconds",

@@ -29,7 +29,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Selector, SelectorExt};
 
 use crate::api::policy::{
-    ClusterResponsePolicy, Prometheus, Receiver, ResponsePolicy, ResponsePolicySpec, Trigger,
+    ClusterResponsePolicy, Prometheus, Receiver, ResponsePolicy, ResponsePolicySpec, Signal,
+    Trigger,
 };
 
 /// The ladder used when no policy defines one.
@@ -110,6 +111,11 @@ pub struct EffectivePolicy {
     pub escalation: Vec<String>,
     pub queries: Vec<EffectiveQuery>,
     pub settings: Settings,
+    /// Every signal of the team and the baselines.
+    pub signals: Vec<Signal>,
+    /// How long an auto-declared incident's workload must stay healthy
+    /// before it is resolved (the team's, else the first baseline's).
+    pub auto_resolve: Option<Duration>,
 }
 
 impl EffectivePolicy {
@@ -396,6 +402,13 @@ pub fn effective(
             policy
                 .escalation
                 .extend(escalation.receivers.iter().map(|r| id(r)));
+        }
+        policy.signals.extend(spec.signals.iter().cloned());
+        if policy.auto_resolve.is_none() {
+            policy.auto_resolve = spec
+                .auto_resolve
+                .as_ref()
+                .and_then(|a| a.healthy_for.parse().ok());
         }
         if let Some(Prometheus { url, queries }) =
             spec.enrichment.as_ref().and_then(|e| e.prometheus.as_ref())

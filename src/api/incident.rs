@@ -216,6 +216,10 @@ pub struct IncidentStatus {
     /// The acknowledgement deadline from the policy's ladder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledge_by: Option<Time>,
+    /// For an incident declared from a signal: since when its workload is
+    /// healthy again (policy `autoResolve` resolves it after `healthyFor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_since: Option<Time>,
     /// When the deadline passed unacknowledged and the incident escalated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated_at: Option<Time>,

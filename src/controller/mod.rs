@@ -4,6 +4,7 @@
 pub mod incident;
 pub mod index;
 pub mod policy;
+pub mod signals;
 pub mod written;
 
 use std::time::Duration;

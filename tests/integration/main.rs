@@ -11,4 +11,5 @@ mod operator_run;
 mod plugin;
 mod policies;
 mod queries;
+mod signals;
 mod validation;

@@ -35,7 +35,7 @@ use kube::{
     },
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use self::status::Enrichment;
 use super::{
@@ -61,6 +61,8 @@ pub const FIELD_MANAGER: &str = "klaxon";
 pub enum Error {
     #[error("cannot write the Incident's status: {0}")]
     PatchStatus(#[source] kube::Error),
+    #[error("cannot resolve the auto-declared Incident: {0}")]
+    Resolve(#[source] kube::Error),
 }
 
 impl Error {
@@ -68,6 +70,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::PatchStatus(_) => "PatchStatus",
+            Error::Resolve(_) => "Resolve",
         }
     }
 }
@@ -183,6 +186,14 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
         }
     };
 
+    tokio::spawn(super::signals::run(
+        client.clone(),
+        caches.clone(),
+        incidents_store.clone(),
+        context.namespace.clone(),
+        context.metrics.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(super::policy::run(
         client.clone(),
         caches.clone(),
@@ -340,6 +351,7 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
     // Compute.
     let now = Timestamp::now();
     let computed = status::compute(&incident, enrichment, &policy, now);
+    let computed_resolve = computed.resolve;
     let mut status = computed.status;
     let due = status::begin_deliveries(&mut status, now, &state.notifier.backoff);
 
@@ -391,7 +403,19 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
     state.policy_status.notify_one();
     state.context.metrics.observe(CONTROLLER, started.elapsed());
 
-    let wake = status::next_wakeup(&current, incident.spec.phase)
+    if computed_resolve {
+        let api: Api<Incident> = Api::namespaced(state.context.client.clone(), &namespace);
+        // Klaxon declared this incident, so it may write its spec.
+        api.patch(
+            &incident.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"phase": Phase::Resolved}})),
+        )
+        .await
+        .map_err(Error::Resolve)?;
+        info!("auto-resolved: the workload stayed healthy");
+    }
+    let wake = status::next_wakeup(&current, incident.spec.phase, policy.auto_resolve)
         .map(|at| at.duration_since(Timestamp::now()))
         .and_then(|d| Duration::try_from(d).ok())
         .map(|d| d.max(Duration::from_millis(100)));

@@ -70,6 +70,9 @@ pub struct Transition {
 pub struct Computed {
     pub status: IncidentStatus,
     pub transitions: Vec<Transition>,
+    /// An incident Klaxon declared whose workload stayed healthy for the
+    /// policy's `autoResolve.healthyFor`: set `spec.phase: Resolved`.
+    pub resolve: bool,
 }
 
 pub fn compute(
@@ -118,6 +121,19 @@ pub fn compute(
             "Declared",
             format!("Declared {}: {}", spec.severity, spec.title),
         );
+        if let Some(message) = incident
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::signals::MESSAGE_ANNOTATION))
+        {
+            add(
+                &mut status,
+                declared.clone(),
+                "Signal",
+                format!("Declared by Klaxon: {}", enrich::truncate(message, 512)),
+            );
+        }
     }
     let first_entry = if previous.declared_at.is_none() {
         declared.clone()
@@ -291,6 +307,48 @@ pub fn compute(
                 );
             }
         }
+    }
+
+    // Auto-resolution of incidents Klaxon declared from a signal.
+    let signal = incident
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(crate::signals::SIGNAL_LABEL))
+        .and_then(|s| crate::signals::signal_type(s));
+    let mut resolve = false;
+    match (signal, policy.auto_resolve) {
+        (Some(signal), Some(after)) if !frozen && spec.phase != Phase::Resolved => {
+            if crate::signals::healthy(signal, &status.deployments) {
+                let since = status
+                    .healthy_since
+                    .get_or_insert_with(|| now.clone())
+                    .clone();
+                let due = SignedDuration::try_from(after)
+                    .ok()
+                    .and_then(|after| since.0.checked_add(after).ok())
+                    .is_some_and(|at| at <= now.0);
+                if due {
+                    resolve = true;
+                    if !status.timeline.iter().any(|e| e.type_ == "AutoResolved") {
+                        add(
+                            &mut status,
+                            now.clone(),
+                            "AutoResolved",
+                            format!(
+                                "Healthy since {} (for {}); resolving",
+                                since.0,
+                                humantime(after)
+                            ),
+                        );
+                    }
+                }
+            } else {
+                status.healthy_since = None;
+            }
+        }
+        _ if !frozen => status.healthy_since = None,
+        _ => {}
     }
 
     // Conditions.
@@ -585,6 +643,7 @@ pub fn compute(
     Computed {
         status,
         transitions,
+        resolve,
     }
 }
 
@@ -750,7 +809,11 @@ pub fn finish_delivery(
 
 /// When the incident next needs attention without any change: the next
 /// delivery retry, or its acknowledgement deadline.
-pub fn next_wakeup(status: &IncidentStatus, spec_phase: Phase) -> Option<Timestamp> {
+pub fn next_wakeup(
+    status: &IncidentStatus,
+    spec_phase: Phase,
+    auto_resolve: Option<std::time::Duration>,
+) -> Option<Timestamp> {
     let retries = status
         .notifications
         .iter()
@@ -761,7 +824,16 @@ pub fn next_wakeup(status: &IncidentStatus, spec_phase: Phase) -> Option<Timesta
         .as_ref()
         .filter(|_| spec_phase == Phase::Triggered && status.escalated_at.is_none())
         .map(|t| t.0);
-    retries.chain(deadline).min()
+    let resolution = status
+        .healthy_since
+        .as_ref()
+        .zip(auto_resolve)
+        .filter(|_| spec_phase != Phase::Resolved)
+        .and_then(|(since, after)| {
+            let after = SignedDuration::try_from(after).ok()?;
+            since.0.checked_add(after).ok()
+        });
+    retries.chain(deadline).chain(resolution).min()
 }
 
 /// The Event action for a timeline entry: the type, narrowed by what the

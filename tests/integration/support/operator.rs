@@ -20,6 +20,10 @@ pub struct Shared {
 }
 
 impl Shared {
+    pub fn get(&self, path: &str) -> Option<HttpResponse> {
+        http_get(self.port, path)
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

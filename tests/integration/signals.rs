@@ -1,0 +1,193 @@
+//! Signals: Klaxon declares an incident when a Deployment stays
+//! unavailable or its pods crash-loop for the policy's `for`, never twice
+//! for one outage, and resolves it when the workload stays healthy.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use klaxon::api::{Incident, Phase};
+use kube::{
+    Api, Client,
+    api::{ListParams, Patch, PatchParams},
+};
+use serde_json::json;
+
+use crate::support::{
+    self,
+    fixtures::{self, apply},
+    operator,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn ago(seconds: i64) -> String {
+    let now = jiff::Timestamp::now().as_second() - seconds;
+    jiff::Timestamp::from_second(now).expect("time").to_string()
+}
+
+async fn set_available(client: &Client, ns: &str, name: &str, available: bool, since: &str) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let (status, reason, ready) = if available {
+        ("True", "MinimumReplicasAvailable", 2)
+    } else {
+        ("False", "MinimumReplicasUnavailable", 0)
+    };
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
+            "replicas": 2, "readyReplicas": ready, "availableReplicas": ready, "updatedReplicas": 2,
+            "conditions": [{"type": "Available", "status": status, "reason": reason,
+                "lastUpdateTime": since, "lastTransitionTime": since}]
+        }})),
+    )
+    .await
+    .expect("deployment status");
+}
+
+async fn auto_declared(client: &Client, ns: &str) -> Vec<Incident> {
+    let api: Api<Incident> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default().labels("klaxon.dev/signal"))
+        .await
+        .expect("list incidents")
+        .items
+}
+
+#[tokio::test]
+async fn signals_declare_once_per_outage_and_health_resolves_it() {
+    let cluster = support::cluster();
+    operator::shared();
+    let client = cluster.client().await;
+    let ns = support::namespace(&client, "signals").await;
+    apply(
+        cluster,
+        &format!(
+            r#"
+apiVersion: klaxon.dev/v1alpha1
+kind: ResponsePolicy
+metadata: {{name: team, namespace: {ns}}}
+spec:
+  signals:
+    - {{type: DeploymentUnavailable, for: 30s, severity: SEV2, selector: {{matchLabels: {{tier: web}}}}}}
+    - {{type: CrashLooping, for: 1h, severity: SEV3}}
+  autoResolve: {{healthyFor: 2s}}
+"#
+        ),
+    );
+    fixtures::deployment(
+        &client,
+        &ns,
+        "web",
+        &[("tier", "web")],
+        (2, 0),
+        "1",
+        "web:v1",
+    )
+    .await;
+    fixtures::deployment(
+        &client,
+        &ns,
+        "batch",
+        &[("tier", "batch")],
+        (2, 0),
+        "1",
+        "batch:v1",
+    )
+    .await;
+    fixtures::deployment(
+        &client,
+        &ns,
+        "fresh",
+        &[("tier", "web")],
+        (2, 0),
+        "1",
+        "fresh:v1",
+    )
+    .await;
+    // web: down for 2 minutes (past `for`); batch: down as long, but the
+    // selector leaves it out; fresh: down only just now.
+    set_available(&client, &ns, "web", false, &ago(120)).await;
+    set_available(&client, &ns, "batch", false, &ago(120)).await;
+    set_available(&client, &ns, "fresh", false, &ago(1)).await;
+
+    let declared = support::eventually(WAIT, || async {
+        let found = auto_declared(&client, &ns).await;
+        (!found.is_empty()).then_some(found)
+    })
+    .await
+    .expect("an incident declared from the signal");
+    let incident = &declared[0];
+    let name = incident.metadata.name.clone().expect("name");
+    assert!(name.starts_with("web-unavailable-"), "{name}");
+    assert_eq!(incident.spec.severity, "SEV2");
+    assert_eq!(incident.spec.title, "web is unavailable");
+    let affected = &incident
+        .spec
+        .affected
+        .as_ref()
+        .expect("affected")
+        .deployments;
+    assert_eq!(affected[0].name.as_deref(), Some("web"));
+
+    let enriched = fixtures::wait_for(
+        &client,
+        &ns,
+        &name,
+        WAIT,
+        "the Signal timeline entry",
+        |i| {
+            i.status
+                .as_ref()
+                .is_some_and(|s| s.timeline.iter().any(|e| e.type_ == "Signal"))
+        },
+    )
+    .await;
+    let signal = enriched
+        .status
+        .as_ref()
+        .and_then(|s| s.timeline.iter().find(|e| e.type_ == "Signal"))
+        .map(|e| e.message.clone())
+        .unwrap_or_default();
+    assert!(signal.contains("web Available=False since"), "{signal}");
+
+    // Two more passes over every signal: still exactly one, nothing for
+    // the others.
+    let passes = || {
+        let metrics = operator::shared()
+            .get("/metrics")
+            .map(|r| r.body)
+            .unwrap_or_default();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("klaxon_signal_evaluations_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let seen = passes();
+    let later =
+        support::eventually(WAIT, || async { (passes() >= seen + 2.0).then_some(()) }).await;
+    assert!(later.is_some(), "the signal loop stopped");
+    let names: Vec<String> = auto_declared(&client, &ns)
+        .await
+        .into_iter()
+        .filter_map(|i| i.metadata.name)
+        .collect();
+    assert_eq!(
+        names,
+        std::slice::from_ref(&name),
+        "one incident for one outage, none for batch or fresh"
+    );
+
+    // Health returns: resolved after `healthyFor`.
+    set_available(&client, &ns, "web", true, &ago(0)).await;
+    let resolved = fixtures::wait_for(&client, &ns, &name, WAIT, "auto-resolution", |i| {
+        i.spec.phase == Phase::Resolved
+            && i.status.as_ref().is_some_and(|s| s.resolved_at.is_some())
+    })
+    .await;
+    let timeline = &resolved.status.as_ref().expect("status").timeline;
+    assert!(
+        timeline.iter().any(|e| e.type_ == "AutoResolved"),
+        "{timeline:#?}"
+    );
+}
