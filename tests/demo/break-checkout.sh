@@ -7,9 +7,13 @@ ns=shop
 k() { kubectl -n "$ns" "$@"; }
 
 uid="$(k get deploy checkout -o jsonpath='{.metadata.uid}')"
+# Checkout breaks now: the policy's DeploymentUnavailable signal (for: 2m)
+# would declare an incident of its own two minutes later, unless the
+# responder's incident already names checkout (it will).
+now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 k annotate deploy checkout deployment.kubernetes.io/revision=2 --overwrite >/dev/null
 k patch deploy checkout --subresource=status --type=merge -p '{"status":{"replicas":3,"readyReplicas":1,"availableReplicas":1,"updatedReplicas":3,
-  "conditions":[{"type":"Available","status":"False","reason":"MinimumReplicasUnavailable","message":"Deployment does not have minimum availability.","lastUpdateTime":"2026-11-24T14:02:00Z","lastTransitionTime":"2026-11-24T14:02:00Z"}]}}' >/dev/null
+  "conditions":[{"type":"Available","status":"False","reason":"MinimumReplicasUnavailable","message":"Deployment does not have minimum availability.","lastUpdateTime":"'"$now"'","lastTransitionTime":"'"$now"'"}]}}' >/dev/null
 
 replicaset() { # hash revision image
   cat <<YAML | k apply -f - >/dev/null
