@@ -819,7 +819,7 @@ async fn a_restart_neither_loses_nor_repeats_a_delivery() {
 
     // 2. A restart after the delivery was recorded sends nothing again.
     second.terminate(WAIT);
-    let _third = start("restart-3");
+    let mut third = start("restart-3");
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
     incidents
         .patch(
@@ -853,6 +853,56 @@ async fn a_restart_neither_loses_nor_repeats_a_delivery() {
     assert_eq!(keys.len(), 3, "Declared twice (the crash), Resolved once");
     keys.dedup();
     assert_eq!(keys.len(), 2, "no loss, no duplicate by idempotency key");
+
+    // 3. A deadline that passes while no operator runs still escalates:
+    // timers come from the status, not from memory.
+    apply(
+        &cluster,
+        &team_policy(
+            &ns,
+            r#"  severities:
+    - {name: SEV2, acknowledgeWithin: 3s}
+  receivers:
+    - {name: hook, webhook: {urlSecretRef: {name: hooks, key: hook}}}
+  routes:
+    - {receivers: [hook], triggers: [Declared, Resolved]}
+  escalation: {receivers: [hook]}
+"#,
+        ),
+    );
+    apply(&cluster, &incident(&ns, "overnight", "SEV2", ""));
+    let by = wait_for(&client, &ns, "overnight", WAIT, "its deadline", |i| {
+        i.status
+            .as_ref()
+            .is_some_and(|s| s.acknowledge_by.is_some())
+    })
+    .await
+    .status
+    .and_then(|s| s.acknowledge_by)
+    .expect("acknowledgeBy");
+    third.terminate(WAIT);
+    let passed = support::eventually(WAIT, || async {
+        (jiff::Timestamp::now() > by.0).then_some(())
+    })
+    .await;
+    assert!(passed.is_some());
+    let _fourth = start("restart-4");
+    wait_for(
+        &client,
+        &ns,
+        "overnight",
+        WAIT,
+        "the escalation after the restart",
+        |i| has(i, "AcknowledgementOverdue", "True", "Overdue"),
+    )
+    .await;
+    receiver
+        .wait_for(WAIT, "the escalation notification", |r| {
+            r.iter().any(|r| {
+                r.body["incident"]["name"] == "overnight" && r.body["trigger"] == "Escalated"
+            })
+        })
+        .await;
 }
 
 #[tokio::test]
