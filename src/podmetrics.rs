@@ -84,7 +84,7 @@ struct State {
 
 /// The latest samples, shared between the poller and the reconciler.
 #[derive(Clone, Default)]
-pub struct MetricsCache(Arc<RwLock<State>>);
+pub struct MetricsCache(Arc<RwLock<State>>, Arc<tokio::sync::Notify>);
 
 impl MetricsCache {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -93,6 +93,27 @@ impl MetricsCache {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.0.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits (at most `timeout`) until `namespace` has been sampled once,
+    /// so a fresh incident's first status already shows CPU and memory
+    /// instead of being written twice. Returns at once when the metrics
+    /// API is not served.
+    pub async fn first_sample(&self, namespace: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Created before the check, so no update slips between them.
+            let updated = self.1.notified();
+            {
+                let state = self.read();
+                if state.available != Some(true) || state.samples.contains_key(namespace) {
+                    return;
+                }
+            }
+            if tokio::time::timeout_at(deadline, updated).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Whether the metrics API is served; `None` before the first probe.
@@ -189,6 +210,7 @@ pub async fn poll(
         }
         if !available {
             cache.write().samples.clear();
+            cache.1.notify_waiters();
             continue;
         }
         let lists = futures::stream::iter(namespaces)
@@ -219,6 +241,7 @@ pub async fn poll(
                 let incidents = index.in_namespace(&namespace);
                 // Samples first: the reconciles triggered below read them.
                 cache.write().samples.insert(namespace, samples);
+                cache.1.notify_waiters();
                 for incident in incidents {
                     let _ = trigger.unbounded_send(incident);
                 }

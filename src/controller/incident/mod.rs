@@ -57,6 +57,9 @@ use crate::{
 pub const CONTROLLER: &str = "incident";
 pub const FIELD_MANAGER: &str = "klaxon";
 
+/// How long a reconcile waits for a new namespace's first PodMetrics.
+const FIRST_SAMPLE_WAIT: Duration = Duration::from_millis(750);
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot write the Incident's status: {0}")]
@@ -323,6 +326,12 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
         state
             .index
             .link(reference.clone(), &namespace, &names, selects);
+        // A namespace linked for the first time is sampled at once; waiting
+        // briefly for it saves a second status write per fresh incident.
+        state
+            .metrics
+            .first_sample(&namespace, FIRST_SAMPLE_WAIT)
+            .await;
         let mut enrichment = gather(
             &state,
             &incident,
@@ -397,6 +406,7 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
                 state.notifier.backoff.max_attempts,
             ));
         }
+        status::refresh_delivery_condition(&mut status, incident.metadata.generation, now);
         current = apply(&state, &incident, &reference, status.clone()).await?;
         report(&state, &incident, transitions).await;
     }

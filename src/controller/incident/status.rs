@@ -807,6 +807,21 @@ pub fn finish_delivery(
     })
 }
 
+/// Brings `NotificationsDelivered` in line with the notifications after
+/// deliveries were attempted.
+pub fn refresh_delivery_condition(
+    status: &mut IncidentStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let now = Time(Timestamp::from_second(now.as_second()).unwrap_or(now));
+    let fresh = delivery_condition(&status.notifications, &status.conditions, generation, &now);
+    status
+        .conditions
+        .retain(|c| c.type_ != NOTIFICATIONS_DELIVERED);
+    status.conditions.extend(fresh);
+}
+
 /// When the incident next needs attention without any change: the next
 /// delivery retry, or its acknowledgement deadline.
 pub fn next_wakeup(
