@@ -156,6 +156,28 @@ fn response_policy_status(
             ),
         )
     };
+    let governed = if ready {
+        open.get(&namespace).copied().unwrap_or(0)
+    } else {
+        0
+    };
+    policy_status(
+        &previous,
+        generation,
+        (ready, reason, message),
+        governed,
+        now,
+    )
+}
+
+/// A policy's status: its Ready condition and the open incidents it governs.
+fn policy_status(
+    previous: &PolicyStatus,
+    generation: Option<i64>,
+    (ready, reason, message): (bool, &str, String),
+    open_incidents: i32,
+    now: &Time,
+) -> PolicyStatus {
     PolicyStatus {
         observed_generation: generation,
         conditions: vec![condition(
@@ -167,11 +189,7 @@ fn response_policy_status(
             generation,
             now,
         )],
-        open_incidents: Some(if ready {
-            open.get(&namespace).copied().unwrap_or(0)
-        } else {
-            0
-        }),
+        open_incidents: Some(open_incidents),
     }
 }
 
@@ -212,24 +230,17 @@ fn cluster_policy_status(
             format!("The baseline for {} namespace(s).", selected.len()),
         ),
     };
-    PolicyStatus {
-        observed_generation: generation,
-        conditions: vec![condition(
-            &previous.conditions,
-            READY,
-            ready,
-            reason,
-            message,
-            generation,
-            now,
-        )],
-        open_incidents: Some(
-            selected
-                .iter()
-                .map(|ns| open.get(ns).copied().unwrap_or(0))
-                .sum(),
-        ),
-    }
+    let governed = selected
+        .iter()
+        .map(|ns| open.get(ns).copied().unwrap_or(0))
+        .sum();
+    policy_status(
+        &previous,
+        generation,
+        (ready, reason, message),
+        governed,
+        now,
+    )
 }
 
 async fn write<K>(api: &Api<K>, object: &K, status: PolicyStatus)

@@ -12,24 +12,12 @@ use serde_json::json;
 
 use crate::support::{
     self, Cluster, assert_success,
-    fixtures::{self, wait_for},
+    fixtures::{self, condition, wait_for},
     operator::{self, Operator},
     stdout,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn condition<'a>(
-    incident: &'a Incident,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    incident
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-}
 
 fn pods_total(incident: &Incident, deployment: &str) -> Option<i32> {
     incident

@@ -19,22 +19,13 @@ use serde_json::json;
 
 use crate::support::{
     self, Cluster, assert_success,
-    fixtures::{apply, wait_for},
+    fixtures::{apply, condition, wait_for},
     operator::{self, Operator},
     receiver::Receiver,
     stdout,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn condition<'a>(incident: &'a Incident, type_: &str) -> Option<&'a Condition> {
-    incident
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-}
 
 fn has(incident: &Incident, type_: &str, status: &str, reason: &str) -> bool {
     condition(incident, type_).is_some_and(|c| c.status == status && c.reason == reason)

@@ -254,3 +254,16 @@ pub async fn wait_for(
         }
     }
 }
+
+/// The Incident's condition of `type_`, if present.
+pub fn condition<'a>(
+    incident: &'a Incident,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    incident
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
