@@ -370,43 +370,12 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
 
     // Deliver what is due; the attempts are already on record.
     if !due.is_empty() {
-        let view = Incident {
-            status: Some(status.clone()),
-            ..Incident::clone(&incident)
-        };
-        let sends = due.iter().map(|&i| {
-            let n = &status.notifications[i];
-            let trigger = trigger_of(&n.trigger);
-            let key = n.idempotency_key.clone().unwrap_or_default();
-            let receiver = policy.receiver(&n.receiver);
-            let id = n.receiver.clone();
-            let (view, notifier) = (&view, &state.notifier);
-            async move {
-                match (receiver, trigger) {
-                    (Some(receiver), Some(trigger)) => {
-                        notifier.send(receiver, view, trigger, &key).await
-                    }
-                    _ => Err(notify::DeliveryError::UnknownReceiver { receiver: id }),
-                }
-            }
-        });
-        let outcomes = futures::future::join_all(sends).await;
-        let now = Timestamp::now();
-        let mut transitions = Vec::new();
-        for (&i, outcome) in due.iter().zip(outcomes) {
-            if let Err(error) = &outcome {
-                let n = &status.notifications[i];
-                warn!(receiver = %n.receiver, trigger = %n.trigger, attempt = n.attempts, %error, "notification not delivered");
-            }
-            transitions.extend(status::finish_delivery(
-                &mut status,
-                i,
-                outcome,
-                now,
-                state.notifier.backoff.max_attempts,
-            ));
-        }
-        status::refresh_delivery_condition(&mut status, incident.metadata.generation, now);
+        let transitions = deliver(&state, &policy, &incident, &mut status, &due).await;
+        status::refresh_delivery_condition(
+            &mut status,
+            incident.metadata.generation,
+            Timestamp::now(),
+        );
         current = apply(&state, &incident, &reference, status.clone()).await?;
         report(&state, &incident, transitions).await;
     }
@@ -435,6 +404,55 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
         Duration::from_secs(300)
     };
     Ok(Action::requeue(wake.map_or(refresh, |w| w.min(refresh))))
+}
+
+/// Sends the due notifications at once and records each outcome in
+/// `status`; returns the timeline entries to report as Events.
+async fn deliver(
+    state: &State,
+    policy: &crate::policy::EffectivePolicy,
+    incident: &Incident,
+    status: &mut api::IncidentStatus,
+    due: &[usize],
+) -> Vec<status::Transition> {
+    let view = Incident {
+        status: Some(status.clone()),
+        ..incident.clone()
+    };
+    let sends = due
+        .iter()
+        .filter_map(|&i| status.notifications.get(i))
+        .map(|n| {
+            let trigger = trigger_of(&n.trigger);
+            let key = n.idempotency_key.clone().unwrap_or_default();
+            let receiver = policy.receiver(&n.receiver);
+            let id = n.receiver.clone();
+            let (view, notifier) = (&view, &state.notifier);
+            async move {
+                match (receiver, trigger) {
+                    (Some(receiver), Some(trigger)) => {
+                        notifier.send(receiver, view, trigger, &key).await
+                    }
+                    _ => Err(notify::DeliveryError::UnknownReceiver { receiver: id }),
+                }
+            }
+        });
+    let outcomes = futures::future::join_all(sends).await;
+    let now = Timestamp::now();
+    let mut transitions = Vec::new();
+    for (&i, outcome) in due.iter().zip(outcomes) {
+        if let (Err(error), Some(n)) = (&outcome, status.notifications.get(i)) {
+            warn!(receiver = %n.receiver, trigger = %n.trigger, attempt = n.attempts, %error, "notification not delivered");
+        }
+        transitions.extend(status::finish_delivery(
+            status,
+            i,
+            outcome,
+            now,
+            state.notifier.backoff.max_attempts,
+        ));
+    }
+    transitions
 }
 
 /// Whether the policy's Prometheus queries should run now.
