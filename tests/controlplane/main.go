@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mathrand "math/rand"
 	"net"
 	"net/http"
 	"net/url"
@@ -264,13 +265,21 @@ func watchParent() {
 	}
 }
 
+// freePort finds a free loopback port below Linux's ephemeral range
+// (32768-60999). A port from ":0" lies inside it, and between closing it
+// here and etcd or kube-apiserver binding it, any outgoing connection on
+// the machine may take it; below the range only another listener can.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for attempt := 0; attempt < 200; attempt++ {
+		port := 20000 + mathrand.Intn(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port in 20000-31999")
 }
 
 func waitReady(server string, pki *pkiFiles) error {

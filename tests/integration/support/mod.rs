@@ -61,13 +61,28 @@ pub fn cluster() -> &'static Cluster {
 
 impl Cluster {
     /// Starts a new control plane in its own directory. It stops when this
-    /// value is dropped, or when the test binary exits.
+    /// value is dropped, or when the test binary exits. A start that lost
+    /// a race for a port (another listener took it first) is retried.
     pub fn start(name: &str) -> Cluster {
+        const ATTEMPTS: u32 = 3;
+        for attempt in 1..=ATTEMPTS {
+            match Cluster::try_start(&format!("{name}-{attempt}")) {
+                Ok(cluster) => return cluster,
+                Err(log) if attempt < ATTEMPTS && port_taken(&log) => continue,
+                Err(log) => panic!("klaxon-controlplane exited early; see {}", log.display()),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// Starts one control plane; the log's path when it exits before ready.
+    fn try_start(name: &str) -> Result<Cluster, PathBuf> {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join("controlplane")
             .join(format!("{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create control plane directory");
-        let log = std::fs::File::create(dir.join("controlplane.log")).expect("create log");
+        let log_path = dir.join("controlplane.log");
+        let log = std::fs::File::create(&log_path).expect("create log");
         let child = Command::new(controlplane_binary())
             .arg("--dir")
             .arg(&dir)
@@ -82,21 +97,23 @@ impl Cluster {
             kubeconfig,
             process: Some(child),
         };
+        let mut exited = false;
         let ready = poll_until(Duration::from_secs(180), || {
-            if let Some(Ok(Some(status))) = cluster.process.as_mut().map(Child::try_wait) {
-                panic!(
-                    "klaxon-controlplane exited with {status}; see {}",
-                    dir.join("controlplane.log").display()
-                );
+            if let Some(Ok(Some(_))) = cluster.process.as_mut().map(Child::try_wait) {
+                exited = true;
+                return Some(());
             }
             cluster.kubeconfig.exists().then_some(())
         });
+        if exited {
+            return Err(log_path);
+        }
         assert!(
             ready.is_some(),
             "control plane not ready within 180s; see {}",
-            dir.join("controlplane.log").display()
+            log_path.display()
         );
-        cluster
+        Ok(cluster)
     }
 
     /// The directory holding the kubeconfig, logs and the audit log.
@@ -187,6 +204,10 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+fn port_taken(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|text| text.contains("address already in use"))
 }
 
 /// Runs the real kubectl with `kubeconfig` from the repository root.

@@ -170,11 +170,15 @@ fn signal(pid: u32, name: &str) {
         .status();
 }
 
+/// A free loopback port for a server the test starts later. Chosen below
+/// Linux's ephemeral range (32768-60999), where outgoing connections never
+/// take it between this check and the bind; the control plane harness uses
+/// 20000-31999, so these come from 10000-19999.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free loopback port")
+    (0..500)
+        .map(|_| fastrand::u16(10000..20000))
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free loopback port in 10000-19999")
 }
 
 /// A minimal HTTP/1.1 GET, enough for the operator's own endpoints.
