@@ -80,6 +80,8 @@ struct State {
     available: Option<bool>,
     /// namespace → pod → sample
     samples: HashMap<String, HashMap<String, PodSample>>,
+    /// Namespaces listed at least once, successfully or not.
+    attempted: std::collections::HashSet<String>,
 }
 
 /// The latest samples, shared between the poller and the reconciler.
@@ -106,7 +108,7 @@ impl MetricsCache {
             let updated = self.1.notified();
             {
                 let state = self.read();
-                if state.available != Some(true) || state.samples.contains_key(namespace) {
+                if state.available != Some(true) || state.attempted.contains(namespace) {
                     return;
                 }
             }
@@ -224,6 +226,10 @@ pub async fn poll(
             .buffer_unordered(PARALLEL_LISTS);
         futures::pin_mut!(lists);
         while let Some((namespace, list)) = lists.next().await {
+            if cache.write().attempted.insert(namespace.clone()) {
+                // A failed first list must not hold reconciles back either.
+                cache.1.notify_waiters();
+            }
             let list = match list {
                 Ok(list) => list,
                 Err(error) => {
@@ -248,7 +254,9 @@ pub async fn poll(
             }
         }
         if full {
-            cache.write().samples.retain(|ns, _| linked.contains(ns));
+            let mut state = cache.write();
+            state.samples.retain(|ns, _| linked.contains(ns));
+            state.attempted.retain(|ns| linked.contains(ns));
         }
     }
 }
@@ -263,5 +271,38 @@ async fn discover(client: &Client) -> Option<bool> {
             warn!(%error, "cannot discover {GROUP_VERSION}; keeping the last known state");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_first_sample_is_awaited_only_until_the_namespace_was_listed() {
+        let cache = MetricsCache::default();
+        // Metrics API state unknown or absent: no wait at all.
+        cache.first_sample("shop", Duration::from_secs(60)).await;
+        cache.write().available = Some(true);
+        let waiter = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.first_sample("shop", Duration::from_secs(60)).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        // Listed, even if the list failed: the waiter goes on.
+        cache.write().attempted.insert("shop".into());
+        cache.1.notify_waiters();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("released")
+            .expect("joined");
+        // And the wait is bounded when the poller never comes.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            cache.first_sample("elsewhere", Duration::from_millis(20)),
+        )
+        .await
+        .expect("bounded");
     }
 }
