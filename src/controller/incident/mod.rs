@@ -379,7 +379,12 @@ async fn reconcile(incident: Arc<Incident>, state: Arc<State>) -> Result<Action,
         current = apply(&state, &incident, &reference, status.clone()).await?;
         report(&state, &incident, transitions).await;
     }
-    state.policy_status.notify_one();
+    // Open-incident counts on policies change only with a new incident or
+    // a phase change; deletions are caught by the policy loop's resync.
+    let phase_seen = incident.status.as_ref().and_then(|s| s.observed_phase);
+    if phase_seen != current.observed_phase {
+        state.policy_status.notify_one();
+    }
     state.context.metrics.observe(CONTROLLER, started.elapsed());
 
     if computed_resolve {
