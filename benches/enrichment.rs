@@ -390,7 +390,7 @@ async fn operator_requests(
             continue;
         };
         let agent = event["userAgent"].as_str().unwrap_or_default();
-        if !agent.starts_with(klaxon::operator::USER_AGENT) {
+        if !agent.starts_with(klaxon::USER_AGENT) {
             continue;
         }
         let received = event["requestReceivedTimestamp"]

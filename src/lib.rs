@@ -1,23 +1,25 @@
 //! Klaxon: team-owned incident response as a Kubernetes operator.
 //!
-//! - [`api`]: the `klaxon.dev/v1alpha1` kinds;
-//! - [`crd`]: the CRDs generated from them;
-//! - [`operator`]: `klaxon run`;
-//! - [`controller`]: the controllers;
-//! - [`server`], [`metrics`], [`telemetry`]: health, metrics and logs.
+//! Layers, each importing only those above it in this list:
+//! - [`api`]: the `klaxon.dev/v1alpha1` kinds, and [`crd`] generated from them;
+//! - [`domain`]: pure logic, no client: policy merging, enrichment from
+//!   observed objects, signals, and the incident plan;
+//! - [`metrics`], [`health`]: what the operator reports about itself;
+//! - [`cluster`]: watches, trimmed caches, indexes, PodMetrics sampling;
+//! - [`integrations`]: outbound HTTP: receivers and Prometheus;
+//! - [`controllers`]: observe → plan → execute for each kind;
+//! - [`runtime`]: `klaxon run`: client, leader election, HTTP endpoints, logs.
 
 pub mod api;
-pub mod cache;
-pub mod conditions;
-pub mod controller;
+pub mod cluster;
+pub mod controllers;
 pub mod crd;
-pub mod enrich;
+pub mod domain;
+pub mod health;
+pub mod integrations;
 pub mod metrics;
-pub mod notify;
-pub mod operator;
-pub mod podmetrics;
-pub mod policy;
-pub mod prometheus;
-pub mod server;
-pub mod signals;
-pub mod telemetry;
+pub mod runtime;
+
+/// The User-Agent of every request the operator makes, so apiserver audit
+/// logs and receivers tell its requests apart.
+pub const USER_AGENT: &str = concat!("klaxon/", env!("CARGO_PKG_VERSION"));

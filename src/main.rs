@@ -1,7 +1,10 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use klaxon::{crd, operator, telemetry};
+use klaxon::{
+    crd,
+    runtime::{operator, telemetry},
+};
 
 /// Klaxon: team-owned incident response for Kubernetes.
 #[derive(Parser)]

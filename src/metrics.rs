@@ -19,6 +19,19 @@ pub struct ErrorLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    pub watch: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// webhook or slack.
+    pub kind: &'static str,
+    /// delivered, failed (an attempt failed, to be retried), gave_up.
+    pub outcome: &'static str,
+}
+
 /// The operator's own metrics. Cheap to clone: every field is shared.
 #[derive(Clone)]
 pub struct Metrics {
@@ -29,6 +42,15 @@ pub struct Metrics {
     pub signal_evaluations: Counter,
     /// Incidents declared from signals.
     pub auto_declared: Counter,
+    /// Watch errors, by watched kind.
+    pub watch_errors: Family<WatchLabels, Counter>,
+    /// Objects skipped because they cannot be read.
+    pub unreadable_objects: Counter,
+    /// Delivery attempts, by receiver kind and outcome.
+    pub notifications: Family<NotificationLabels, Counter>,
+    /// Status writes refused because the object changed since it was
+    /// read; each is planned again from the fresh object.
+    pub status_conflicts: Counter,
 }
 
 impl Default for Metrics {
@@ -41,6 +63,10 @@ impl Default for Metrics {
             }),
             signal_evaluations: Counter::default(),
             auto_declared: Counter::default(),
+            watch_errors: Family::default(),
+            unreadable_objects: Counter::default(),
+            notifications: Family::default(),
+            status_conflicts: Counter::default(),
         }
     }
 }
@@ -73,6 +99,26 @@ impl Metrics {
             self.auto_declared.clone(),
         );
         registry.register(
+            "klaxon_watch_errors",
+            "Watch errors, by watched kind; each is retried within about a second",
+            self.watch_errors.clone(),
+        );
+        registry.register(
+            "klaxon_unreadable_objects",
+            "Objects skipped because the operator cannot read them (logged with their name)",
+            self.unreadable_objects.clone(),
+        );
+        registry.register(
+            "klaxon_notifications",
+            "Notification delivery attempts, by receiver kind and outcome",
+            self.notifications.clone(),
+        );
+        registry.register(
+            "klaxon_status_conflicts",
+            "Status writes refused because the object changed since it was read",
+            self.status_conflicts.clone(),
+        );
+        registry.register(
             "klaxon_reconcile_duration_seconds",
             "How long reconciliations took, by controller",
             self.duration.clone(),
@@ -85,6 +131,18 @@ impl Metrics {
         self.duration
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    pub fn watch_error(&self, watch: &'static str) {
+        self.watch_errors
+            .get_or_create(&WatchLabels { watch })
+            .inc();
+    }
+
+    pub fn notification(&self, kind: &'static str, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&NotificationLabels { kind, outcome })
+            .inc();
     }
 
     pub fn failed(&self, controller: &'static str, reason: &str) {

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::limits::*;
 
+/// Times the operator can read and do arithmetic on, with room to spare:
+/// the schema refuses the rest, so no stored object is unreadable.
+const NOTE_TIME_RULE: &str = "!has(self.time) || (timestamp(self.time) >= timestamp('1000-01-01T00:00:00Z') && timestamp(self.time) < timestamp('9000-01-01T00:00:00Z'))";
+
 /// An incident a team is responding to, and the affected Deployments whose
 /// state the operator collects into its status.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -63,11 +67,11 @@ pub struct IncidentSpec {
     )]
     pub severity: String,
 
-    /// Where the response stands. A Resolved incident cannot go back to
-    /// Triggered: declare a new incident instead.
+    /// Where the response stands. Resolved is final: a Resolved incident
+    /// takes no other phase; declare a new incident instead.
     #[serde(default)]
-    #[x_kube(validation = kube::core::Rule::new("!(oldSelf == 'Resolved' && self == 'Triggered')")
-        .message("a Resolved incident cannot go back to Triggered; declare a new incident instead"))]
+    #[x_kube(validation = kube::core::Rule::new("oldSelf != 'Resolved' || self == 'Resolved'")
+        .message("a Resolved incident is final and cannot change phase; declare a new incident instead (it may link this one)"))]
     pub phase: Phase,
 
     /// What responders know so far.
@@ -149,7 +153,9 @@ pub struct AffectedDeployment {
     pub selector: Option<LabelSelector>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = kube::core::Rule::new(NOTE_TIME_RULE)
+    .message("time must lie between the years 1000 and 9000").field_path(".time"))]
 #[serde(rename_all = "camelCase")]
 pub struct Note {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,10 +257,35 @@ pub struct IncidentStatus {
     #[schemars(length(max = MAX_TIMELINE))]
     pub timeline: Vec<TimelineEntry>,
 
-    /// One entry per (receiver, trigger).
+    /// The number of the latest notifiable transition (the declaration is
+    /// 1; each severity change, phase change, escalation and resolution
+    /// adds one). Part of every notification's idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition: Option<i32>,
+
+    /// One entry per (receiver, transition), oldest first. When the ledger
+    /// is full, the oldest Delivered and Failed entries are summarised in
+    /// `notificationHistory`; a Pending entry is never dropped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = MAX_NOTIFICATIONS))]
+    #[schemars(length(max = MAX_NOTIFICATIONS_STORED))]
     pub notifications: Vec<NotificationState>,
+
+    /// Notifications summarised out of the ledger to keep it bounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_history: Option<NotificationHistory>,
+
+    /// Findings already recorded in the timeline (a rollout, the first
+    /// OOMKill or crash loop of a Deployment), each once, by key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_FINDINGS), inner(length(max = 600)))]
+    pub findings: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationHistory {
+    pub delivered: i32,
+    pub failed: i32,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -409,6 +440,9 @@ pub struct TimelineEntry {
 pub struct NotificationState {
     pub receiver: String,
     pub trigger: String,
+    /// What changed, e.g. `SEV2 → SEV1` or `Acknowledged → Mitigated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<String>,
     pub state: DeliveryState,
     pub attempts: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -22,8 +22,14 @@ pub const MAX_IMAGES: u32 = 20;
 pub const MAX_METRICS: u32 = 50;
 /// Timeline entries; the oldest after the first few are dropped first.
 pub const MAX_TIMELINE: u32 = 100;
-/// Notification delivery records.
+/// Notification delivery records kept before the oldest finished ones are
+/// summarised.
 pub const MAX_NOTIFICATIONS: u32 = 100;
+/// The schema's bound on notification records: room for Pending entries,
+/// which are never summarised away, above [`MAX_NOTIFICATIONS`].
+pub const MAX_NOTIFICATIONS_STORED: u32 = 400;
+/// Finding keys remembered per incident.
+pub const MAX_FINDINGS: u32 = 200;
 /// Severity levels on a ladder.
 pub const MAX_SEVERITIES: u32 = 10;
 /// Receivers, routes, signals and queries in one policy.

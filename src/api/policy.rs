@@ -134,7 +134,9 @@ pub struct Team {
     pub contact: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = kube::core::Rule::new("!has(self.acknowledgeWithin) || duration(self.acknowledgeWithin) >= duration('1m')")
+    .message("acknowledgeWithin must be at least 1m: a shorter deadline escalates before anyone can respond").field_path(".acknowledgeWithin"))]
 #[serde(rename_all = "camelCase")]
 pub struct SeverityLevel {
     #[schemars(

@@ -26,6 +26,8 @@ use crate::support::{
 };
 
 const WAIT: Duration = Duration::from_secs(60);
+/// Long enough for the shortest deadline the schema allows (1m) to pass.
+const DEADLINE_WAIT: Duration = Duration::from_secs(150);
 
 fn has(incident: &Incident, type_: &str, status: &str, reason: &str) -> bool {
     condition(incident, type_).is_some_and(|c| c.status == status && c.reason == reason)
@@ -396,7 +398,7 @@ async fn routed_notifications_arrive_once_with_the_documented_payload_and_no_url
         .metadata
         .uid
         .expect("uid");
-    let key = format!("{uid}.Declared.team-webhook");
+    let key = format!("{uid}.1.Declared.team-webhook");
     assert!(request.path.ends_with(&token));
     assert_eq!(request.key.as_deref(), Some(key.as_str()));
     assert!(
@@ -457,6 +459,17 @@ async fn routed_notifications_arrive_once_with_the_documented_payload_and_no_url
         },
     )
     .await;
+    let resolved_key = done
+        .status
+        .iter()
+        .flat_map(|s| &s.notifications)
+        .find(|n| n.trigger == "Resolved")
+        .and_then(|n| n.idempotency_key.clone())
+        .expect("the Resolved entry");
+    assert!(
+        resolved_key.starts_with(&uid) && resolved_key.ends_with(".Resolved.team-webhook"),
+        "{resolved_key}"
+    );
     let keys: Vec<Option<String>> = receiver
         .requests_to(&token)
         .into_iter()
@@ -464,10 +477,7 @@ async fn routed_notifications_arrive_once_with_the_documented_payload_and_no_url
         .collect();
     assert_eq!(
         keys,
-        [
-            Some(key.clone()),
-            Some(format!("{uid}.Resolved.team-webhook"))
-        ],
+        [Some(key.clone()), Some(resolved_key)],
         "exactly the routed notifications, once each"
     );
     assert!(receiver.requests_to(&slack_token).is_empty());
@@ -630,7 +640,7 @@ async fn an_unacknowledged_incident_escalates_at_its_deadline_and_an_acknowledge
         &team_policy(
             &ns,
             r#"  severities:
-    - {name: SEV2, acknowledgeWithin: 4s}
+    - {name: SEV2, acknowledgeWithin: 1m}
   receivers:
     - {name: hook, webhook: {urlSecretRef: {name: hooks, key: hook}}}
     - {name: pager, slack: {urlSecretRef: {name: hooks, key: pager}}}
@@ -656,7 +666,7 @@ async fn an_unacknowledged_incident_escalates_at_its_deadline_and_an_acknowledge
         &client,
         &ns,
         "ignored",
-        WAIT,
+        DEADLINE_WAIT,
         "AcknowledgementOverdue",
         |i| has(i, "AcknowledgementOverdue", "True", "Overdue"),
     )
@@ -704,7 +714,7 @@ async fn an_unacknowledged_incident_escalates_at_its_deadline_and_an_acknowledge
     .status
     .and_then(|s| s.acknowledge_by)
     .expect("acknowledgeBy");
-    let passed = support::eventually(WAIT, || async {
+    let passed = support::eventually(DEADLINE_WAIT, || async {
         (jiff::Timestamp::now() > by.0).then_some(())
     })
     .await;
@@ -852,7 +862,7 @@ async fn a_restart_neither_loses_nor_repeats_a_delivery() {
         &team_policy(
             &ns,
             r#"  severities:
-    - {name: SEV2, acknowledgeWithin: 3s}
+    - {name: SEV2, acknowledgeWithin: 1m}
   receivers:
     - {name: hook, webhook: {urlSecretRef: {name: hooks, key: hook}}}
   routes:
@@ -872,7 +882,7 @@ async fn a_restart_neither_loses_nor_repeats_a_delivery() {
     .and_then(|s| s.acknowledge_by)
     .expect("acknowledgeBy");
     third.terminate(WAIT);
-    let passed = support::eventually(WAIT, || async {
+    let passed = support::eventually(DEADLINE_WAIT, || async {
         (jiff::Timestamp::now() > by.0).then_some(())
     })
     .await;

@@ -8,7 +8,7 @@ use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet},
     core::v1::{Event, Pod},
 };
-use klaxon::{api::Incident, podmetrics::PodMetrics};
+use klaxon::{api::Incident, cluster::podmetrics::PodMetrics};
 use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},

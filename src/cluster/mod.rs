@@ -1,0 +1,9 @@
+//! What the operator knows of the cluster: shared watch caches of trimmed
+//! objects, indexes that map them to the incidents they concern, and
+//! PodMetrics samples.
+
+pub mod cache;
+pub mod index;
+pub mod keyed;
+pub mod podmetrics;
+pub mod watch;

@@ -1,0 +1,308 @@
+//! CPU and memory from `metrics.k8s.io/v1beta1` PodMetrics. The metrics
+//! API cannot be watched, so a poller samples it on an interval, and only
+//! in namespaces where open incidents link Deployments. When the API is
+//! not served, incidents say so in a condition instead of retrying hot.
+
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use futures::{StreamExt, channel::mpsc::UnboundedSender};
+use k8s_openapi::{
+    NamespaceResourceScope,
+    apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::Time},
+};
+use kube::{
+    Api, Client, Resource,
+    api::{ListParams, ObjectMeta},
+    runtime::reflector::ObjectRef,
+};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::{
+    api::Incident,
+    cluster::index::Index,
+    domain::enrich::usage::{PodSample, parse_quantity},
+};
+
+pub const GROUP_VERSION: &str = "metrics.k8s.io/v1beta1";
+
+/// One pod's usage as metrics-server reports it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct PodMetrics {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub timestamp: Option<Time>,
+    #[serde(default)]
+    pub window: Option<String>,
+    #[serde(default)]
+    pub containers: Vec<ContainerMetrics>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ContainerMetrics {
+    pub name: String,
+    #[serde(default)]
+    pub usage: BTreeMap<String, Quantity>,
+}
+
+impl Resource for PodMetrics {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "PodMetrics".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "metrics.k8s.io".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1beta1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "pods".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+#[derive(Default)]
+struct State {
+    available: Option<bool>,
+    /// namespace → pod → sample
+    samples: HashMap<String, HashMap<String, PodSample>>,
+    /// Namespaces listed at least once, successfully or not.
+    attempted: std::collections::HashSet<String>,
+}
+
+/// The latest samples, shared between the poller and the reconciler.
+#[derive(Clone, Default)]
+pub struct MetricsCache(Arc<RwLock<State>>, Arc<tokio::sync::Notify>);
+
+impl MetricsCache {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits (at most `timeout`) until `namespace` has been sampled once,
+    /// so a fresh incident's first status already shows CPU and memory
+    /// instead of being written twice. Returns at once when the metrics
+    /// API is not served.
+    pub async fn first_sample(&self, namespace: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Created before the check, so no update slips between them.
+            let updated = self.1.notified();
+            {
+                let state = self.read();
+                if state.available != Some(true) || state.attempted.contains(namespace) {
+                    return;
+                }
+            }
+            if tokio::time::timeout_at(deadline, updated).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Whether the metrics API is served; `None` before the first probe.
+    pub fn available(&self) -> Option<bool> {
+        self.read().available
+    }
+
+    /// The samples of `namespace`'s pods.
+    pub fn samples(&self, namespace: &str) -> HashMap<String, PodSample> {
+        self.read()
+            .samples
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn sample(metrics: &PodMetrics) -> PodSample {
+    PodSample {
+        containers: metrics
+            .containers
+            .iter()
+            .map(|c| {
+                let get = |key: &str| {
+                    c.usage
+                        .get(key)
+                        .and_then(|q| parse_quantity(&q.0))
+                        .unwrap_or(0.0)
+                };
+                (c.name.clone(), (get("cpu"), get("memory")))
+            })
+            .collect(),
+        timestamp: metrics.timestamp.as_ref().map(|t| t.0),
+    }
+}
+
+/// How many namespaces' PodMetrics are listed at once.
+const PARALLEL_LISTS: usize = 8;
+
+/// Samples PodMetrics every `interval` until `shutdown`, and sends the
+/// Incidents whose usage may have changed to `trigger`.
+pub async fn poll(
+    client: Client,
+    index: Index,
+    cache: MetricsCache,
+    interval: Duration,
+    trigger: UnboundedSender<ObjectRef<Incident>>,
+    shutdown: CancellationToken,
+) {
+    // Known before the first reconcile, so a fresh incident's conditions
+    // do not flip from Unknown a moment later.
+    if let Some(available) = discover(&client).await {
+        cache.write().available = Some(available);
+    }
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        // Every namespace on the interval; a newly linked one at once, so a
+        // fresh incident shows usage within a second, not an interval.
+        let full = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => true,
+            _ = index.namespace_linked() => false,
+        };
+        let linked = index.linked_namespaces();
+        let namespaces: Vec<String> = if full {
+            linked.iter().cloned().collect()
+        } else {
+            let cache = cache.read();
+            linked
+                .iter()
+                .filter(|ns| !cache.samples.contains_key(*ns))
+                .cloned()
+                .collect()
+        };
+        if namespaces.is_empty() {
+            continue;
+        }
+        let known = cache.read().available;
+        let available = match known {
+            Some(available) if !full => available,
+            _ => match discover(&client).await {
+                Some(available) => available,
+                None => continue,
+            },
+        };
+        let was = cache.write().available.replace(available);
+        if was != Some(available) {
+            debug!(available, "metrics API availability changed");
+            for incident in index.all() {
+                let _ = trigger.unbounded_send(incident);
+            }
+        }
+        if !available {
+            cache.write().samples.clear();
+            cache.1.notify_waiters();
+            continue;
+        }
+        let lists = futures::stream::iter(namespaces)
+            .map(|namespace: String| {
+                let api: Api<PodMetrics> = Api::namespaced(client.clone(), &namespace);
+                async move {
+                    let list = api.list(&ListParams::default()).await;
+                    (namespace, list)
+                }
+            })
+            .buffer_unordered(PARALLEL_LISTS);
+        futures::pin_mut!(lists);
+        while let Some((namespace, list)) = lists.next().await {
+            if cache.write().attempted.insert(namespace.clone()) {
+                // A failed first list must not hold reconciles back either.
+                cache.1.notify_waiters();
+            }
+            let list = match list {
+                Ok(list) => list,
+                Err(error) => {
+                    warn!(%error, %namespace, "cannot list PodMetrics");
+                    continue;
+                }
+            };
+            let samples: HashMap<String, PodSample> = list
+                .items
+                .iter()
+                .filter_map(|m| Some((m.metadata.name.clone()?, sample(m))))
+                .collect();
+            let changed = cache.read().samples.get(&namespace) != Some(&samples);
+            if changed {
+                let incidents = index.in_namespace(&namespace);
+                // Samples first: the reconciles triggered below read them.
+                cache.write().samples.insert(namespace, samples);
+                cache.1.notify_waiters();
+                for incident in incidents {
+                    let _ = trigger.unbounded_send(incident);
+                }
+            }
+        }
+        if full {
+            let mut state = cache.write();
+            state.samples.retain(|ns, _| linked.contains(ns));
+            state.attempted.retain(|ns| linked.contains(ns));
+        }
+    }
+}
+
+/// Whether metrics.k8s.io serves PodMetrics; `None` when discovery failed
+/// for another reason, so the last known state stands.
+async fn discover(client: &Client) -> Option<bool> {
+    match client.list_api_group_resources(GROUP_VERSION).await {
+        Ok(list) => Some(list.resources.iter().any(|r| r.name == "pods")),
+        Err(kube::Error::Api(status)) if status.code == 404 => Some(false),
+        Err(error) => {
+            warn!(%error, "cannot discover {GROUP_VERSION}; keeping the last known state");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_first_sample_is_awaited_only_until_the_namespace_was_listed() {
+        let cache = MetricsCache::default();
+        // Metrics API state unknown or absent: no wait at all.
+        cache.first_sample("shop", Duration::from_secs(60)).await;
+        cache.write().available = Some(true);
+        let waiter = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.first_sample("shop", Duration::from_secs(60)).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        // Listed, even if the list failed: the waiter goes on.
+        cache.write().attempted.insert("shop".into());
+        cache.1.notify_waiters();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("released")
+            .expect("joined");
+        // And the wait is bounded when the poller never comes.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            cache.first_sample("elsewhere", Duration::from_millis(20)),
+        )
+        .await
+        .expect("bounded");
+    }
+}

@@ -1,0 +1,257 @@
+//! Watches that survive what the cluster throws at them.
+//!
+//! - **Unreadable objects.** Every watch reads through
+//!   [`DeserializeGuard`]: an object the types cannot read (written before
+//!   a schema change, or with a value out of the types' range) is skipped
+//!   and logged once, instead of failing the LIST for the whole kind. Its
+//!   last readable version leaves the cache, and it is reported to
+//!   [`Invalid`] listeners, which set a condition on it.
+//! - **Connection loss.** Each watch retries on its own quick backoff
+//!   (250 ms doubling to 1 s, jittered), so a blip costs seconds, not
+//!   minutes; errors stop here, so the controller's shared trigger backoff
+//!   never pauses the other watches.
+//! - **Visibility.** Errors are counted per watch in `/metrics`, logged at
+//!   warn once per failure streak (then every 30 s), and a watch failing
+//!   for longer than a bound turns `/readyz` false.
+
+use std::{
+    collections::HashMap,
+    future::ready,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::{Stream, StreamExt, TryStreamExt};
+use kube::{
+    Api, Resource,
+    api::ObjectMeta,
+    core::DeserializeGuard,
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, ObjectRef, Store},
+        utils::ResetTimerBackoff,
+        watcher::{self, Event, ExponentialBackoff},
+    },
+};
+use serde::de::DeserializeOwned;
+use tracing::{debug, warn};
+
+use crate::{health::Health, metrics::Metrics};
+
+/// 250 ms, 500 ms, 1 s, 1 s, … each with up to +100% jitter; starts over
+/// after 30 s without an error.
+pub fn backoff() -> ResetTimerBackoff<ExponentialBackoff> {
+    ResetTimerBackoff::new(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(250))
+            .with_max_delay(Duration::from_secs(1))
+            .with_factor(2.0)
+            .with_jitter()
+            // A bounded number of tries would end the watch for good.
+            .without_max_times()
+            .into(),
+        Duration::from_secs(30),
+    )
+}
+
+/// An object a watch could not read: who it is, and why.
+#[derive(Clone, Debug)]
+pub struct Unreadable {
+    pub kind: &'static str,
+    pub metadata: ObjectMeta,
+    pub error: String,
+}
+
+/// Where unreadable objects are reported.
+pub type Invalid = futures::channel::mpsc::UnboundedSender<Unreadable>;
+
+/// What every watch shares: health, metrics, the unreadable-object sink.
+#[derive(Clone)]
+pub struct Watches {
+    pub health: Health,
+    pub metrics: Metrics,
+    pub invalid: Option<Invalid>,
+    logged: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Watches {
+    pub fn new(health: Health, metrics: Metrics, invalid: Option<Invalid>) -> Self {
+        Self {
+            health,
+            metrics,
+            invalid,
+            logged: Arc::default(),
+        }
+    }
+
+    /// Logs an unreadable object once per spec version, and reports it.
+    fn unreadable(&self, kind: &'static str, metadata: ObjectMeta, error: String) {
+        let id = format!(
+            "{kind}/{}/{}",
+            metadata.namespace.as_deref().unwrap_or_default(),
+            metadata.name.as_deref().unwrap_or_default()
+        );
+        // Per spec version: reporting it on the object's status changes
+        // its resourceVersion, not its generation.
+        let version = format!(
+            "{}/{}",
+            metadata.uid.as_deref().unwrap_or_default(),
+            metadata.generation.unwrap_or_default()
+        );
+        {
+            let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+            if logged.get(&id) == Some(&version) {
+                return;
+            }
+            if logged.len() > 10_000 {
+                logged.clear();
+            }
+            logged.insert(id.clone(), version);
+        }
+        let short = crate::domain::enrich::truncate(&error, 300);
+        warn!(object = %id, error = %short, "skipping an object that cannot be read; fix or delete it");
+        self.metrics.unreadable_objects.inc();
+        if let Some(sink) = &self.invalid {
+            let _ = sink.unbounded_send(Unreadable {
+                kind,
+                metadata,
+                error: short,
+            });
+        }
+    }
+}
+
+/// The changed objects a cache's watch delivers, errors handled.
+pub type Changes<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
+
+/// One watch for the whole cluster feeding a store: objects trimmed before
+/// they are stored, `on_event` told of every change (for indexes) before
+/// the store is, unreadable objects skipped, errors retried quickly.
+pub fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    trim: fn(&mut K),
+    on_event: impl Fn(&Event<K>) + Send + Sync + 'static,
+    watches: &Watches,
+) -> (Store<K>, Changes<K>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let guarded: Api<DeserializeGuard<K>> = Api::all(api.into_client());
+    let kind = kind_of::<K>();
+    let store = reader.clone();
+    let unreadable = watches.clone();
+    let stream = watcher::watcher(guarded, config)
+        .backoff(backoff())
+        .filter_map(move |event| ready(readable(event, kind, &store, &unreadable)))
+        .modify(trim)
+        .inspect_ok(move |event| on_event(event))
+        .reflect(writer)
+        .touched_objects();
+    let stream = survive(stream, kind, watches.clone());
+    (reader, stream)
+}
+
+/// The static kind name, for logs and metrics labels.
+fn kind_of<K: Resource<DynamicType = ()>>() -> &'static str {
+    // Leaked once per kind: a handful of short strings for the process.
+    static KINDS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let kind = K::kind(&());
+    let mut kinds = KINDS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = kinds.iter().find(|k| **k == kind) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(kind.into_owned().into_boxed_str());
+    kinds.push(leaked);
+    leaked
+}
+
+/// A watcher event with its unreadable objects taken out. An object that
+/// became unreadable leaves the store (its old version no longer tells
+/// the truth).
+fn readable<K>(
+    event: Result<Event<DeserializeGuard<K>>, watcher::Error>,
+    kind: &'static str,
+    store: &Store<K>,
+    watches: &Watches,
+) -> Option<Result<Event<K>, watcher::Error>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    let skip = |bad: kube::core::error_boundary::InvalidObject, deleted: bool| {
+        let stale = if deleted {
+            None
+        } else {
+            bad.metadata.name.as_deref().and_then(|name| {
+                let reference = ObjectRef::<K>::new(name);
+                let reference = match bad.metadata.namespace.as_deref() {
+                    Some(ns) => reference.within(ns),
+                    None => reference,
+                };
+                store.get(&reference)
+            })
+        };
+        if !deleted {
+            watches.unreadable(kind, bad.metadata, bad.error);
+        }
+        stale.map(|old| Ok(Event::Delete(K::clone(&old))))
+    };
+    match event {
+        Err(error) => Some(Err(error)),
+        Ok(Event::Init) => Some(Ok(Event::Init)),
+        Ok(Event::InitDone) => Some(Ok(Event::InitDone)),
+        Ok(Event::Apply(DeserializeGuard(Ok(o)))) => Some(Ok(Event::Apply(o))),
+        Ok(Event::InitApply(DeserializeGuard(Ok(o)))) => Some(Ok(Event::InitApply(o))),
+        Ok(Event::Delete(DeserializeGuard(Ok(o)))) => Some(Ok(Event::Delete(o))),
+        Ok(Event::Apply(DeserializeGuard(Err(bad)))) => skip(bad, false),
+        Ok(Event::InitApply(DeserializeGuard(Err(bad)))) => {
+            // During a (re)list the store is rebuilt from what is listed:
+            // leaving it out is enough.
+            watches.unreadable(kind, bad.metadata, bad.error);
+            None
+        }
+        Ok(Event::Delete(DeserializeGuard(Err(bad)))) => skip(bad, true),
+    }
+}
+
+/// Ends errors here: counted, logged at warn once per streak (then every
+/// 30 s), and tracked for readiness. The watcher has already paced its
+/// retry on its own backoff.
+pub fn survive<K, S>(stream: S, kind: &'static str, watches: Watches) -> Changes<K>
+where
+    K: Send + 'static,
+    S: Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+{
+    let mut last_warned: Option<Instant> = None;
+    stream
+        .filter_map(move |item| {
+            let out = match item {
+                Ok(object) => {
+                    watches.health.watch_ok(kind);
+                    Some(Ok(object))
+                }
+                Err(error) => {
+                    watches.health.watch_failed(kind);
+                    watches.metrics.watch_error(kind);
+                    let quiet =
+                        last_warned.is_some_and(|at| at.elapsed() < Duration::from_secs(30));
+                    if quiet {
+                        debug!(watch = kind, %error, "watch still failing; retrying");
+                    } else {
+                        warn!(watch = kind, %error, "watch failed; retrying");
+                        last_warned = Some(Instant::now());
+                    }
+                    None
+                }
+            };
+            ready(out)
+        })
+        .boxed()
+}

@@ -1,0 +1,476 @@
+//! The Incident controller: links the affected Deployments, keeps the
+//! Incident's status current, and sends its notifications.
+//!
+//! Each reconcile is observe → plan → execute:
+//! - [`observe`] reads the caches through their indexes (never a LIST,
+//!   never a whole store);
+//! - [`crate::domain::incident::plan`] is pure: the status, the Events, the
+//!   deliveries due, any spec action;
+//! - [`execute`] writes the status on the condition that the incident is
+//!   still the version planned from (a conflict plans again from the fresh
+//!   incident), then emits Events, then delivers, then records outcomes.
+
+pub mod execute;
+pub mod observe;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::{
+    apps::v1::{Deployment, ReplicaSet},
+    core::v1::{Event as CoreEvent, Namespace, Pod},
+};
+use kube::{
+    ResourceExt,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Action,
+        events::{Recorder, Reporter},
+        predicates,
+        reflector::ObjectRef,
+    },
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, instrument, warn};
+
+use self::execute::WriteError;
+use super::{Context, written::Written};
+use crate::{
+    api::{self, Incident, incident::DeliveryState},
+    cluster::{
+        cache::{Caches, Streams},
+        index,
+        podmetrics::{self, MetricsCache},
+    },
+    domain::incident::{self as plan, Observation, routing::Outcome},
+    health::Health,
+    integrations::{notify::Notifier, prometheus::Prometheus, secrets::Secrets},
+};
+
+pub const CONTROLLER: &str = "incident";
+pub const FIELD_MANAGER: &str = "klaxon";
+
+/// How long after shutdown the controller is stopped even if a reconcile
+/// or a cache never finishes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot write the Incident's status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("cannot read the Incident: {0}")]
+    Read(#[source] kube::Error),
+    #[error("the Incident kept changing while its status was written; trying again")]
+    Conflicts,
+    #[error("cannot resolve the auto-declared Incident: {0}")]
+    Resolve(#[source] kube::Error),
+}
+
+impl Error {
+    /// The reason used for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::WriteStatus(_) => "WriteStatus",
+            Error::Read(_) => "Read",
+            Error::Conflicts => "Conflicts",
+            Error::Resolve(_) => "Resolve",
+        }
+    }
+}
+
+pub struct State {
+    context: Context,
+    caches: Caches,
+    synced: AtomicBool,
+    metrics: MetricsCache,
+    recorder: Recorder,
+    /// What this operator last wrote, while the cache has not caught up:
+    /// planning from it saves a conflict. An optimisation only: every
+    /// write is conditional, so a stale entry costs a retry, never an
+    /// outcome.
+    written: Written<ObjectRef<Incident>, Incident>,
+    notifier: Notifier,
+    prometheus: Prometheus,
+    /// Why the last attempt of a still-Pending delivery failed, by
+    /// incident and key; written with the next attempt.
+    errors: Mutex<HashMap<ObjectRef<Incident>, HashMap<String, String>>>,
+    /// Wakes the policy status loop.
+    policy_status: Arc<tokio::sync::Notify>,
+}
+
+impl State {
+    fn errors(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<Incident>, HashMap<String, String>>> {
+        self.errors.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Failures of this incident's deliveries that are still Pending.
+    pub fn delivery_errors(&self, incident: &Incident) -> Vec<(String, String)> {
+        let reference = ObjectRef::from_obj(incident);
+        let mut errors = self.errors();
+        let Some(known) = errors.get_mut(&reference) else {
+            return Vec::new();
+        };
+        let pending: Vec<&str> = incident
+            .status
+            .iter()
+            .flat_map(|s| &s.notifications)
+            .filter(|n| n.state == DeliveryState::Pending)
+            .filter_map(|n| n.idempotency_key.as_deref())
+            .collect();
+        known.retain(|key, _| pending.contains(&key.as_str()));
+        let out = known.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if known.is_empty() {
+            errors.remove(&reference);
+        }
+        out
+    }
+
+    pub fn note_delivery(&self, incident: &Incident, key: &str, outcome: &Outcome) {
+        let reference = ObjectRef::from_obj(incident);
+        let mut errors = self.errors();
+        match outcome {
+            Outcome::Failed(error) => {
+                errors
+                    .entry(reference)
+                    .or_default()
+                    .insert(key.to_string(), error.clone());
+            }
+            Outcome::Delivered => {
+                if let Some(known) = errors.get_mut(&reference) {
+                    known.remove(key);
+                }
+            }
+        }
+    }
+}
+
+pub async fn run(
+    context: Context,
+    health: Health,
+    caches: Caches,
+    streams: Streams,
+    secrets: Secrets,
+    policy_status: Arc<tokio::sync::Notify>,
+    shutdown: CancellationToken,
+) {
+    let client = context.client.clone();
+    let metrics = MetricsCache::default();
+    let (trigger, triggered) = futures::channel::mpsc::unbounded();
+    tokio::spawn(podmetrics::poll(
+        client.clone(),
+        caches.links.clone(),
+        metrics.clone(),
+        context.metrics_interval,
+        trigger,
+        shutdown.clone(),
+    ));
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "klaxon".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let state = Arc::new(State {
+        context: context.clone(),
+        caches: caches.clone(),
+        synced: AtomicBool::new(false),
+        metrics,
+        recorder,
+        written: Written::default(),
+        notifier: Notifier::new(secrets),
+        prometheus: Prometheus::default(),
+        errors: Mutex::default(),
+        policy_status: policy_status.clone(),
+    });
+    {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if state.caches.wait_until_ready().await {
+                // The metrics API probe is quick; do not wait on it forever.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while state.metrics.available().is_none() && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                state.synced.store(true, Ordering::Release);
+                health.set_ready(true);
+            }
+        });
+    }
+
+    let links = caches.links.clone();
+    let by_deployment = {
+        let links = links.clone();
+        move |d: Deployment| match (d.namespace(), d.metadata.name.as_deref()) {
+            (Some(ns), Some(name)) => links.for_deployment(&ns, name),
+            _ => Vec::new(),
+        }
+    };
+    let by_replicaset = {
+        let links = links.clone();
+        move |rs: ReplicaSet| match (rs.namespace(), index::deployment_of_replicaset(&rs)) {
+            (Some(ns), Some(name)) => links.for_deployment(&ns, &name),
+            _ => Vec::new(),
+        }
+    };
+    let by_pod = {
+        let (links, replicasets) = (links.clone(), caches.replicasets.clone());
+        move |pod: Pod| match (
+            pod.namespace(),
+            index::deployment_of_pod(&pod, &replicasets),
+        ) {
+            (Some(ns), Some(name)) => links.for_deployment(&ns, &name),
+            _ => Vec::new(),
+        }
+    };
+    let by_event = {
+        let (links, caches) = (links.clone(), caches.clone());
+        move |event: CoreEvent| {
+            let ns = event
+                .involved_object
+                .namespace
+                .clone()
+                .or_else(|| event.namespace());
+            match (ns, deployment_of_event(&event, &caches)) {
+                (Some(ns), Some(name)) => links.for_deployment(&ns, &name),
+                _ => Vec::new(),
+            }
+        }
+    };
+    // A policy or namespace label change re-evaluates the incidents it
+    // governs (predicates keep status writes from waking anything).
+    let in_namespace = {
+        let caches = caches.clone();
+        move |namespace: &str| -> Vec<ObjectRef<Incident>> {
+            caches
+                .incidents_in(namespace)
+                .iter()
+                .map(|i| ObjectRef::from_obj(i.as_ref()))
+                .collect()
+        }
+    };
+    let by_policy = {
+        let (in_namespace, wake) = (in_namespace.clone(), policy_status.clone());
+        move |rp: api::ResponsePolicy| {
+            wake.notify_one();
+            rp.namespace()
+                .map(|ns| in_namespace(&ns))
+                .unwrap_or_default()
+        }
+    };
+    let by_namespace = {
+        let (in_namespace, wake) = (in_namespace.clone(), policy_status.clone());
+        move |ns: Namespace| {
+            wake.notify_one();
+            in_namespace(&ns.name_any())
+        }
+    };
+    let by_cluster_policy = {
+        let (incidents, wake) = (caches.incidents.clone(), policy_status.clone());
+        move |_: api::ClusterResponsePolicy| {
+            wake.notify_one();
+            incidents
+                .state()
+                .iter()
+                .map(|i| ObjectRef::from_obj(i.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
+
+    let spec_changes = || kube::runtime::PredicateConfig::default();
+    let stop = shutdown.clone();
+    Controller::for_stream(streams.incidents, caches.incidents.clone())
+        .watches_stream(
+            streams
+                .policies
+                .predicate_filter(predicates::generation, spec_changes()),
+            by_policy,
+        )
+        .watches_stream(
+            streams
+                .cluster_policies
+                .predicate_filter(predicates::generation, spec_changes()),
+            by_cluster_policy,
+        )
+        .watches_stream(
+            streams
+                .namespaces
+                .predicate_filter(predicates::labels, spec_changes()),
+            by_namespace,
+        )
+        .watches_stream(streams.deployments, by_deployment)
+        .watches_stream(streams.replicasets, by_replicaset)
+        .watches_stream(streams.pods, by_pod)
+        .watches_stream(streams.events, by_event)
+        .reconcile_on(triggered)
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile, error_policy, state)
+        // Stop for good a little after shutdown, even when a cache never
+        // synced (the controller would otherwise wait for it).
+        .take_until(async move {
+            stop.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        })
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                debug!(%error, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// The Deployment a Warning event is about, directly or through one of its
+/// ReplicaSets or Pods.
+fn deployment_of_event(event: &CoreEvent, caches: &Caches) -> Option<String> {
+    let object = &event.involved_object;
+    let name = object.name.as_deref()?;
+    let ns = object.namespace.as_deref()?;
+    match object.kind.as_deref()? {
+        "Deployment" => Some(name.to_string()),
+        "ReplicaSet" => match caches.replicasets.get(&ObjectRef::new(name).within(ns)) {
+            Some(rs) => index::deployment_of_replicaset(&rs),
+            None => name.rsplit_once('-').map(|(d, _)| d.to_string()),
+        },
+        "Pod" => match caches.pods.get(&ObjectRef::new(name).within(ns)) {
+            Some(pod) => index::deployment_of_pod(&pod, &caches.replicasets),
+            // <deployment>-<template hash>-<suffix>
+            None => name
+                .rsplit_once('-')
+                .and_then(|(rs, _)| rs.rsplit_once('-'))
+                .map(|(d, _)| d.to_string()),
+        },
+        _ => None,
+    }
+}
+
+/// Whether a resolved incident is settled: its record frozen, its spec
+/// not changed since, and nothing left to deliver. Such an incident needs
+/// no reconcile at all.
+fn settled(incident: &Incident) -> bool {
+    incident.status.as_ref().is_some_and(|s| {
+        plan::frozen(s)
+            && s.observed_generation == incident.metadata.generation
+            && !s
+                .notifications
+                .iter()
+                .any(|n| n.state == DeliveryState::Pending)
+    })
+}
+
+#[instrument(skip_all, fields(namespace = cached.namespace(), name = cached.name_any()))]
+async fn reconcile(cached: Arc<Incident>, state: Arc<State>) -> Result<Action, Error> {
+    if !state.synced.load(Ordering::Acquire) {
+        // Enriching from half-filled caches would report pods as missing.
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
+    let started = Instant::now();
+    let reference = ObjectRef::from_obj(cached.as_ref());
+    let namespace = cached.namespace().unwrap_or_default();
+    let mut current = match state
+        .written
+        .newer_than_cache(&reference, cached.metadata.resource_version.as_deref())
+    {
+        Some(written) => written,
+        None => Incident::clone(&cached),
+    };
+    if settled(&current) {
+        state.caches.links.unlink(&reference);
+        return Ok(Action::await_change());
+    }
+    let trimmed = current
+        .annotations()
+        .contains_key(crate::cluster::cache::TRIMMED_ANNOTATION);
+    if trimmed {
+        // The cache keeps a resolved incident without its record.
+        match execute::fresh(&state, &current).await? {
+            Some(full) => current = full,
+            None => return Ok(Action::await_change()),
+        }
+    }
+    let policy = state
+        .caches
+        .effective_policy(&namespace, &state.context.namespace);
+    let frozen = current.status.as_ref().is_some_and(plan::frozen);
+    let observation = if frozen {
+        state.caches.links.unlink(&reference);
+        Observation::default()
+    } else {
+        observe::observe(&state, &current, &policy).await
+    };
+    let phase_seen = current.status.as_ref().and_then(|s| s.observed_phase);
+
+    // Plan, and write the status on the condition that the incident is
+    // still the version planned from; on conflict, plan again.
+    let mut conflicts = 0;
+    let (written, plan) = loop {
+        let plan = plan::plan(
+            &current,
+            &policy,
+            observation.clone(),
+            Timestamp::now(),
+            &state.context.delivery,
+        );
+        if current.status.as_ref() == Some(&plan.status) {
+            break (current, plan);
+        }
+        match execute::write_status(&state, &current, &plan.status).await {
+            Ok(written) => break (written, plan),
+            Err(WriteError::Conflict) if conflicts < execute::MAX_CONFLICTS => {
+                conflicts += 1;
+                match execute::fresh(&state, &current).await? {
+                    Some(fresh) => current = fresh,
+                    None => return Ok(Action::await_change()),
+                }
+            }
+            Err(WriteError::Conflict) => return Err(Error::Conflicts),
+            Err(WriteError::Gone) => return Ok(Action::await_change()),
+            Err(WriteError::Other(error)) => return Err(Error::WriteStatus(error)),
+        }
+    };
+
+    // Side effects, now that the status records them.
+    execute::report(&state, &written, plan.events).await;
+    let mut current = written;
+    if !plan.deliveries.is_empty() {
+        let attempts = execute::deliver(&state, &policy, &current, &plan.deliveries).await;
+        current = execute::settle(&state, current, attempts).await?;
+    }
+    // Open-incident counts on policies change only with a new incident or
+    // a phase change; deletions are caught by the policy loop's resync.
+    if phase_seen != current.status.as_ref().and_then(|s| s.observed_phase) {
+        state.policy_status.notify_one();
+    }
+    if plan.resolve {
+        execute::resolve(&state, &current).await?;
+    }
+    state.context.metrics.observe(CONTROLLER, started.elapsed());
+
+    let status = current.status.clone().unwrap_or_default();
+    let wake = plan::next_wakeup(&status, &current, &policy)
+        .map(|at| at.duration_since(Timestamp::now()))
+        .and_then(|d| Duration::try_from(d).ok())
+        .map(|d| d.max(Duration::from_millis(100)));
+    let refresh = if !frozen && !policy.queries.is_empty() {
+        state.context.metrics_interval
+    } else {
+        Duration::from_secs(300)
+    };
+    Ok(Action::requeue(wake.map_or(refresh, |w| w.min(refresh))))
+}
+
+fn error_policy(_: Arc<Incident>, error: &Error, state: Arc<State>) -> Action {
+    warn!(%error, "reconcile failed");
+    state.context.metrics.failed(CONTROLLER, error.reason());
+    // Jittered, so incidents failing together do not retry together.
+    Action::requeue(Duration::from_millis(2500 + fastrand::u64(0..5000)))
+}

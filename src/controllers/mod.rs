@@ -1,0 +1,79 @@
+//! The controllers and what they share: the client, metrics, the caches,
+//! and the operator's namespace.
+//!
+//! - [`incident`]: observe → plan → execute for each Incident, with its
+//!   notification outbox;
+//! - [`policy`]: the status of ResponsePolicies and ClusterResponsePolicies;
+//! - [`signals`]: declares incidents from policy signals;
+//! - [`unreadable`]: reports objects the operator cannot read on them.
+
+pub mod incident;
+pub mod policy;
+pub mod signals;
+pub mod unreadable;
+pub mod written;
+
+use std::{sync::Arc, time::Duration};
+
+use kube::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    cluster::{cache, watch::Watches},
+    domain::incident::Backoff,
+    health::Health,
+    integrations::secrets::Secrets,
+    metrics::Metrics,
+};
+
+#[derive(Clone)]
+pub struct Context {
+    pub client: Client,
+    pub metrics: Metrics,
+    /// Where ClusterResponsePolicy receiver Secrets live.
+    pub namespace: String,
+    /// How often PodMetrics are sampled and Prometheus queries refreshed.
+    pub metrics_interval: Duration,
+    /// How notification deliveries are retried.
+    pub delivery: Backoff,
+}
+
+/// Runs every controller until `shutdown`; marks the operator ready once
+/// their caches are synced.
+pub async fn run(context: Context, health: Health, shutdown: CancellationToken) {
+    let (invalid, unreadable) = futures::channel::mpsc::unbounded();
+    let watches = Watches::new(health.clone(), context.metrics.clone(), Some(invalid));
+    let (caches, streams) = cache::start(&context.client, &watches);
+    let secrets = Secrets::new(context.client.clone());
+    let policy_status = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(unreadable::run(
+        context.client.clone(),
+        unreadable,
+        shutdown.clone(),
+    ));
+    tokio::spawn(signals::run(
+        context.client.clone(),
+        caches.clone(),
+        context.namespace.clone(),
+        context.metrics.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(policy::run(
+        context.client.clone(),
+        caches.clone(),
+        secrets.clone(),
+        context.namespace.clone(),
+        policy_status.clone(),
+        shutdown.clone(),
+    ));
+    incident::run(
+        context,
+        health,
+        caches,
+        streams,
+        secrets,
+        policy_status,
+        shutdown,
+    )
+    .await;
+}

@@ -1,0 +1,320 @@
+//! Status of ResponsePolicies and ClusterResponsePolicies: whether each is
+//! in effect (`Ready`), why not, and how many open incidents it governs.
+//!
+//! Policy statuses depend on other objects (the baselines over a team
+//! policy, the namespace labels, the incidents), so one loop recomputes
+//! them all from the watch caches whenever any of those changed, batching
+//! bursts, and writes only the statuses that differ.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::reflector::Store,
+};
+
+use crate::{api::policy::Receiver, integrations::secrets::Secrets};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::{
+    api::{self, ClusterResponsePolicy, Incident, Phase, PolicyStatus, ResponsePolicy},
+    cluster::cache::Caches,
+    domain::conditions::{READY, condition},
+    domain::policy,
+};
+
+/// How long a burst of changes may gather before statuses are recomputed.
+const BATCH: Duration = Duration::from_millis(250);
+
+/// How often every policy status is recomputed even without a change.
+const RESYNC: Duration = Duration::from_secs(60);
+
+pub async fn run(
+    client: Client,
+    caches: Caches,
+    secrets: Secrets,
+    operator_namespace: String,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    // Deleted incidents trigger no reconcile; the periodic pass catches
+    // what no change announced.
+    let mut resync = tokio::time::interval(RESYNC);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = resync.tick() => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(BATCH) => {}
+        }
+        let now = Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_default());
+        let open = open_incidents(&caches.incidents);
+
+        for rp in caches.policies.state() {
+            let namespace = rp.namespace().unwrap_or_default();
+            let missing = missing_secrets(&secrets, &rp.spec.receivers, &namespace).await;
+            let status = response_policy_status(&rp, &caches, &open, &missing, &now);
+            if rp.status.as_ref() != Some(&status) {
+                let api = Api::namespaced(client.clone(), &rp.namespace().unwrap_or_default());
+                write(&api, rp.as_ref(), status).await;
+            }
+        }
+        for crp in caches.cluster_policies.state() {
+            let missing =
+                missing_secrets(&secrets, &crp.spec.policy.receivers, &operator_namespace).await;
+            let status = cluster_policy_status(&crp, &caches, &open, &missing, &now);
+            if crp.status.as_ref() != Some(&status) {
+                write(&Api::all(client.clone()), crp.as_ref(), status).await;
+            }
+        }
+    }
+}
+
+/// Receivers whose URL Secret (or its key) cannot be had, each named with
+/// why, e.g. `team-webhook: Secret shop/hooks has no key team`.
+async fn missing_secrets(
+    secrets: &Secrets,
+    receivers: &[Receiver],
+    namespace: &str,
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    for receiver in receivers {
+        let reference = match (&receiver.webhook, &receiver.slack) {
+            (Some(webhook), _) => &webhook.url_secret_ref,
+            (None, Some(slack)) => &slack.url_secret_ref,
+            (None, None) => continue,
+        };
+        if let Err(error) = secrets
+            .check(namespace, &reference.name, &reference.key)
+            .await
+        {
+            missing.push(format!("{}: {error}", receiver.name));
+        }
+    }
+    missing
+}
+
+/// Open (not Resolved) incidents per namespace.
+fn open_incidents(incidents: &Store<Incident>) -> BTreeMap<String, i32> {
+    let mut open = BTreeMap::new();
+    for incident in incidents.state() {
+        if incident.spec.phase != Phase::Resolved
+            && let Some(ns) = incident.namespace()
+        {
+            *open.entry(ns).or_insert(0) += 1;
+        }
+    }
+    open
+}
+
+fn response_policy_status(
+    rp: &ResponsePolicy,
+    caches: &Caches,
+    open: &BTreeMap<String, i32>,
+    missing: &[String],
+    now: &Time,
+) -> PolicyStatus {
+    let namespace = rp.namespace().unwrap_or_default();
+    let previous = rp.status.clone().unwrap_or_default();
+    let generation = rp.metadata.generation;
+    let siblings = Caches::lookup(&caches.policies, &caches.policies_by_namespace, &namespace);
+    let (primary, _) = policy::primary(siblings.iter().map(|p| p.as_ref()));
+    let labels = caches.namespace_labels(&namespace);
+    let cluster_policies = caches.cluster_policies.state();
+    let baselines = policy::baselines_for(cluster_policies.iter().map(|p| p.as_ref()), &labels);
+    let baseline_names: Vec<String> = baselines
+        .iter()
+        .filter_map(|b| b.metadata.name.clone())
+        .collect();
+    let ladder = policy::baseline_ladder(&baselines);
+    let violations = policy::violations(ladder.as_deref(), &rp.spec);
+    let instead = if baseline_names.is_empty() {
+        "no policy applies to this namespace instead (default ladder SEV1..SEV4)".to_string()
+    } else {
+        format!(
+            "the baseline ({}) alone applies to namespace {namespace}",
+            baseline_names.join(", ")
+        )
+    };
+
+    let is_primary = primary.is_some_and(|p| p.metadata.uid == rp.metadata.uid);
+    let (ready, reason, message) = if !is_primary {
+        (
+            false,
+            "Conflict",
+            format!(
+                "ResponsePolicy {} already governs namespace {namespace} (the oldest applies); merge this one into it.",
+                primary
+                    .and_then(|p| p.metadata.name.as_deref())
+                    .unwrap_or("?")
+            ),
+        )
+    } else if !violations.is_empty() {
+        (
+            false,
+            "LoosensBaseline",
+            format!(
+                "{}. A team policy may only tighten the baseline; {instead}.",
+                violations.join("; ")
+            ),
+        )
+    } else if !missing.is_empty() {
+        (
+            false,
+            "ReceiverSecretMissing",
+            format!(
+                "{}. Notifications to these receivers will fail until the Secret exists in namespace {namespace} with that key.",
+                missing.join("; ")
+            ),
+        )
+    } else if baseline_names.is_empty() {
+        (
+            true,
+            "Applied",
+            format!("Governs namespace {namespace}; no baseline selects it."),
+        )
+    } else {
+        (
+            true,
+            "Applied",
+            format!(
+                "Governs namespace {namespace} within the baseline {}.",
+                baseline_names.join(", ")
+            ),
+        )
+    };
+    // A policy whose receivers lack their Secret still governs.
+    let applies = ready || reason == "ReceiverSecretMissing";
+    let governed = if applies {
+        open.get(&namespace).copied().unwrap_or(0)
+    } else {
+        0
+    };
+    policy_status(
+        &previous,
+        generation,
+        (ready, reason, message),
+        governed,
+        now,
+    )
+}
+
+/// A policy's status: its Ready condition and the open incidents it governs.
+fn policy_status(
+    previous: &PolicyStatus,
+    generation: Option<i64>,
+    (ready, reason, message): (bool, &str, String),
+    open_incidents: i32,
+    now: &Time,
+) -> PolicyStatus {
+    PolicyStatus {
+        observed_generation: generation,
+        conditions: vec![condition(
+            &previous.conditions,
+            READY,
+            ready,
+            reason,
+            message,
+            generation,
+            now,
+        )],
+        open_incidents: Some(open_incidents),
+    }
+}
+
+fn cluster_policy_status(
+    crp: &ClusterResponsePolicy,
+    caches: &Caches,
+    open: &BTreeMap<String, i32>,
+    missing: &[String],
+    now: &Time,
+) -> PolicyStatus {
+    let previous = crp.status.clone().unwrap_or_default();
+    let generation = crp.metadata.generation;
+    let selected: Vec<String> = caches
+        .namespaces
+        .state()
+        .iter()
+        .filter(|ns| {
+            policy::selects(
+                crp.spec.namespace_selector.as_ref(),
+                &ns.metadata.labels.clone().unwrap_or_default(),
+            )
+        })
+        .map(|ns| ns.name_any())
+        .collect();
+    let (ready, reason, message) = match crp
+        .spec
+        .namespace_selector
+        .clone()
+        .map(kube::core::Selector::try_from)
+    {
+        Some(Err(error)) => (
+            false,
+            "InvalidSelector",
+            format!("spec.namespaceSelector: {error}"),
+        ),
+        _ if !missing.is_empty() => (
+            false,
+            "ReceiverSecretMissing",
+            format!(
+                "{}. Notifications to these receivers will fail until the Secret exists in the operator's namespace with that key.",
+                missing.join("; ")
+            ),
+        ),
+        _ => (
+            true,
+            "Applied",
+            format!("The baseline for {} namespace(s).", selected.len()),
+        ),
+    };
+    let governed = selected
+        .iter()
+        .map(|ns| open.get(ns).copied().unwrap_or(0))
+        .sum();
+    policy_status(
+        &previous,
+        generation,
+        (ready, reason, message),
+        governed,
+        now,
+    )
+}
+
+async fn write<K>(api: &Api<K>, object: &K, status: PolicyStatus)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let name = object.name_any();
+    let patch = serde_json::json!({
+        "apiVersion": api::API_VERSION,
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    match api
+        .patch_status(
+            &name,
+            &PatchParams::apply(super::incident::FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => debug!(kind = %K::kind(&()), %name, "policy status updated"),
+        // Deleted meanwhile: nothing to report on.
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(error) => warn!(kind = %K::kind(&()), %name, %error, "cannot write policy status"),
+    }
+}

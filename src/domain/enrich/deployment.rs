@@ -1,0 +1,185 @@
+//! A Deployment's state and what its last rollout changed, from the
+//! Deployment and the ReplicaSets it owns.
+
+use k8s_openapi::{
+    api::apps::v1::{Deployment, ReplicaSet},
+    apimachinery::pkg::apis::meta::v1::Time,
+};
+
+use crate::api::{incident::DeploymentState, limits::MAX_IMAGES};
+
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+
+fn revision_of(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<i64> {
+    annotations?.get(REVISION_ANNOTATION)?.trim().parse().ok()
+}
+
+fn images_of_template(
+    template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>,
+) -> Vec<String> {
+    let mut images: Vec<String> = template
+        .and_then(|t| t.spec.as_ref())
+        .map(|spec| {
+            spec.init_containers
+                .iter()
+                .flatten()
+                .chain(spec.containers.iter())
+                .filter_map(|c| c.image.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    images.dedup();
+    images.truncate(MAX_IMAGES as usize);
+    images
+}
+
+fn condition(deployment: &Deployment, type_: &str) -> Option<String> {
+    let condition = deployment
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)?;
+    Some(match &condition.reason {
+        Some(reason) if !reason.is_empty() => format!("{} ({reason})", condition.status),
+        _ => condition.status.clone(),
+    })
+}
+
+/// The latest rollout: the current ReplicaSet and the one it replaced.
+pub struct Rollout<'a> {
+    pub current: &'a ReplicaSet,
+    pub previous: Option<&'a ReplicaSet>,
+    pub revision: Option<i64>,
+}
+
+impl Rollout<'_> {
+    pub fn started_at(&self) -> Option<&Time> {
+        self.current.metadata.creation_timestamp.as_ref()
+    }
+}
+
+/// Finds the current ReplicaSet (the Deployment's revision, else the
+/// newest) and the one before it.
+pub fn rollout<'a>(deployment: &Deployment, replicasets: &[&'a ReplicaSet]) -> Option<Rollout<'a>> {
+    let revision = revision_of(deployment.metadata.annotations.as_ref());
+    let with_revision: Vec<(&ReplicaSet, i64)> = replicasets
+        .iter()
+        .filter_map(|rs| revision_of(rs.metadata.annotations.as_ref()).map(|r| (*rs, r)))
+        .collect();
+    let current = revision
+        .and_then(|wanted| with_revision.iter().find(|(_, r)| *r == wanted))
+        .or_else(|| with_revision.iter().max_by_key(|(_, r)| *r))
+        .copied();
+    match current {
+        Some((current, current_revision)) => {
+            let previous = with_revision
+                .iter()
+                .filter(|(_, r)| *r < current_revision)
+                .max_by_key(|(_, r)| *r)
+                .map(|(rs, _)| *rs);
+            Some(Rollout {
+                current,
+                previous,
+                revision: Some(current_revision),
+            })
+        }
+        // No revision annotations at all: order by creation time.
+        None => {
+            let mut by_age: Vec<&ReplicaSet> = replicasets.to_vec();
+            by_age.sort_by_key(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0));
+            let current = by_age.pop()?;
+            Some(Rollout {
+                current,
+                previous: by_age.pop(),
+                revision: None,
+            })
+        }
+    }
+}
+
+/// The state of a Deployment that was found. Pods and usage are filled in
+/// by the caller.
+pub fn state(name: &str, deployment: &Deployment, replicasets: &[&ReplicaSet]) -> DeploymentState {
+    let status = deployment.status.as_ref();
+    let rollout = rollout(deployment, replicasets);
+    DeploymentState {
+        name: name.to_string(),
+        found: true,
+        replicas: Some(
+            deployment
+                .spec
+                .as_ref()
+                .and_then(|s| s.replicas)
+                .unwrap_or(1),
+        ),
+        ready_replicas: Some(status.and_then(|s| s.ready_replicas).unwrap_or(0)),
+        available_replicas: Some(status.and_then(|s| s.available_replicas).unwrap_or(0)),
+        updated_replicas: Some(status.and_then(|s| s.updated_replicas).unwrap_or(0)),
+        available: condition(deployment, "Available"),
+        progressing: condition(deployment, "Progressing"),
+        images: images_of_template(deployment.spec.as_ref().map(|s| &s.template)),
+        revision: revision_of(deployment.metadata.annotations.as_ref())
+            .or(rollout.as_ref().and_then(|r| r.revision))
+            .map(|r| r.to_string()),
+        rollout_at: rollout.as_ref().and_then(|r| r.started_at().cloned()),
+        previous_images: rollout
+            .as_ref()
+            .and_then(|r| r.previous)
+            .map(|rs| images_of_template(rs.spec.as_ref().and_then(|s| s.template.as_ref())))
+            .unwrap_or_default(),
+        pods: None,
+        usage: None,
+    }
+}
+
+pub fn not_found(name: &str) -> DeploymentState {
+    DeploymentState {
+        name: name.to_string(),
+        found: false,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::enrich::testing::*;
+
+    #[test]
+    fn finds_rollout_and_previous_images_by_revision() {
+        let deployment = deployment("checkout", 3, 1, Some("2"), "shop/checkout:v42");
+        let old = replicaset(
+            "checkout-aaa",
+            "1",
+            "shop/checkout:v41",
+            "2026-11-24T13:00:00Z",
+        );
+        let new = replicaset(
+            "checkout-bbb",
+            "2",
+            "shop/checkout:v42",
+            "2026-11-24T14:01:00Z",
+        );
+        let state = state("checkout", &deployment, &[&new, &old]);
+        assert_eq!(state.revision.as_deref(), Some("2"));
+        assert_eq!(state.images, ["shop/checkout:v42"]);
+        assert_eq!(state.previous_images, ["shop/checkout:v41"]);
+        assert_eq!(
+            state.rollout_at.map(|t| t.0.to_string()).as_deref(),
+            Some("2026-11-24T14:01:00Z")
+        );
+        assert_eq!(state.replicas, Some(3));
+        assert_eq!(state.ready_replicas, Some(1));
+    }
+
+    #[test]
+    fn first_revision_has_no_previous_images() {
+        let deployment = deployment("api", 2, 2, Some("1"), "api:v1");
+        let only = replicaset("api-aaa", "1", "api:v1", "2026-11-24T13:00:00Z");
+        let state = state("api", &deployment, &[&only]);
+        assert!(state.previous_images.is_empty());
+        assert!(state.rollout_at.is_some());
+    }
+}

@@ -1,0 +1,272 @@
+//! Why pods fail: reasons from container waiting and terminated states and
+//! from pod scheduling, aggregated per Deployment, worst pods first.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
+use super::truncate;
+use crate::api::incident::{PodState, PodsSummary, ReasonCount};
+
+/// Reasons in the order a responder cares about them; the first one a pod
+/// shows is its primary reason. Unknown reasons rank after these.
+const RANKING: &[&str] = &[
+    "OOMKilled",
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "Evicted",
+    "Unschedulable",
+    "Error",
+    "Failed",
+    "Pending",
+];
+
+/// Waiting reasons that are part of a healthy start, not failures.
+const BENIGN: &[&str] = &["ContainerCreating", "PodInitializing", "Completed"];
+
+/// Longest termination message excerpt kept per pod.
+const MESSAGE_EXCERPT: usize = 200;
+
+fn rank(reason: &str) -> usize {
+    RANKING
+        .iter()
+        .position(|known| *known == reason)
+        .unwrap_or(RANKING.len())
+}
+
+/// The distinct failure reasons a pod shows now, most important first.
+pub fn reasons(pod: &Pod) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    fn add_to(found: &mut Vec<String>, reason: &str) {
+        if !reason.is_empty() && !BENIGN.contains(&reason) && !found.iter().any(|r| r == reason) {
+            found.push(reason.to_string());
+        }
+    }
+    let status = pod.status.as_ref();
+    for container in containers(pod) {
+        if let Some(state) = &container.state {
+            if let Some(reason) = state.waiting.as_ref().and_then(|w| w.reason.as_deref()) {
+                add_to(&mut found, reason);
+            }
+            if let Some(reason) = state.terminated.as_ref().and_then(|t| t.reason.as_deref()) {
+                add_to(&mut found, reason);
+            }
+        }
+        if let Some(reason) = container
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .and_then(|t| t.reason.as_deref())
+        {
+            add_to(&mut found, reason);
+        }
+    }
+    if let Some(reason) = status.and_then(|s| s.reason.as_deref()) {
+        add_to(&mut found, reason);
+    }
+    match status.and_then(|s| s.phase.as_deref()) {
+        Some("Pending") => {
+            let unschedulable = status
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    c.type_ == "PodScheduled"
+                        && c.status == "False"
+                        && c.reason.as_deref() == Some("Unschedulable")
+                });
+            if unschedulable {
+                add_to(&mut found, "Unschedulable");
+            } else if found.is_empty() {
+                add_to(&mut found, "Pending");
+            }
+        }
+        Some("Failed") if found.is_empty() => add_to(&mut found, "Failed"),
+        _ => {}
+    }
+    found.sort_by_key(|r| rank(r));
+    found
+}
+
+fn containers(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
+    let status = pod.status.as_ref();
+    status
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .chain(
+            status
+                .and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten(),
+        )
+}
+
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+pub fn restarts(pod: &Pod) -> i32 {
+    containers(pod).map(|c| c.restart_count).sum()
+}
+
+/// The most telling message a pod carries: the last termination message,
+/// else the current waiting or terminated message, else the pod's own.
+fn message(pod: &Pod) -> Option<String> {
+    let mut candidates = Vec::new();
+    for container in containers(pod) {
+        if let Some(t) = container
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+        {
+            candidates.push(t.message.clone());
+        }
+    }
+    for container in containers(pod) {
+        if let Some(state) = &container.state {
+            candidates.push(state.terminated.as_ref().and_then(|t| t.message.clone()));
+            candidates.push(state.waiting.as_ref().and_then(|w| w.message.clone()));
+        }
+    }
+    candidates.push(pod.status.as_ref().and_then(|s| s.message.clone()));
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|m| m.trim().to_string())
+        .find(|m| !m.is_empty())
+        .map(|m| truncate(&m, MESSAGE_EXCERPT))
+}
+
+/// Counts, reasons and the `max_items` worst pods of one Deployment.
+pub fn summarize(pods: &[&Pod], max_items: usize) -> PodsSummary {
+    let mut counts: BTreeMap<String, i32> = BTreeMap::new();
+    let mut items: Vec<(PodState, usize)> = Vec::with_capacity(pods.len());
+    let mut ready = 0;
+    let mut total_restarts = 0;
+    for pod in pods {
+        let pod_reasons = reasons(pod);
+        for reason in &pod_reasons {
+            *counts.entry(reason.clone()).or_default() += 1;
+        }
+        let is_ready = is_ready(pod);
+        let pod_restarts = restarts(pod);
+        ready += i32::from(is_ready);
+        total_restarts += pod_restarts;
+        let primary_rank = pod_reasons.first().map(|r| rank(r)).unwrap_or(usize::MAX);
+        items.push((
+            PodState {
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                phase: pod.status.as_ref().and_then(|s| s.phase.clone()),
+                ready: is_ready,
+                restarts: pod_restarts,
+                reason: pod_reasons.into_iter().next(),
+                message: message(pod),
+            },
+            primary_rank,
+        ));
+    }
+    // Worst first: not ready, then the most serious reason, then the most
+    // restarts; the name keeps the order stable between reconciles.
+    items.sort_by(|(a, a_rank), (b, b_rank)| {
+        a.ready
+            .cmp(&b.ready)
+            .then(a_rank.cmp(b_rank))
+            .then(b.restarts.cmp(&a.restarts))
+            .then(a.name.cmp(&b.name))
+    });
+    let mut reason_counts: Vec<ReasonCount> = counts
+        .into_iter()
+        .map(|(reason, count)| ReasonCount { reason, count })
+        .collect();
+    reason_counts.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(rank(&a.reason).cmp(&rank(&b.reason)))
+            .then(a.reason.cmp(&b.reason))
+    });
+    reason_counts.truncate(crate::api::limits::MAX_REASONS as usize);
+    PodsSummary {
+        total: i32::try_from(pods.len()).unwrap_or(i32::MAX),
+        ready,
+        restarts: total_restarts,
+        reasons: reason_counts,
+        items: items
+            .into_iter()
+            .take(max_items)
+            .map(|(item, _)| item)
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::enrich::testing::*;
+
+    #[test]
+    fn crash_loop_with_oom_counts_both_reasons_oom_first() {
+        let pod = pod_waiting("a", "CrashLoopBackOff", 7, Some(("OOMKilled", "")));
+        assert_eq!(reasons(&pod), ["OOMKilled", "CrashLoopBackOff"]);
+    }
+
+    #[test]
+    fn benign_waiting_is_not_a_failure() {
+        let pod = pod_waiting("a", "ContainerCreating", 0, None);
+        assert!(reasons(&pod).is_empty());
+    }
+
+    #[test]
+    fn unschedulable_pending_pod() {
+        let pod = pod_unschedulable("a");
+        assert_eq!(reasons(&pod), ["Unschedulable"]);
+    }
+
+    #[test]
+    fn summary_counts_orders_worst_first_and_caps_items() {
+        let pods = [
+            pod_running("healthy", 0),
+            pod_waiting(
+                "crash-1",
+                "CrashLoopBackOff",
+                4,
+                Some(("Error", "panic: boom")),
+            ),
+            pod_waiting("crash-2", "CrashLoopBackOff", 9, Some(("Error", ""))),
+            pod_waiting("oom", "CrashLoopBackOff", 2, Some(("OOMKilled", ""))),
+            pod_waiting("pull", "ImagePullBackOff", 0, None),
+        ];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let summary = summarize(&refs, 3);
+        assert_eq!(summary.total, 5);
+        assert_eq!(summary.ready, 1);
+        assert_eq!(summary.restarts, 15);
+        let reasons: Vec<(&str, i32)> = summary
+            .reasons
+            .iter()
+            .map(|r| (r.reason.as_str(), r.count))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("CrashLoopBackOff", 3),
+                ("Error", 2),
+                ("OOMKilled", 1),
+                ("ImagePullBackOff", 1)
+            ]
+        );
+        let names: Vec<&str> = summary.items.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["oom", "crash-2", "crash-1"]);
+        assert_eq!(summary.items[2].message.as_deref(), Some("panic: boom"));
+    }
+}

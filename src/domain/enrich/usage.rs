@@ -1,0 +1,199 @@
+//! CPU and memory summed over a Deployment's pods, from PodMetrics
+//! samples, with ratios to the containers' requests and limits.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use k8s_openapi::{api::core::v1::Pod, apimachinery::pkg::apis::meta::v1::Time};
+
+use crate::api::incident::Usage;
+
+/// One pod's sampled usage, per container: (CPU cores, memory bytes).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodSample {
+    pub containers: HashMap<String, (f64, f64)>,
+    pub timestamp: Option<Timestamp>,
+}
+
+/// Parses a Kubernetes quantity (`250m`, `1.5`, `12345n`, `128Mi`, `1G`,
+/// `1e3`) into a plain number. Returns `None` for anything else.
+pub fn parse_quantity(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        exponent if exponent.starts_with(['e', 'E']) => 10f64.powi(exponent[1..].parse().ok()?),
+        _ => return None,
+    };
+    let value = number * factor;
+    value.is_finite().then_some(value)
+}
+
+pub fn format_cpu(cores: f64) -> String {
+    format!("{}m", (cores * 1000.0).round() as i64)
+}
+
+pub fn format_memory(bytes: f64) -> String {
+    let mib = bytes / (1024.0 * 1024.0);
+    if mib >= 1.0 {
+        format!("{}Mi", mib.round() as i64)
+    } else {
+        format!("{}Ki", (bytes / 1024.0).round() as i64)
+    }
+}
+
+fn format_ratio(used: f64, of: f64) -> Option<String> {
+    (of > 0.0).then(|| format!("{:.2}", used / of))
+}
+
+/// Sums the samples of `pods`. A ratio is given only when every sampled
+/// container sets the request or limit it compares with.
+pub fn usage(pods: &[&Pod], samples: &HashMap<String, PodSample>) -> Option<Usage> {
+    let mut cpu = 0.0;
+    let mut memory = 0.0;
+    let mut totals = [0.0f64; 4]; // cpu request, cpu limit, memory request, memory limit
+    let mut complete = [true; 4];
+    let mut sampled = false;
+    let mut newest: Option<Timestamp> = None;
+    for pod in pods {
+        let Some(sample) = pod
+            .metadata
+            .name
+            .as_ref()
+            .and_then(|name| samples.get(name))
+        else {
+            continue;
+        };
+        newest = newest.max(sample.timestamp);
+        let specs = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default();
+        for (container, (container_cpu, container_memory)) in &sample.containers {
+            sampled = true;
+            cpu += container_cpu;
+            memory += container_memory;
+            let resources = specs
+                .iter()
+                .find(|c| &c.name == container)
+                .and_then(|c| c.resources.as_ref());
+            let quantity = |which: bool, key: &str| {
+                resources
+                    .and_then(|r| {
+                        if which {
+                            r.requests.as_ref()
+                        } else {
+                            r.limits.as_ref()
+                        }
+                    })
+                    .and_then(|m| m.get(key))
+                    .and_then(|q| parse_quantity(&q.0))
+            };
+            for (i, value) in [
+                quantity(true, "cpu"),
+                quantity(false, "cpu"),
+                quantity(true, "memory"),
+                quantity(false, "memory"),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                match value {
+                    Some(v) => totals[i] += v,
+                    None => complete[i] = false,
+                }
+            }
+        }
+    }
+    if !sampled {
+        return None;
+    }
+    let ratio = |i: usize, used: f64| {
+        if complete[i] {
+            format_ratio(used, totals[i])
+        } else {
+            None
+        }
+    };
+    Some(Usage {
+        cpu: Some(format_cpu(cpu)),
+        memory: Some(format_memory(memory)),
+        cpu_request_ratio: ratio(0, cpu),
+        cpu_limit_ratio: ratio(1, cpu),
+        memory_request_ratio: ratio(2, memory),
+        memory_limit_ratio: ratio(3, memory),
+        sampled_at: newest.map(Time),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::enrich::testing::*;
+
+    #[test]
+    fn parses_quantities() {
+        assert_eq!(parse_quantity("250m"), Some(0.25));
+        assert_eq!(parse_quantity("2"), Some(2.0));
+        assert_eq!(parse_quantity("128Mi"), Some(128.0 * 1024.0 * 1024.0));
+        assert_eq!(parse_quantity("1G"), Some(1e9));
+        assert_eq!(parse_quantity("1e3"), Some(1000.0));
+        assert!((parse_quantity("12345678n").unwrap_or_default() - 0.012345678).abs() < 1e-12);
+        assert_eq!(parse_quantity("lots"), None);
+        assert_eq!(parse_quantity("5 Mi"), None);
+    }
+
+    #[test]
+    fn sums_pods_and_gives_ratios_to_requests_and_limits() {
+        let pods = [
+            pod_with_resources("a", "100m", "500m", "128Mi", "256Mi"),
+            pod_with_resources("b", "100m", "500m", "128Mi", "256Mi"),
+        ];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let samples: HashMap<String, PodSample> = [
+            (
+                "a".to_string(),
+                sample("app", 0.05, 100.0 * 1024.0 * 1024.0),
+            ),
+            (
+                "b".to_string(),
+                sample("app", 0.15, 156.0 * 1024.0 * 1024.0),
+            ),
+        ]
+        .into();
+        let usage = usage(&refs, &samples).expect("sampled");
+        assert_eq!(usage.cpu.as_deref(), Some("200m"));
+        assert_eq!(usage.memory.as_deref(), Some("256Mi"));
+        assert_eq!(usage.cpu_request_ratio.as_deref(), Some("1.00"));
+        assert_eq!(usage.cpu_limit_ratio.as_deref(), Some("0.20"));
+        assert_eq!(usage.memory_request_ratio.as_deref(), Some("1.00"));
+        assert_eq!(usage.memory_limit_ratio.as_deref(), Some("0.50"));
+    }
+
+    #[test]
+    fn no_samples_no_usage() {
+        let pods = [pod_with_resources("a", "100m", "500m", "128Mi", "256Mi")];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        assert_eq!(usage(&refs, &HashMap::new()), None);
+    }
+}

@@ -1,0 +1,89 @@
+//! The size budget: whatever the cluster throws at it, the serialized
+//! status stays under a bound well below etcd's object limit.
+
+use super::timeline::TIMELINE_HEAD;
+use crate::api::IncidentStatus;
+
+/// The serialized status stays under this many bytes.
+pub const MAX_STATUS_BYTES: usize = 60 * 1024;
+
+fn size<T: serde::Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
+}
+
+/// Sheds one item of the least useful detail: events beyond the first
+/// few, then the longest pod lists, then the middle of the timeline, then
+/// the rest. Never the notification ledger (the outbox) or findings.
+/// Returns the bytes it shed (an estimate), or `None` when nothing is left.
+fn shed(status: &mut IncidentStatus) -> Option<usize> {
+    if status.events.len() > 5 {
+        return status.events.pop().map(|e| size(&e) + 1);
+    }
+    if let Some(pods) = status
+        .deployments
+        .iter_mut()
+        .filter_map(|d| d.pods.as_mut())
+        .filter(|p| p.items.len() > 1)
+        .max_by_key(|p| p.items.len())
+    {
+        return pods.items.pop().map(|p| size(&p) + 1);
+    }
+    if status.timeline.len() > TIMELINE_HEAD + 5 {
+        return Some(size(&status.timeline.remove(TIMELINE_HEAD)) + 1);
+    }
+    if let Some(event) = status.events.pop() {
+        return Some(size(&event) + 1);
+    }
+    if status.deployments.len() > 1 {
+        return status.deployments.pop().map(|d| size(&d) + 1);
+    }
+    None
+}
+
+/// Sheds detail until the serialized status fits. Sizes are tracked as
+/// items go (serializing the whole status once per item would cost the
+/// square of its size), then checked exactly.
+pub fn fit(status: &mut IncidentStatus, max_bytes: usize) {
+    let mut estimate = size(status);
+    loop {
+        while estimate > max_bytes {
+            match shed(status) {
+                Some(bytes) => estimate = estimate.saturating_sub(bytes),
+                None => return,
+            }
+        }
+        estimate = size(status);
+        if estimate <= max_bytes {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::incident::EventSummary;
+
+    #[test]
+    fn sheds_events_first_and_ends_under_the_bound() {
+        let mut status = IncidentStatus {
+            events: (0..100)
+                .map(|i| EventSummary {
+                    type_: "Warning".into(),
+                    reason: "BackOff".into(),
+                    object: format!("Pod/checkout-{i}"),
+                    message: "x".repeat(256),
+                    count: 1,
+                    first_seen: None,
+                    last_seen: None,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        fit(&mut status, 8 * 1024);
+        assert!(size(&status) <= 8 * 1024);
+        assert!(status.events.len() > 20, "sheds no more than it must");
+    }
+}

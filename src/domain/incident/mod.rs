@@ -1,0 +1,186 @@
+//! The incident plan: from the incident, its effective policy, what the
+//! cluster shows ([`Observation`]) and the clock, the status to write, the
+//! Events to emit, the deliveries that are due, and any spec action.
+//! Pure: no client, no I/O, the clock passed in, so planning twice over
+//! the same input gives the same output.
+//!
+//! The plan runs in stages, each a module:
+//! [`lifecycle`] (declaration, phases, severity, notes) →
+//! [`findings`] (rollouts and pod failures, each recorded once) →
+//! [`deadlines`] (acknowledgement deadline, escalation) →
+//! [`routing`] (a notification per matching route and transition, the
+//! outbox ledger) → [`resolution`] (auto-resolution) → [`conditions`] →
+//! [`budget`] (the status stays under its size bound).
+
+pub mod budget;
+pub mod conditions;
+pub mod deadlines;
+pub mod findings;
+pub mod lifecycle;
+pub mod resolution;
+pub mod routing;
+pub mod timeline;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::{
+    api::{
+        Incident, IncidentStatus,
+        incident::{DeploymentState, EventSummary, MetricValue, PolicyReference},
+    },
+    domain::{enrich, policy::EffectivePolicy},
+};
+
+pub use self::{
+    routing::{Backoff, Delivery},
+    timeline::Report,
+};
+
+/// What the caches say about the incident's workloads right now.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observation {
+    pub deployments: Vec<DeploymentState>,
+    pub events: Vec<EventSummary>,
+    /// Warning events seen in all, counts included.
+    pub warnings: i64,
+    /// `None` until the metrics API was first probed.
+    pub metrics_available: Option<bool>,
+    /// True when selectors matched more Deployments than a status holds.
+    pub truncated: bool,
+    /// Entries of `spec.affected.deployments` that cannot be used, with
+    /// why (e.g. a label selector the API server let through but that
+    /// does not parse).
+    pub invalid_selectors: Vec<String>,
+    /// Fresh Prometheus query results; `None` keeps the previous ones.
+    pub queries: Option<Vec<MetricValue>>,
+    /// Why the last delivery attempt of a Pending notification failed, by
+    /// idempotency key (failures short of the last attempt are written
+    /// with the next attempt, so a failing receiver costs one status write
+    /// per retry).
+    pub delivery_errors: Vec<(String, String)>,
+}
+
+/// What to do: write `status` (only when it differs from the incident's),
+/// then emit `events`, then send `deliveries` (already recorded as
+/// attempted in `status`), then resolve when `resolve` is set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub status: IncidentStatus,
+    pub events: Vec<Report>,
+    pub deliveries: Vec<Delivery>,
+    /// An incident Klaxon declared whose workload stayed healthy for the
+    /// policy's `autoResolve.healthyFor`: set `spec.phase: Resolved`.
+    pub resolve: bool,
+}
+
+/// Status times have second precision; `now` is cut to match them, so
+/// comparing a planned status with a written one is exact.
+pub fn second(now: Timestamp) -> Time {
+    Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
+/// Whether the incident's enrichment is frozen as its evidence record:
+/// it was resolved, and Resolved is final.
+pub fn frozen(previous: &IncidentStatus) -> bool {
+    previous.resolved_at.is_some()
+}
+
+pub fn plan(
+    incident: &Incident,
+    policy: &EffectivePolicy,
+    observation: Observation,
+    now: Timestamp,
+    backoff: &Backoff,
+) -> Plan {
+    let now = second(now);
+    let previous = incident.status.clone().unwrap_or_default();
+    let frozen = frozen(&previous);
+    let mut status = previous.clone();
+    let mut reports = timeline::Reports::default();
+
+    let mut changes = lifecycle::apply(incident, &previous, &mut status, &mut reports, &now);
+
+    status.team = policy.team.clone();
+    status.policy = Some(PolicyReference {
+        response_policy: policy.response_policy.clone(),
+        cluster_response_policies: policy.cluster_policies.clone(),
+    });
+
+    if !frozen {
+        enrich(&mut status, &observation, policy, &now);
+        findings::apply(&mut status, &mut reports, &now);
+    }
+
+    let deadline = deadlines::apply(incident, policy, &mut status, &mut reports, &now);
+    changes.extend(deadline.escalation);
+
+    routing::route(incident, policy, &changes, &mut status);
+    routing::note_errors(&mut status, &observation.delivery_errors);
+    let resolve = resolution::apply(incident, policy, frozen, &mut status, &mut reports, &now);
+    let deliveries = routing::begin(&mut status, now.0, backoff);
+
+    status.conditions = conditions::build(
+        incident,
+        policy,
+        &observation,
+        &previous,
+        &status,
+        frozen,
+        deadline.overdue,
+        &now,
+    );
+    conditions::prefix_summary(incident, policy, &mut status, deadline.overdue);
+    budget::fit(&mut status, budget::MAX_STATUS_BYTES);
+    Plan {
+        status,
+        events: reports.into_inner(),
+        deliveries,
+        resolve,
+    }
+}
+
+/// Live enrichment: the observation replaces the previous one.
+fn enrich(
+    status: &mut IncidentStatus,
+    observation: &Observation,
+    policy: &EffectivePolicy,
+    now: &Time,
+) {
+    let changed =
+        status.deployments != observation.deployments || status.events != observation.events;
+    status.deployments = observation.deployments.clone();
+    status.events = observation.events.clone();
+    if let Some(queries) = &observation.queries {
+        status.metrics = queries.clone();
+        status.metrics_at = Some(now.clone());
+    }
+    if policy.queries.is_empty() {
+        status.metrics.clear();
+        status.metrics_at = None;
+    }
+    status.summary = Some(enrich::summary(&status.deployments, observation.warnings));
+    if changed || status.enriched_at.is_none() {
+        status.enriched_at = Some(now.clone());
+    }
+}
+
+/// When the incident next needs attention without any change: the next
+/// delivery retry, its acknowledgement deadline, or its auto-resolution.
+pub fn next_wakeup(
+    status: &IncidentStatus,
+    incident: &Incident,
+    policy: &EffectivePolicy,
+) -> Option<Timestamp> {
+    routing::next_attempt(status)
+        .into_iter()
+        .chain(deadlines::next(status, incident.spec.phase))
+        .chain(resolution::next(status, incident, policy))
+        .min()
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests;

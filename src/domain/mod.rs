@@ -1,0 +1,8 @@
+//! Pure logic: no Kubernetes client, no I/O, a clock passed in. Most unit
+//! tests live here.
+
+pub mod conditions;
+pub mod enrich;
+pub mod incident;
+pub mod policy;
+pub mod signals;

@@ -1,0 +1,7 @@
+//! Outbound HTTP to systems outside the cluster: notification receivers
+//! and Prometheus. No redirects, timeouts on every request, and a bound on
+//! requests in flight.
+
+pub mod notify;
+pub mod prometheus;
+pub mod secrets;

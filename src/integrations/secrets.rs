@@ -1,0 +1,148 @@
+//! Receiver Secrets, read with a GET and remembered for a short while, so
+//! a failing receiver (retried with backoff, on many incidents) costs at
+//! most one Secret read per Secret per [`TTL`], and a missing Secret is
+//! not asked for again on every attempt. Only the keys' bytes are kept,
+//! in memory; they never reach a status, an Event or a log line.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+
+/// How long a read (or a failed read) is reused.
+pub const TTL: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("Secret {namespace}/{name} does not exist")]
+    NotFound { namespace: String, name: String },
+    #[error("Secret {namespace}/{name} has no key {key}")]
+    KeyMissing {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("cannot read Secret {namespace}/{name}: {reason}")]
+    Unreadable {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+}
+
+type Data = BTreeMap<String, Vec<u8>>;
+
+#[derive(Clone)]
+struct Entry {
+    read_at: Instant,
+    data: Result<Data, SecretError>,
+}
+
+/// Cheap to clone; clones share the cache.
+#[derive(Clone)]
+pub struct Secrets {
+    client: Client,
+    cache: Arc<Mutex<HashMap<(String, String), Entry>>>,
+    /// One read per Secret at a time: concurrent askers wait for it.
+    reading: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Secrets {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            cache: Arc::default(),
+            reading: Arc::default(),
+        }
+    }
+
+    /// The bytes of `key` in Secret `namespace/name`.
+    pub async fn value(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<Vec<u8>, SecretError> {
+        let data = match self.cached(namespace, name) {
+            Some(data) => data,
+            None => {
+                let _one_at_a_time = self.reading.lock().await;
+                match self.cached(namespace, name) {
+                    Some(data) => data,
+                    None => self.read(namespace, name).await,
+                }
+            }
+        }?;
+        data.get(key)
+            .cloned()
+            .ok_or_else(|| SecretError::KeyMissing {
+                namespace: namespace.into(),
+                name: name.into(),
+                key: key.into(),
+            })
+    }
+
+    /// Whether `key` of `namespace/name` is there, from the cache when it
+    /// is fresh.
+    pub async fn check(&self, namespace: &str, name: &str, key: &str) -> Result<(), SecretError> {
+        self.value(namespace, name, key).await.map(|_| ())
+    }
+
+    fn cached(&self, namespace: &str, name: &str) -> Option<Result<Data, SecretError>> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(&(namespace.to_string(), name.to_string()))
+            .filter(|e| e.read_at.elapsed() < TTL)
+            .map(|e| e.data.clone())
+    }
+
+    async fn read(&self, namespace: &str, name: &str) -> Result<Data, SecretError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let data = match api.get_opt(name).await {
+            Ok(Some(secret)) => Ok(bytes(secret)),
+            Ok(None) => Err(SecretError::NotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            }),
+            Err(error) => Err(SecretError::Unreadable {
+                namespace: namespace.into(),
+                name: name.into(),
+                reason: match error {
+                    kube::Error::Api(status) => status.message,
+                    other => other.to_string(),
+                },
+            }),
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, e| e.read_at.elapsed() < TTL);
+        cache.insert(
+            (namespace.to_string(), name.to_string()),
+            Entry {
+                read_at: Instant::now(),
+                data: data.clone(),
+            },
+        );
+        data
+    }
+}
+
+fn bytes(secret: Secret) -> Data {
+    let mut out: Data = secret
+        .string_data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    out.extend(
+        secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0)),
+    );
+    out
+}

@@ -1,0 +1,346 @@
+//! `klaxon run`: connect, check the CRDs are installed, serve health and
+//! metrics, run the controllers until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+
+use kube::{Client, CustomResourceExt};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    api::{self, ClusterResponsePolicy, Incident, ResponsePolicy},
+    controllers,
+    health::Health,
+    metrics::Metrics,
+    runtime::server,
+    runtime::telemetry::LogFormat,
+};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "KLAXON_LISTEN_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub listen_address: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "KLAXON_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
+    /// Log level or filter, in `tracing` syntax (e.g. `info,klaxon=debug`).
+    #[arg(long, env = "KLAXON_LOG", default_value = "info")]
+    pub log_level: String,
+    /// The operator's own namespace, where ClusterResponsePolicy receivers
+    /// keep their Secrets.
+    #[arg(long, env = "KLAXON_NAMESPACE", default_value = "klaxon-system")]
+    pub namespace: String,
+    /// How often CPU and memory are sampled from metrics.k8s.io, e.g. 30s.
+    #[arg(long, env = "KLAXON_METRICS_INTERVAL", default_value = "30s", value_parser = parse_interval)]
+    pub metrics_interval: std::time::Duration,
+    /// The wait before the first retry of a failed notification; it doubles
+    /// per attempt (with jitter) up to --delivery-backoff-max.
+    #[arg(long, env = "KLAXON_DELIVERY_BACKOFF", default_value = "5s", value_parser = parse_interval)]
+    pub delivery_backoff: std::time::Duration,
+    /// The longest wait between two attempts of one notification.
+    #[arg(long, env = "KLAXON_DELIVERY_BACKOFF_MAX", default_value = "5m", value_parser = parse_interval)]
+    pub delivery_backoff_max: std::time::Duration,
+    /// Attempts per notification before it is marked Failed.
+    #[arg(long, env = "KLAXON_DELIVERY_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub delivery_attempts: u32,
+    /// How long a watch of the cluster may fail (the apiserver unreachable)
+    /// before /readyz turns false.
+    #[arg(long, env = "KLAXON_WATCH_FAILURE_GRACE", default_value = "10s", value_parser = parse_interval)]
+    pub watch_failure_grace: std::time::Duration,
+    /// Run only while holding the Lease `klaxon` in --namespace, so that
+    /// replicas (or an old pod during a rollout) never work at once.
+    #[arg(long, env = "KLAXON_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// How long a leader's Lease lasts without renewal: the longest a
+    /// standby waits after the leader died.
+    #[arg(long, env = "KLAXON_LEADER_ELECTION_LEASE", default_value = "15s", value_parser = parse_interval)]
+    pub leader_election_lease: std::time::Duration,
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match crate::api::duration::parse(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than 0s".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {0}")]
+    Connect(#[source] kube::Error),
+    #[error(
+        "Klaxon's CRDs are not installed (missing {}): install them with `kubectl apply -f crds/` or `klaxon crds | kubectl apply -f -` (`make crds` regenerates crds/)",
+        missing.join(", ")
+    )]
+    CrdsMissing { missing: Vec<String> },
+    #[error("cannot discover the {group} API: {0}", group = api::API_VERSION)]
+    Discovery(#[source] kube::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("leader election failed (Lease {LEASE_NAME} in namespace {namespace}): {source}")]
+    LeaderElection {
+        namespace: String,
+        #[source]
+        source: kube_lease_manager::LeaseManagerError,
+    },
+    #[error("lost the Lease {LEASE_NAME}; stopping so that only one instance works")]
+    LostLeadership,
+}
+
+/// The Lease replicas compete for.
+pub const LEASE_NAME: &str = "klaxon";
+
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let client = connect().await?;
+    check_crds(&client).await?;
+
+    let listener = server::bind(args.listen_address)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: args.listen_address,
+            source,
+        })?;
+    info!(address = %args.listen_address, "serving /healthz, /readyz and /metrics");
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    let health = Health::new(args.watch_failure_grace);
+    let metrics = Metrics::default();
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let server = tokio::spawn(server::serve(
+        listener,
+        health.clone(),
+        registry,
+        shutdown.clone(),
+    ));
+
+    let leadership = if args.leader_election {
+        match lead(&client, &args, &health, &shutdown).await? {
+            Some(leadership) => Some(leadership),
+            // Asked to stop while standing by.
+            None => {
+                shutdown.cancel();
+                let _ = server.await;
+                info!("stopped");
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
+
+    let context = controllers::Context {
+        client,
+        metrics,
+        namespace: args.namespace,
+        metrics_interval: args.metrics_interval,
+        delivery: crate::domain::incident::Backoff {
+            base: args.delivery_backoff,
+            cap: args.delivery_backoff_max.max(args.delivery_backoff),
+            max_attempts: args.delivery_attempts,
+        },
+    };
+    controllers::run(context, health, shutdown.clone()).await;
+    // Controllers end on shutdown; make sure the server does too.
+    shutdown.cancel();
+    let lost = match leadership {
+        // Releases the Lease, so a standby takes over at once.
+        Some(leadership) => leadership.release().await,
+        None => false,
+    };
+    match server.await {
+        Ok(result) => result.map_err(RunError::Serve)?,
+        Err(join) => warn!(error = %join, "the HTTP server task ended abnormally"),
+    }
+    if lost {
+        return Err(RunError::LostLeadership);
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Held leadership: a task that keeps renewing the Lease and stops the
+/// operator if it is lost.
+struct Leadership {
+    watcher: tokio::task::JoinHandle<bool>,
+}
+
+impl Leadership {
+    /// Releases the Lease; true when it had been lost before.
+    async fn release(self) -> bool {
+        self.watcher.await.unwrap_or(false)
+    }
+}
+
+/// A call to `LeaseManager::changed` that lasted this long without an
+/// error means the API answered: any earlier error streak is over.
+const HEALTHY_CALL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits until this instance holds the Lease, standing by meanwhile (ready
+/// while it can reach the Lease, not ready while it cannot). `None` when
+/// asked to stop first.
+async fn lead(
+    client: &Client,
+    args: &RunArgs,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Result<Option<Leadership>, RunError> {
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "klaxon".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let lease = args.leader_election_lease.as_secs().max(3);
+    let grace = (lease / 3).max(1);
+    let failed = |source| RunError::LeaderElection {
+        namespace: args.namespace.clone(),
+        source,
+    };
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+        .with_namespace(&args.namespace)
+        .with_identity(&identity)
+        .with_duration(lease)
+        .with_grace(grace)
+        .with_field_manager(format!("klaxon-lease-{identity}"))
+        .build()
+        .await
+        .map_err(failed)?;
+    health.set_ready(true);
+    info!(%identity, lease = LEASE_NAME, namespace = %args.namespace, "standing by until this instance holds the Lease");
+    loop {
+        let started = std::time::Instant::now();
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            changed = manager.changed() => match changed {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(error) => {
+                    // Standing by blind: not ready, so it shows.
+                    health.set_ready(false);
+                    tracing::error!(%error, "cannot reach the Lease; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    continue;
+                }
+            },
+        }
+        if started.elapsed() >= HEALTHY_CALL {
+            health.set_ready(true);
+        }
+    }
+    info!(%identity, "holding the Lease; starting the controllers");
+    health.set_ready(false);
+    let shutdown = shutdown.clone();
+    // Past this long without renewing, another instance may hold the Lease.
+    let renew_budget = std::time::Duration::from_secs(lease - grace);
+    let watcher = tokio::spawn(async move {
+        let mut failing_since: Option<std::time::Instant> = None;
+        let lost = loop {
+            let started = std::time::Instant::now();
+            tokio::select! {
+                _ = shutdown.cancelled() => break false,
+                changed = manager.changed() => match changed {
+                    Ok(true) => failing_since = None,
+                    Ok(false) => {
+                        tracing::error!("another instance holds the Lease now; stopping");
+                        shutdown.cancel();
+                        break true;
+                    }
+                    Err(error) => {
+                        if started.elapsed() >= HEALTHY_CALL {
+                            failing_since = None;
+                        }
+                        let since = *failing_since.get_or_insert(started);
+                        if since.elapsed() >= renew_budget {
+                            tracing::error!(%error, "could not renew the Lease in time; stopping");
+                            shutdown.cancel();
+                            break true;
+                        }
+                        warn!(%error, "cannot renew the Lease; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                },
+            }
+        };
+        if !lost && let Err(error) = manager.release().await {
+            warn!(%error, "cannot release the Lease; a standby takes over when it expires");
+        }
+        lost
+    });
+    Ok(Some(Leadership { watcher }))
+}
+
+/// A client from in-cluster config or KUBECONFIG that names itself
+/// `klaxon/<version>`, so apiserver audit logs and metrics tell the
+/// operator's requests apart from everyone else's under the same identity.
+async fn connect() -> Result<Client, RunError> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| RunError::Connect(kube::Error::InferConfig(e)))?;
+    // A request to an apiserver that is gone fails fast, so watches retry
+    // (and readiness tells) within seconds.
+    config.connect_timeout = Some(std::time::Duration::from_secs(5));
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(crate::USER_AGENT),
+    ));
+    Client::try_from(config).map_err(RunError::Connect)
+}
+
+/// Fails with one clear error when any of Klaxon's kinds is not served.
+/// Uses discovery, which every authenticated client may read, so the
+/// operator needs no access to CustomResourceDefinitions themselves.
+async fn check_crds(client: &Client) -> Result<(), RunError> {
+    let wanted = [
+        Incident::crd_name(),
+        ResponsePolicy::crd_name(),
+        ClusterResponsePolicy::crd_name(),
+    ];
+    let served: Vec<String> = match client.list_api_group_resources(api::API_VERSION).await {
+        Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
+        // A group nobody serves answers a plain-text 404, not a Status.
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(other) => return Err(RunError::Discovery(other)),
+    };
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|crd| {
+            let plural = crd.split('.').next().unwrap_or_default();
+            !served.iter().any(|name| name == plural)
+        })
+        .map(|crd| crd.to_string())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::CrdsMissing { missing })
+    }
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
+    }
+    shutdown.cancel();
+}
