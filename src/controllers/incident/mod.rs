@@ -374,6 +374,14 @@ async fn reconcile(cached: Arc<Incident>, state: Arc<State>) -> Result<Action, E
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let started = Instant::now();
+    let result = pass(cached, &state).await;
+    state.context.metrics.observe(CONTROLLER, started.elapsed());
+    result
+}
+
+/// One pass over one incident: observe, plan, execute.
+async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error> {
+    let state = state.as_ref();
     let reference = ObjectRef::from_obj(cached.as_ref());
     let namespace = cached.namespace().unwrap_or_default();
     let mut current = match state
@@ -392,7 +400,7 @@ async fn reconcile(cached: Arc<Incident>, state: Arc<State>) -> Result<Action, E
         .contains_key(crate::cluster::cache::TRIMMED_ANNOTATION);
     if trimmed {
         // The cache keeps a resolved incident without its record.
-        match execute::fresh(&state, &current).await? {
+        match execute::fresh(state, &current).await? {
             Some(full) => current = full,
             None => return Ok(Action::await_change()),
         }
@@ -405,7 +413,7 @@ async fn reconcile(cached: Arc<Incident>, state: Arc<State>) -> Result<Action, E
         state.caches.links.unlink(&reference);
         Observation::default()
     } else {
-        observe::observe(&state, &current, &policy).await
+        observe::observe(state, &current, &policy).await
     };
     let phase_seen = current.status.as_ref().and_then(|s| s.observed_phase);
 
@@ -423,11 +431,11 @@ async fn reconcile(cached: Arc<Incident>, state: Arc<State>) -> Result<Action, E
         if current.status.as_ref() == Some(&plan.status) {
             break (current, plan);
         }
-        match execute::write_status(&state, &current, &plan.status).await {
+        match execute::write_status(state, &current, &plan.status).await {
             Ok(written) => break (written, plan),
             Err(WriteError::Conflict) if conflicts < execute::MAX_CONFLICTS => {
                 conflicts += 1;
-                match execute::fresh(&state, &current).await? {
+                match execute::fresh(state, &current).await? {
                     Some(fresh) => current = fresh,
                     None => return Ok(Action::await_change()),
                 }
@@ -439,11 +447,11 @@ async fn reconcile(cached: Arc<Incident>, state: Arc<State>) -> Result<Action, E
     };
 
     // Side effects, now that the status records them.
-    execute::report(&state, &written, plan.events).await;
+    execute::report(state, &written, plan.events).await;
     let mut current = written;
     if !plan.deliveries.is_empty() {
-        let attempts = execute::deliver(&state, &policy, &current, &plan.deliveries).await;
-        current = execute::settle(&state, current, attempts).await?;
+        let attempts = execute::deliver(state, &policy, &current, &plan.deliveries).await;
+        current = execute::settle(state, current, attempts).await?;
     }
     // Open-incident counts on policies change only with a new incident or
     // a phase change; deletions are caught by the policy loop's resync.
@@ -451,9 +459,8 @@ async fn reconcile(cached: Arc<Incident>, state: Arc<State>) -> Result<Action, E
         state.policy_status.notify_one();
     }
     if plan.resolve {
-        execute::resolve(&state, &current).await?;
+        execute::resolve(state, &current).await?;
     }
-    state.context.metrics.observe(CONTROLLER, started.elapsed());
 
     let status = current.status.clone().unwrap_or_default();
     let wake = plan::next_wakeup(&status, &current, &policy)

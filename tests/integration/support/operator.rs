@@ -27,6 +27,19 @@ impl Shared {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The value of one `/metrics` sample, e.g.
+    /// `klaxon_reconciliations_total{controller="incident"}`.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        metric(self.port, sample)
+    }
+}
+
+/// The value of one `/metrics` sample on the operator at `port`.
+pub fn metric(port: u16, sample: &str) -> Option<f64> {
+    let body = http_get(port, "/metrics")?.body;
+    body.lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
 }
 
 /// Fast clocks, so retries and refreshes show within a test's patience.
@@ -109,6 +122,10 @@ impl Operator {
 
     pub fn get(&self, path: &str) -> Option<HttpResponse> {
         http_get(self.port, path)
+    }
+
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        metric(self.port, sample)
     }
 
     pub fn pid(&self) -> u32 {

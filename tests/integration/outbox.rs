@@ -1,0 +1,292 @@
+//! The notification outbox on the real control plane: every change that
+//! matters pages again under its own key, and writes by others (a
+//! responder's ack, a GitOps tool's labels and annotations) landing while a
+//! delivery is in flight never make it go out twice.
+
+use std::time::Duration;
+
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use klaxon::api::{Incident, incident::DeliveryState};
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+use crate::support::{
+    self,
+    fixtures::{apply, wait_for},
+    operator::{self, Shared},
+    receiver::{Receiver, Request},
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+const RECONCILIATIONS: &str = r#"klaxon_reconciliations_total{controller="incident"}"#;
+
+/// A namespace whose team policy sends every trigger of every severity to
+/// a webhook on `receiver`; returns the namespace and the URL's token.
+async fn routed_namespace(client: &Client, receiver: &Receiver, prefix: &str) -> (String, String) {
+    let cluster = support::cluster();
+    let ns = support::namespace(client, prefix).await;
+    let token = format!("hook-{ns}");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("hooks".into()),
+                    ..Default::default()
+                },
+                data: Some(
+                    [(
+                        "hook".to_string(),
+                        ByteString(receiver.url(&token).into_bytes()),
+                    )]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("create secret");
+    apply(
+        cluster,
+        &format!(
+            "apiVersion: klaxon.dev/v1alpha1\nkind: ResponsePolicy\nmetadata: {{name: team, namespace: {ns}}}\nspec:\n  receivers:\n    - {{name: hook, webhook: {{urlSecretRef: {{name: hooks, key: hook}}}}}}\n  routes:\n    - {{receivers: [hook]}}\n"
+        ),
+    );
+    (ns, token)
+}
+
+fn declare(ns: &str, name: &str, severity: &str) -> String {
+    format!(
+        "apiVersion: klaxon.dev/v1alpha1\nkind: Incident\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{title: Checkout returns 5xx, severity: {severity}}}\n"
+    )
+}
+
+/// Waits until the shared operator has run at least `passes` more
+/// reconciles, while `poke` keeps giving it reasons to look at the
+/// incident, so a "nothing more happens" assertion holds after several
+/// passes rather than at first sight.
+async fn more_passes(shared: &Shared, incidents: &Api<Incident>, name: &str, passes: f64) {
+    let start = shared.metric(RECONCILIATIONS).unwrap_or(0.0);
+    let mut poke = 0;
+    let done = support::eventually(WAIT, || {
+        poke += 1;
+        let label = json!({"metadata": {"labels": {"example.com/poke": poke.to_string()}}});
+        async move {
+            incidents
+                .patch(name, &PatchParams::default(), &Patch::Merge(label))
+                .await
+                .expect("poke");
+            let now = shared.metric(RECONCILIATIONS).unwrap_or(0.0);
+            (now - start >= passes).then_some(())
+        }
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "the operator ran fewer than {passes} passes"
+    );
+}
+
+fn keys(requests: &[Request]) -> Vec<String> {
+    requests.iter().filter_map(|r| r.key.clone()).collect()
+}
+
+#[tokio::test]
+async fn each_severity_raise_and_phase_change_pages_once_under_its_own_key() {
+    let cluster = support::cluster();
+    let shared = operator::shared();
+    let client = cluster.client().await;
+    let receiver = Receiver::start().await;
+    let (ns, token) = routed_namespace(&client, &receiver, "raise").await;
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    apply(cluster, &declare(&ns, "checkout-5xx", "SEV3"));
+    wait_for(&client, &ns, "checkout-5xx", WAIT, "the declaration", |i| {
+        i.status
+            .as_ref()
+            .is_some_and(|s| s.observed_severity.as_deref() == Some("SEV3"))
+    })
+    .await;
+
+    // One change at a time: each is observed before the next lands.
+    let steps = [
+        ("severity", "SEV2"),
+        ("severity", "SEV1"),
+        ("phase", "Acknowledged"),
+        ("phase", "Mitigated"),
+        ("phase", "Resolved"),
+    ];
+    for (field, value) in steps {
+        incidents
+            .patch(
+                "checkout-5xx",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {field: value}})),
+            )
+            .await
+            .expect("change");
+        wait_for(&client, &ns, "checkout-5xx", WAIT, value, |i| {
+            i.status.as_ref().is_some_and(|s| {
+                s.observed_severity.as_deref() == Some(value)
+                    || s.observed_phase.map(|p| p.as_str()) == Some(value)
+            })
+        })
+        .await;
+    }
+    let done = wait_for(
+        &client,
+        &ns,
+        "checkout-5xx",
+        WAIT,
+        "every notification delivered",
+        |i| {
+            i.status.as_ref().is_some_and(|s| {
+                s.notifications.len() == 7
+                    && s.notifications
+                        .iter()
+                        .all(|n| n.state == DeliveryState::Delivered)
+            })
+        },
+    )
+    .await;
+    more_passes(shared, &incidents, "checkout-5xx", 10.0).await;
+
+    let uid = done.metadata.uid.clone().expect("uid");
+    let sent = receiver.requests_to(&token);
+    let expected: Vec<String> = [
+        "1.Declared",
+        "2.SeverityChanged",
+        "3.SeverityChanged",
+        "4.PhaseChanged",
+        "5.PhaseChanged",
+        "6.PhaseChanged",
+        "6.Resolved",
+    ]
+    .iter()
+    .map(|k| format!("{uid}.{k}.hook"))
+    .collect();
+    let mut got = keys(&sent);
+    got.sort();
+    assert_eq!(got, expected, "one request per change and route, each once");
+    let transitions: Vec<&str> = sent
+        .iter()
+        .filter_map(|r| r.body["transition"].as_str())
+        .collect();
+    for text in [
+        "SEV3 → SEV2",
+        "SEV2 → SEV1",
+        "Triggered → Acknowledged",
+        "Acknowledged → Mitigated",
+        "Mitigated → Resolved",
+    ] {
+        assert!(transitions.contains(&text), "{text} in {transitions:?}");
+    }
+    let raise = sent
+        .iter()
+        .find(|r| r.body["transition"] == "SEV2 → SEV1")
+        .expect("the second raise");
+    assert!(
+        raise.body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("severity SEV2 → SEV1")),
+        "{}",
+        raise.body["text"]
+    );
+}
+
+#[tokio::test]
+async fn writes_by_others_while_a_delivery_is_in_flight_never_cause_a_resend() {
+    let cluster = support::cluster();
+    let shared = operator::shared();
+    let client = cluster.client().await;
+    let receiver = Receiver::start().await;
+    let (ns, token) = routed_namespace(&client, &receiver, "inflight").await;
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
+
+    // The receiver holds its answer to the Declared notification until
+    // other writers' changes have landed on the incident: between the
+    // operator's attempt record and its Delivered record.
+    receiver.hold_first();
+    apply(cluster, &declare(&ns, "checkout-5xx", "SEV2"));
+    receiver.wait_arrived(WAIT).await;
+    let before = incidents.get("checkout-5xx").await.expect("incident");
+    let attempted = before.status.as_ref().is_some_and(|s| {
+        s.notifications
+            .iter()
+            .any(|n| n.trigger == "Declared" && n.attempts == 1)
+    });
+    assert!(attempted, "the attempt is on record before it is sent");
+    for i in 0..3 {
+        // As a GitOps tool writes them.
+        incidents
+            .patch(
+                "checkout-5xx",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {
+                    "annotations": {"example.com/sync": i.to_string()},
+                    "labels": {"example.com/revision": i.to_string()},
+                }})),
+            )
+            .await
+            .expect("annotate");
+    }
+    // A responder acknowledges meanwhile.
+    let acked = incidents
+        .patch(
+            "checkout-5xx",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"phase": "Acknowledged"}})),
+        )
+        .await
+        .expect("acknowledge");
+    let landed = incidents.get("checkout-5xx").await.expect("incident");
+    assert_eq!(
+        landed.metadata.resource_version, acked.metadata.resource_version,
+        "the writes landed before the receiver answers"
+    );
+    receiver.release();
+
+    let done = wait_for(
+        &client,
+        &ns,
+        "checkout-5xx",
+        WAIT,
+        "Declared and PhaseChanged delivered",
+        |i| {
+            i.status.as_ref().is_some_and(|s| {
+                s.notifications.len() == 2
+                    && s.notifications
+                        .iter()
+                        .all(|n| n.state == DeliveryState::Delivered)
+            })
+        },
+    )
+    .await;
+    more_passes(shared, &incidents, "checkout-5xx", 10.0).await;
+
+    let status = done.status.as_ref().expect("status");
+    let declared = status
+        .notifications
+        .iter()
+        .find(|n| n.trigger == "Declared")
+        .expect("Declared entry");
+    assert_eq!(declared.attempts, 1, "delivered on the first attempt");
+    let sent = keys(&receiver.requests_to(&token));
+    let mut unique = sent.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(sent.len(), 2, "one Declared, one PhaseChanged: {sent:?}");
+    assert_eq!(unique.len(), 2, "no key twice: {sent:?}");
+    let now = incidents.get("checkout-5xx").await.expect("incident");
+    let timeline = &now.status.as_ref().expect("status").timeline;
+    let declarations = timeline.iter().filter(|e| e.type_ == "Declared").count();
+    assert_eq!(declarations, 1, "Declared once in the timeline");
+    let confirmations = timeline
+        .iter()
+        .filter(|e| e.type_ == "Notification")
+        .count();
+    assert_eq!(confirmations, 2, "each delivery confirmed once");
+}
