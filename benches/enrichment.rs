@@ -103,10 +103,16 @@ async fn bench() -> bool {
     eprintln!("idling {idle:?} for the steady state ...");
     tokio::time::sleep(idle).await;
     let memory = Memory::of(operator.pid());
+    let work = Work {
+        reconciles: operator
+            .metric(r#"klaxon_reconciliations_total{controller="incident"}"#)
+            .unwrap_or(0.0),
+        objects_read: operator.metric("klaxon_objects_read_total").unwrap_or(0.0),
+    };
     let _ = operator.terminate(Duration::from_secs(20));
 
     let requests = operator_requests(&cluster.dir().join("audit.log"), synced_at).await;
-    report(sync_time, &latencies, &memory, &requests)
+    report(sync_time, &latencies, &memory, &work, &requests)
 }
 
 /// Creates the namespaces and everything in them; returns the namespaces.
@@ -436,10 +442,24 @@ fn show(d: Duration) -> String {
     }
 }
 
+/// What the reconciles did, from the operator's own counters.
+struct Work {
+    reconciles: f64,
+    objects_read: f64,
+}
+
+/// Cached objects one reconcile walked before reconciles read through
+/// indexes: every ReplicaSet, Pod and Warning Event of the cluster.
+fn objects_walked_before() -> usize {
+    let deployments = NAMESPACES * DEPLOYMENTS_PER_NAMESPACE;
+    deployments + deployments * PODS_PER_DEPLOYMENT + deployments * EVENTS_PER_DEPLOYMENT
+}
+
 fn report(
     sync_time: Duration,
     latencies: &Latencies,
     memory: &Memory,
+    work: &Work,
     requests: &BTreeMap<(String, String), usize>,
 ) -> bool {
     let first = &latencies.first_status;
@@ -500,6 +520,11 @@ fn report(
     println!(
         "| LISTs after sync (watch-cached kinds) | {cache_lists} | 0 | {} |",
         mark(lists_ok)
+    );
+    println!(
+        "| cached objects read per reconcile | {:.0} (was {} when reconciles walked the stores) | | |",
+        work.objects_read / work.reconciles.max(1.0),
+        objects_walked_before()
     );
     println!();
     println!("Operator API requests after its caches synced (audit log, User-Agent klaxon/*):");

@@ -51,6 +51,9 @@ pub struct Metrics {
     /// Status writes refused because the object changed since it was
     /// read; each is planned again from the fresh object.
     pub status_conflicts: Counter,
+    /// Cached objects read by incident reconciles: the work a reconcile
+    /// does, which follows its incident, not the cluster.
+    pub objects_read: Counter,
 }
 
 impl Default for Metrics {
@@ -67,6 +70,7 @@ impl Default for Metrics {
             unreadable_objects: Counter::default(),
             notifications: Family::default(),
             status_conflicts: Counter::default(),
+            objects_read: Counter::default(),
         }
     }
 }
@@ -117,6 +121,11 @@ impl Metrics {
             "klaxon_status_conflicts",
             "Status writes refused because the object changed since it was read",
             self.status_conflicts.clone(),
+        );
+        registry.register(
+            "klaxon_objects_read",
+            "Cached objects (Deployments, ReplicaSets, Pods, Events) read by incident reconciles",
+            self.objects_read.clone(),
         );
         registry.register(
             "klaxon_reconcile_duration_seconds",

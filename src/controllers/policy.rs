@@ -34,6 +34,11 @@ const BATCH: Duration = Duration::from_millis(250);
 /// How often every policy status is recomputed even without a change.
 const RESYNC: Duration = Duration::from_secs(60);
 
+/// How often, while some policy's receiver Secret is missing, statuses
+/// are recomputed (Secrets are not watched): a Secret created to fix it
+/// shows within seconds.
+const RECHECK: Duration = Duration::from_secs(5);
+
 pub async fn run(
     client: Client,
     caches: Caches,
@@ -46,12 +51,22 @@ pub async fn run(
     // what no change announced.
     let mut resync = tokio::time::interval(RESYNC);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut missing_any = false;
     loop {
+        let recheck = async {
+            if missing_any {
+                tokio::time::sleep(RECHECK).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = wake.notified() => {}
             _ = resync.tick() => {}
+            _ = recheck => {}
         }
+        missing_any = false;
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(BATCH) => {}
@@ -62,6 +77,7 @@ pub async fn run(
         for rp in caches.policies.state() {
             let namespace = rp.namespace().unwrap_or_default();
             let missing = missing_secrets(&secrets, &rp.spec.receivers, &namespace).await;
+            missing_any |= !missing.is_empty();
             let status = response_policy_status(&rp, &caches, &open, &missing, &now);
             if rp.status.as_ref() != Some(&status) {
                 let api = Api::namespaced(client.clone(), &rp.namespace().unwrap_or_default());
@@ -71,6 +87,7 @@ pub async fn run(
         for crp in caches.cluster_policies.state() {
             let missing =
                 missing_secrets(&secrets, &crp.spec.policy.receivers, &operator_namespace).await;
+            missing_any |= !missing.is_empty();
             let status = cluster_policy_status(&crp, &caches, &open, &missing, &now);
             if crp.status.as_ref() != Some(&status) {
                 write(&Api::all(client.clone()), crp.as_ref(), status).await;

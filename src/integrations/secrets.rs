@@ -1,7 +1,7 @@
 //! Receiver Secrets, read with a GET and remembered for a short while, so
 //! a failing receiver (retried with backoff, on many incidents) costs at
-//! most one Secret read per Secret per [`TTL`], and a missing Secret is
-//! not asked for again on every attempt. Only the keys' bytes are kept,
+//! most one Secret read per Secret per [`TTL`], and a missing Secret at
+//! most one per [`FAILED_TTL`], not one per attempt. Only the keys' bytes are kept,
 //! in memory; they never reach a status, an Event or a log line.
 
 use std::{
@@ -13,8 +13,11 @@ use std::{
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
-/// How long a read (or a failed read) is reused.
+/// How long a read is reused.
 pub const TTL: Duration = Duration::from_secs(30);
+/// How long a failed read is reused: short, so a Secret created to fix a
+/// receiver is noticed soon.
+pub const FAILED_TTL: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
@@ -40,6 +43,12 @@ type Data = BTreeMap<String, Vec<u8>>;
 struct Entry {
     read_at: Instant,
     data: Result<Data, SecretError>,
+}
+
+impl Entry {
+    fn ttl(&self) -> Duration {
+        if self.data.is_ok() { TTL } else { FAILED_TTL }
+    }
 }
 
 /// Cheap to clone; clones share the cache.
@@ -96,7 +105,7 @@ impl Secrets {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(&(namespace.to_string(), name.to_string()))
-            .filter(|e| e.read_at.elapsed() < TTL)
+            .filter(|e| e.read_at.elapsed() < e.ttl())
             .map(|e| e.data.clone())
     }
 
@@ -118,7 +127,7 @@ impl Secrets {
             }),
         };
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|_, e| e.read_at.elapsed() < TTL);
+        cache.retain(|_, e| e.read_at.elapsed() < e.ttl());
         cache.insert(
             (namespace.to_string(), name.to_string()),
             Entry {

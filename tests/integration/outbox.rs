@@ -290,3 +290,75 @@ async fn writes_by_others_while_a_delivery_is_in_flight_never_cause_a_resend() {
         .count();
     assert_eq!(confirmations, 2, "each delivery confirmed once");
 }
+
+#[tokio::test]
+async fn a_policy_whose_receiver_secret_is_missing_says_so_until_it_exists() {
+    let cluster = support::cluster();
+    operator::shared();
+    let client = cluster.client().await;
+    let ns = support::namespace(&client, "nosecret").await;
+    apply(
+        cluster,
+        &format!(
+            "apiVersion: klaxon.dev/v1alpha1\nkind: ResponsePolicy\nmetadata: {{name: team, namespace: {ns}}}\nspec:\n  receivers:\n    - {{name: hook, webhook: {{urlSecretRef: {{name: hooks, key: hook}}}}}}\n  routes:\n    - {{receivers: [hook]}}\n"
+        ),
+    );
+    let policies: Api<klaxon::api::ResponsePolicy> = Api::namespaced(client.clone(), &ns);
+    let ready = |p: &klaxon::api::ResponsePolicy| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let missing = support::eventually(WAIT, || async {
+        let policy = policies.get("team").await.ok()?;
+        ready(&policy).filter(|(_, reason, _)| reason == "ReceiverSecretMissing")
+    })
+    .await
+    .expect("Ready=False, reason ReceiverSecretMissing");
+    assert_eq!(missing.0, "False");
+    assert!(
+        missing.2.contains("hook") && missing.2.contains(&format!("Secret {ns}/hooks")),
+        "{}",
+        missing.2
+    );
+
+    // The Secret without the key: still missing, now naming the key.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let mut secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("hooks".into()),
+            ..Default::default()
+        },
+        data: Some([("other".to_string(), ByteString(b"x".to_vec()))].into()),
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create secret");
+    let no_key = support::eventually(WAIT, || async {
+        let policy = policies.get("team").await.ok()?;
+        ready(&policy).filter(|(_, _, message)| message.contains("has no key hook"))
+    })
+    .await;
+    assert!(no_key.is_some(), "the message names the missing key");
+
+    secret.data = Some(
+        [(
+            "hook".to_string(),
+            ByteString(b"http://127.0.0.1:9/hook".to_vec()),
+        )]
+        .into(),
+    );
+    secrets
+        .replace("hooks", &PostParams::default(), &secret)
+        .await
+        .expect("add the key");
+    let fixed = support::eventually(WAIT, || async {
+        let policy = policies.get("team").await.ok()?;
+        ready(&policy).filter(|(status, _, _)| status == "True")
+    })
+    .await;
+    assert!(fixed.is_some(), "Ready once the Secret has its key");
+}

@@ -152,6 +152,7 @@ fn gather(
         }
     };
     let mut deployments = Vec::with_capacity(names.len());
+    let mut read = 0usize;
     for name in names {
         let Some(deployment) = caches
             .deployments
@@ -186,6 +187,7 @@ fn gather(
         for pod in &pods {
             about("Pod", &pod.name_any(), &mut events);
         }
+        read += 1 + replicasets.len() + pods.len();
         let rs: Vec<&ReplicaSet> = replicasets.iter().map(Arc::as_ref).collect();
         let pod_refs: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
         let mut state = enrich::deployment::state(name, &deployment, &rs);
@@ -203,6 +205,12 @@ fn gather(
     let lookback =
         SignedDuration::try_from(settings.event_lookback).unwrap_or(SignedDuration::ZERO);
     let since = declared.checked_sub(lookback).unwrap_or(declared);
+    read += events.len();
+    state
+        .context
+        .metrics
+        .objects_read
+        .inc_by(u64::try_from(read).unwrap_or(u64::MAX));
     let (events, warnings) = enrich::events::summarize(
         events.iter().map(Arc::as_ref),
         &objects,

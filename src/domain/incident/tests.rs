@@ -554,3 +554,21 @@ mod property {
         }
     }
 }
+
+#[test]
+fn an_unusable_selector_is_a_condition_not_a_silent_match_of_nothing() {
+    let mut obs = observation(vec![]);
+    obs.invalid_selectors = vec!["entry 0: invalid operator".into()];
+    let out = plan(
+        &incident(Phase::Triggered, "SEV2"),
+        obs,
+        at("2026-11-24T14:10:05Z"),
+    );
+    let found = crate::domain::conditions::find(&out.status.conditions, DEPLOYMENTS_FOUND)
+        .expect("DeploymentsFound");
+    assert_eq!(
+        (found.status.as_str(), found.reason.as_str()),
+        ("False", "InvalidSelector")
+    );
+    assert!(found.message.contains("entry 0"), "{}", found.message);
+}
