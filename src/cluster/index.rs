@@ -21,6 +21,8 @@ struct Inner {
     /// change there may change what they match.
     by_selector_namespace: HashMap<String, HashSet<ObjectRef<Incident>>>,
     linked: HashMap<ObjectRef<Incident>, (Vec<Key>, Option<String>)>,
+    /// Incidents linked to anything, per namespace.
+    by_namespace: HashMap<String, HashSet<ObjectRef<Incident>>>,
 }
 
 #[derive(Clone, Default)]
@@ -72,9 +74,15 @@ impl Index {
                 .or_default()
                 .insert(incident.clone());
         }
-        let new_namespace = !inner.linked.values().any(|(keys, selector)| {
-            selector.as_deref() == Some(namespace) || keys.iter().any(|(ns, _)| ns == namespace)
-        });
+        let links_something = !keys.is_empty() || selector_ns.is_some();
+        let new_namespace = links_something && !inner.by_namespace.contains_key(namespace);
+        if links_something {
+            inner
+                .by_namespace
+                .entry(namespace.to_string())
+                .or_default()
+                .insert(incident.clone());
+        }
         inner.linked.insert(incident, (keys, selector_ns));
         if new_namespace {
             // Keeps a permit when nobody waits, so no link is missed.
@@ -93,6 +101,14 @@ impl Index {
     }
 
     fn unlink_locked(inner: &mut Inner, incident: &ObjectRef<Incident>) {
+        if let Some(ns) = incident.namespace.as_deref()
+            && let Some(set) = inner.by_namespace.get_mut(ns)
+        {
+            set.remove(incident);
+            if set.is_empty() {
+                inner.by_namespace.remove(ns);
+            }
+        }
         if let Some((keys, selector_ns)) = inner.linked.remove(incident) {
             for key in keys {
                 if let Some(set) = inner.by_deployment.get_mut(&key) {
@@ -130,29 +146,18 @@ impl Index {
         unique.into_iter().cloned().collect()
     }
 
-    /// Every linked (namespace, Deployment), for the metrics poller.
     /// Namespaces with a linked Deployment or a selecting Incident.
     pub fn linked_namespaces(&self) -> HashSet<String> {
-        let inner = self.read();
-        inner
-            .by_deployment
-            .keys()
-            .map(|(ns, _)| ns.clone())
-            .chain(inner.by_selector_namespace.keys().cloned())
-            .collect()
+        self.read().by_namespace.keys().cloned().collect()
     }
 
-    /// Incidents linked to any Deployment in `namespace`.
+    /// Incidents linked to anything in `namespace`.
     pub fn in_namespace(&self, namespace: &str) -> Vec<ObjectRef<Incident>> {
         self.read()
-            .linked
-            .iter()
-            .filter(|(_, (keys, selector_ns))| {
-                selector_ns.as_deref() == Some(namespace)
-                    || keys.iter().any(|(ns, _)| ns == namespace)
-            })
-            .map(|(incident, _)| incident.clone())
-            .collect()
+            .by_namespace
+            .get(namespace)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn all(&self) -> Vec<ObjectRef<Incident>> {

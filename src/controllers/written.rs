@@ -11,8 +11,8 @@
 use std::{collections::HashMap, hash::Hash, sync::Mutex};
 
 /// Entries kept at most; beyond it the memo starts over, which only costs a
-/// recomputation, never correctness.
-const MAX_ENTRIES: usize = 4096;
+/// conflict and a re-read, never correctness (every write is conditional).
+const MAX_ENTRIES: usize = 512;
 
 pub struct Written<K, S> {
     entries: Mutex<HashMap<K, Entry<S>>>,

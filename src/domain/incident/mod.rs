@@ -93,6 +93,7 @@ pub fn plan(
     now: Timestamp,
     backoff: &Backoff,
 ) -> Plan {
+    let exact = now;
     let now = second(now);
     let previous = incident.status.clone().unwrap_or_default();
     let frozen = frozen(&previous);
@@ -118,7 +119,7 @@ pub fn plan(
     routing::route(incident, policy, &changes, &mut status);
     routing::note_errors(&mut status, &observation.delivery_errors);
     let resolve = resolution::apply(incident, policy, frozen, &mut status, &mut reports, &now);
-    let deliveries = routing::begin(&mut status, now.0, backoff);
+    let deliveries = routing::begin(&mut status, exact, backoff);
 
     status.conditions = conditions::build(
         incident,

@@ -8,6 +8,8 @@
 use jiff::{SignedDuration, Timestamp};
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use super::{lifecycle::Change, second, timeline::Reports};
 use crate::{
     api::{
@@ -184,10 +186,12 @@ pub fn begin(status: &mut IncidentStatus, now: Timestamp, backoff: &Backoff) -> 
         n.attempts = n.attempts.saturating_add(1);
         n.last_attempt_at = Some(at.clone());
         let wait = backoff.delay(u32::try_from(n.attempts).unwrap_or(u32::MAX), &key);
+        // From the exact instant, rounded up: the wait is never shorter
+        // than the backoff's (the status holds whole seconds).
         n.next_attempt_at = SignedDuration::try_from(wait)
             .ok()
-            .and_then(|w| at.0.checked_add(w).ok())
-            .map(second);
+            .and_then(|w| now.checked_add(w).ok())
+            .map(ceil_second);
         due.push(Delivery {
             key,
             receiver: n.receiver.clone(),
@@ -260,6 +264,20 @@ pub fn record(
     true
 }
 
+/// `at`, rounded up to a whole second.
+fn ceil_second(at: Timestamp) -> Time {
+    let floor = second(at);
+    if floor.0 == at {
+        floor
+    } else {
+        floor
+            .0
+            .checked_add(SignedDuration::from_secs(1))
+            .map(Time)
+            .unwrap_or(floor)
+    }
+}
+
 /// The next retry of a Pending entry.
 pub fn next_attempt(status: &IncidentStatus) -> Option<Timestamp> {
     status
@@ -311,6 +329,42 @@ mod tests {
             assert_eq!(backoff.delay(3, &key), third);
         }
         assert_ne!(backoff.delay(3, "a"), backoff.delay(3, "b"));
+    }
+
+    #[test]
+    fn a_retry_never_comes_sooner_than_the_backoff_allows() {
+        let mut inc = incident(crate::api::Phase::Triggered, "SEV1");
+        inc.metadata.uid = Some("u1".into());
+        let backoff = Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(2),
+            max_attempts: 100,
+        };
+        for millis in [1, 499, 500, 999] {
+            let mut status = IncidentStatus::default();
+            route(
+                &inc,
+                &payments_policy(),
+                &[change(Trigger::Declared, "x")],
+                &mut status,
+            );
+            let now = at("2026-11-24T14:10:06Z")
+                .checked_add(SignedDuration::from_millis(millis))
+                .expect("time");
+            begin(&mut status, now, &backoff);
+            let key = status.notifications[0]
+                .idempotency_key
+                .clone()
+                .unwrap_or_default();
+            let next = status.notifications[0]
+                .next_attempt_at
+                .as_ref()
+                .expect("next attempt")
+                .0;
+            let waited = Duration::try_from(next.duration_since(now)).expect("after now");
+            assert!(waited >= backoff.delay(1, &key), "{millis} ms: {waited:?}");
+            assert!(waited < backoff.delay(1, &key) + Duration::from_secs(1));
+        }
     }
 
     #[test]
