@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::support::{
     self, Cluster, assert_success,
-    fixtures::{self, condition, wait_for},
+    fixtures::{self, condition, reason_count, wait_for},
     operator::{self, Operator},
     stdout,
 };
@@ -29,17 +29,6 @@ fn pods_total(incident: &Incident, deployment: &str) -> Option<i32> {
         .pods
         .as_ref()
         .map(|p| p.total)
-}
-
-fn reason_count(incident: &Incident, deployment: &str, reason: &str) -> i32 {
-    incident
-        .status
-        .as_ref()
-        .and_then(|s| s.deployments.iter().find(|d| d.name == deployment))
-        .and_then(|d| d.pods.as_ref())
-        .and_then(|p| p.reasons.iter().find(|r| r.reason == reason))
-        .map(|r| r.count)
-        .unwrap_or(0)
 }
 
 /// The broken checkout service of the issue: an old and a new revision,
@@ -569,102 +558,5 @@ async fn without_a_metrics_api_a_condition_says_so() {
         !served.body.contains("klaxon_reconcile_failures_total{"),
         "{}",
         served.body
-    );
-}
-
-/// The chart's ClusterRole is all the operator needs: run it with a
-/// service-account token bound to exactly those rules.
-#[tokio::test]
-async fn the_operator_works_under_the_charts_rbac() {
-    let bare = Cluster::start("chart-rbac");
-    bare.install_crds();
-    let client = bare.client().await;
-    let system = support::namespace(&client, "klaxon-system").await;
-    let template =
-        std::fs::read_to_string(support::repo_root().join("charts/klaxon/templates/rbac.yaml"))
-            .expect("read the chart's RBAC");
-    // Render the few template expressions the file uses.
-    let rendered: String = template
-        .lines()
-        .filter(|line| !line.contains("{{-"))
-        .map(|line| {
-            line.replace("{{ include \"klaxon.name\" . }}", "klaxon")
-                .replace("{{ .Release.Namespace }}", &system)
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(
-        !rendered.contains("{{"),
-        "unrendered template left:\n{rendered}"
-    );
-    let out = bare.kubectl(&["create", "serviceaccount", "klaxon", "-n", &system]);
-    assert_success(&out, "create serviceaccount");
-    let out = bare.kubectl_with_stdin(&["apply", "-f", "-"], Some(&rendered));
-    assert_success(&out, "apply the chart's RBAC");
-    let out = bare.kubectl(&["create", "token", "klaxon", "-n", &system, "--duration=1h"]);
-    assert_success(&out, "token");
-    let kubeconfig = bare.kubeconfig_with_token("chart-rbac", stdout(&out).trim());
-
-    let ns = support::namespace(&client, "rbac-enrich").await;
-    let deployment = fixtures::deployment(&client, &ns, "api", &[], (2, 1), "1", "api:v1").await;
-    let rs = fixtures::replicaset(&client, &deployment, "5f6d7c8b9", "1", "api:v1").await;
-    fixtures::pod(
-        &client,
-        &rs,
-        "crash",
-        fixtures::crash_loop(3, "Error", "boom"),
-    )
-    .await;
-    fixtures::warning(
-        &client,
-        &ns,
-        "Pod",
-        "api-5f6d7c8b9-crash",
-        "BackOff",
-        "Back-off",
-        2,
-    )
-    .await;
-    let mut operator = Operator::start(
-        &kubeconfig,
-        "chart-rbac",
-        &[
-            ("KLAXON_METRICS_INTERVAL", "1s"),
-            // As the chart runs it: the Lease in its own namespace.
-            ("KLAXON_LEADER_ELECTION", "true"),
-            ("KLAXON_NAMESPACE", system.as_str()),
-        ],
-    );
-    operator.wait_ready(WAIT);
-    fixtures::apply(
-        &bare,
-        &format!(
-            "apiVersion: klaxon.dev/v1alpha1\nkind: Incident\nmetadata: {{name: api-down, namespace: {ns}}}\nspec: {{title: API down, severity: SEV2, affected: {{deployments: [{{name: api}}]}}}}\n"
-        ),
-    );
-    wait_for(
-        &client,
-        &ns,
-        "api-down",
-        WAIT,
-        "enrichment under the chart's RBAC",
-        |i| {
-            reason_count(i, "api", "CrashLoopBackOff") == 1
-                && i.status
-                    .as_ref()
-                    .is_some_and(|s| s.events.iter().any(|e| e.reason == "BackOff"))
-        },
-    )
-    .await;
-    let described = stdout(&bare.kubectl(&["describe", "inc", "api-down", "-n", &ns]));
-    let events_section = described.split("\nEvents:").nth(1).unwrap_or_default();
-    assert!(
-        events_section.contains("Declared"),
-        "the operator could not record Events:\n{described}"
-    );
-    let log = operator.log_text();
-    assert!(
-        !log.contains("forbidden"),
-        "the operator hit RBAC denials:\n{log}"
     );
 }

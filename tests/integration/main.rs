@@ -4,12 +4,16 @@
 mod support;
 
 mod api_schema;
+mod bounded;
+mod chart_rbac;
 mod control_plane;
 mod enrichment;
 mod leader;
 mod operator_run;
+mod outbox;
 mod plugin;
 mod policies;
 mod queries;
 mod signals;
+mod unreadable;
 mod validation;

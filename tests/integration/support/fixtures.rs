@@ -267,3 +267,15 @@ pub fn condition<'a>(
         .iter()
         .find(|c| c.type_ == type_)
 }
+
+/// How many pods of `deployment` show `reason` in the incident.
+pub fn reason_count(incident: &Incident, deployment: &str, reason: &str) -> i32 {
+    incident
+        .status
+        .as_ref()
+        .and_then(|s| s.deployments.iter().find(|d| d.name == deployment))
+        .and_then(|d| d.pods.as_ref())
+        .and_then(|p| p.reasons.iter().find(|r| r.reason == reason))
+        .map(|r| r.count)
+        .unwrap_or(0)
+}

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod fixtures;
 pub mod operator;
 pub mod prometheus;

@@ -1,0 +1,486 @@
+//! The chart's RBAC is all the operator needs for everything it does, not
+//! only enrichment: policy status, signals, deliveries, escalation,
+//! auto-resolution and leader election, run under a ServiceAccount token
+//! bound to exactly the rules of `charts/klaxon/templates/rbac.yaml`. The
+//! apiserver's audit log is the judge: no request of the operator's may
+//! have been refused.
+
+use std::time::Duration;
+
+use k8s_openapi::{
+    ByteString,
+    api::{
+        apps::v1::Deployment,
+        coordination::v1::Lease,
+        core::v1::{Namespace, Secret},
+    },
+};
+use klaxon::api::{ClusterResponsePolicy, Incident, Phase, ResponsePolicy};
+use kube::{
+    Api, Client,
+    api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+use crate::support::{
+    self, Cluster, assert_success, audit,
+    fixtures::{self, apply, reason_count, wait_for},
+    operator::{self, Operator},
+    receiver::{Receiver, Request},
+    stdout,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+/// Long enough for the shortest deadline the schema allows (1m) to pass.
+const DEADLINE_WAIT: Duration = Duration::from_secs(150);
+
+/// The chart's `rbac.yaml` with its few template expressions rendered, as
+/// `helm template` would for a release in `namespace`.
+fn chart_rbac(namespace: &str) -> String {
+    let template =
+        std::fs::read_to_string(support::repo_root().join("charts/klaxon/templates/rbac.yaml"))
+            .expect("read the chart's RBAC");
+    let rendered: String = template
+        .lines()
+        .filter(|line| !line.contains("{{-"))
+        .map(|line| {
+            line.replace("{{ include \"klaxon.name\" . }}", "klaxon")
+                .replace("{{ .Release.Namespace }}", namespace)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        !rendered.contains("{{"),
+        "unrendered template left:\n{rendered}"
+    );
+    rendered
+}
+
+/// A kubeconfig holding the token of ServiceAccount `klaxon` in `system`,
+/// bound to the chart's rules and nothing else.
+fn service_account_kubeconfig(cluster: &Cluster, system: &str, name: &str) -> std::path::PathBuf {
+    let out = cluster.kubectl(&["create", "serviceaccount", "klaxon", "-n", system]);
+    assert_success(&out, "create serviceaccount");
+    let out = cluster.kubectl_with_stdin(&["apply", "-f", "-"], Some(&chart_rbac(system)));
+    assert_success(&out, "apply the chart's RBAC");
+    let out = cluster.kubectl(&["create", "token", "klaxon", "-n", system, "--duration=1h"]);
+    assert_success(&out, "token");
+    cluster.kubeconfig_with_token(name, stdout(&out).trim())
+}
+
+async fn secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    api.create(
+        &PostParams::default(),
+        &Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("create secret");
+}
+
+/// Waits until the policy's `Ready` condition is `True` for its current
+/// generation (the operator wrote its status).
+async fn wait_ready<K>(
+    api: &Api<K>,
+    name: &str,
+    status: impl Fn(&K) -> Option<&klaxon::api::PolicyStatus>,
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let found = support::eventually(WAIT, || async {
+        let policy = api.get(name).await.ok()?;
+        let s = status(&policy)?;
+        let ready = s.conditions.iter().find(|c| c.type_ == "Ready")?;
+        (ready.status == "True" && s.observed_generation == policy.meta().generation).then_some(())
+    })
+    .await;
+    assert!(
+        found.is_some(),
+        "{name}: Ready=True not seen; last: {:#?}",
+        api.get(name).await.ok()
+    );
+}
+
+fn to(requests: &[Request], token: &str, trigger: &str, incident: &str) -> usize {
+    requests
+        .iter()
+        .filter(|r| {
+            r.path.ends_with(&format!("/{token}"))
+                && r.body["trigger"] == trigger
+                && r.body["incident"]["name"] == incident
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn the_whole_lifecycle_runs_under_exactly_the_charts_rbac() {
+    let started = std::time::Instant::now();
+    let cluster = Cluster::start("chart-lifecycle");
+    cluster.install_crds();
+    let client = cluster.client().await;
+    let system = support::namespace(&client, "klaxon-system").await;
+    let team = support::namespace(&client, "team").await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            &team,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"klaxon.dev/policy-test": team}}})),
+        )
+        .await
+        .expect("label the team namespace");
+    let kubeconfig = service_account_kubeconfig(&cluster, &system, "chart-lifecycle");
+
+    let mut env: Vec<(&str, &str)> = operator::SHARED_ENV.to_vec();
+    // As the chart runs it: the Lease in its own namespace.
+    env.extend([
+        ("KLAXON_LEADER_ELECTION", "true"),
+        ("KLAXON_NAMESPACE", system.as_str()),
+    ]);
+    let mut operator = Operator::start(&kubeconfig, "chart-lifecycle", &env);
+    operator.wait_ready(WAIT);
+
+    // Policies: the platform's baseline and the team's own, with a webhook
+    // whose URL is in a Secret of the team's namespace, a route on every
+    // trigger, an escalation receiver, a signal and auto-resolution.
+    let receiver = Receiver::start().await;
+    let (hook, pager) = (format!("hook-{team}"), format!("pager-{team}"));
+    secret(
+        &client,
+        &team,
+        "hooks",
+        &[
+            ("hook", &receiver.url(&hook)),
+            ("pager", &receiver.url(&pager)),
+        ],
+    )
+    .await;
+    let baseline = format!("baseline-{team}");
+    apply(
+        &cluster,
+        &format!(
+            r#"
+apiVersion: klaxon.dev/v1alpha1
+kind: ClusterResponsePolicy
+metadata: {{name: {baseline}}}
+spec:
+  namespaceSelector: {{matchLabels: {{klaxon.dev/policy-test: {team}}}}}
+  severities:
+    - {{name: SEV1, acknowledgeWithin: 5m}}
+    - {{name: SEV2, acknowledgeWithin: 15m}}
+    - {{name: SEV3}}
+"#
+        ),
+    );
+    apply(
+        &cluster,
+        &format!(
+            r#"
+apiVersion: klaxon.dev/v1alpha1
+kind: ResponsePolicy
+metadata: {{name: team, namespace: {team}}}
+spec:
+  team: {{name: payments}}
+  severities:
+    - {{name: SEV2, acknowledgeWithin: 1m}}
+  receivers:
+    - {{name: hook, webhook: {{urlSecretRef: {{name: hooks, key: hook}}}}}}
+    - {{name: pager, webhook: {{urlSecretRef: {{name: hooks, key: pager}}}}}}
+  routes:
+    - {{receivers: [hook]}}
+  escalation: {{receivers: [pager]}}
+  signals:
+    - {{type: DeploymentUnavailable, for: 5s, severity: SEV2}}
+  autoResolve: {{healthyFor: 5s}}
+"#
+        ),
+    );
+    let crps: Api<ClusterResponsePolicy> = Api::all(client.clone());
+    wait_ready(&crps, &baseline, |p| p.status.as_ref()).await;
+    let rps: Api<ResponsePolicy> = Api::namespaced(client.clone(), &team);
+    wait_ready(&rps, "team", |p| p.status.as_ref()).await;
+
+    // A Deployment down since long before `for`: Klaxon declares it.
+    fixtures::deployment(
+        &client,
+        &team,
+        "web",
+        &[("app", "web")],
+        (2, 0),
+        "1",
+        "web:v1",
+    )
+    .await;
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &team);
+    let auto = support::eventually(WAIT, || async {
+        incidents
+            .list(&ListParams::default().labels("klaxon.dev/signal"))
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()
+    })
+    .await
+    .expect("an incident declared from the DeploymentUnavailable signal");
+    let auto_name = auto.metadata.name.clone().expect("name");
+    assert!(auto_name.starts_with("web-unavailable-"), "{auto_name}");
+    assert_eq!(auto.spec.severity, "SEV2");
+    receiver
+        .wait_for(WAIT, "the auto-declared incident's Declared webhook", |r| {
+            to(r, &hook, "Declared", &auto_name) == 1
+        })
+        .await;
+
+    // A responder's SEV2 that nobody acknowledges escalates after 1m.
+    apply(
+        &cluster,
+        &format!(
+            "apiVersion: klaxon.dev/v1alpha1\nkind: Incident\nmetadata: {{name: ignored, namespace: {team}}}\nspec: {{title: Checkout returns 5xx, severity: SEV2}}\n"
+        ),
+    );
+    receiver
+        .wait_for(WAIT, "the manual incident's Declared webhook", |r| {
+            to(r, &hook, "Declared", "ignored") == 1
+        })
+        .await;
+    let declared = wait_for(&client, &team, "ignored", WAIT, "its deadline", |i| {
+        i.status
+            .as_ref()
+            .is_some_and(|s| s.acknowledge_by.is_some())
+    })
+    .await;
+    let status = declared.status.as_ref().expect("status");
+    let deadline = status.acknowledge_by.as_ref().expect("acknowledgeBy").0;
+    let at = status.declared_at.as_ref().expect("declaredAt").0;
+    assert_eq!(deadline.duration_since(at).as_secs(), 60, "the team's 1m");
+    receiver
+        .wait_for(
+            DEADLINE_WAIT,
+            "the escalation to the pager and the routed hook",
+            |r| {
+                to(r, &pager, "Escalated", "ignored") == 1
+                    && to(r, &hook, "Escalated", "ignored") == 1
+            },
+        )
+        .await;
+    wait_for(
+        &client,
+        &team,
+        "ignored",
+        WAIT,
+        "AcknowledgementOverdue",
+        |i| {
+            fixtures::condition(i, "AcknowledgementOverdue")
+                .is_some_and(|c| c.status == "True" && c.reason == "Overdue")
+        },
+    )
+    .await;
+
+    // The Deployment recovers: the operator resolves its incident (a
+    // `patch` of the incident's spec, the one spec write it makes).
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &team);
+    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .expect("time")
+        .to_string();
+    deployments
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 2,
+                "conditions": [{"type": "Available", "status": "True",
+                    "reason": "MinimumReplicasAvailable",
+                    "lastUpdateTime": now, "lastTransitionTime": now}]
+            }})),
+        )
+        .await
+        .expect("deployment available");
+    let resolved = wait_for(&client, &team, &auto_name, WAIT, "auto-resolution", |i| {
+        i.spec.phase == Phase::Resolved
+            && i.status.as_ref().is_some_and(|s| s.resolved_at.is_some())
+    })
+    .await;
+    let timeline = &resolved.status.as_ref().expect("status").timeline;
+    assert!(
+        timeline.iter().any(|e| e.type_ == "AutoResolved"),
+        "{timeline:#?}"
+    );
+    receiver
+        .wait_for(WAIT, "the Resolved webhook", |r| {
+            to(r, &hook, "Resolved", &auto_name) == 1
+        })
+        .await;
+
+    // Leader election was in use: the Lease in the operator's namespace.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &system);
+    let lease = leases
+        .get_opt("klaxon")
+        .await
+        .expect("get Lease")
+        .expect("the Lease klaxon in the operator's namespace");
+    let holder = lease
+        .spec
+        .and_then(|s| s.holder_identity)
+        .unwrap_or_default();
+    assert!(!holder.is_empty(), "the Lease has no holder");
+
+    // Nothing was refused: not in the operator's log, not in the audit log.
+    let _ = operator.terminate(WAIT);
+    let log = operator.log_text();
+    assert!(
+        !log.contains("forbidden"),
+        "the operator hit RBAC denials:\n{log}"
+    );
+    let audit_log = cluster.dir().join("audit.log");
+    audit::wait_until_quiet(&audit_log, Duration::from_secs(1), Duration::from_secs(20)).await;
+    let requests = audit::operator_requests(&audit_log);
+    let account = format!("system:serviceaccount:{system}:klaxon");
+    assert!(
+        !requests.is_empty() && requests.iter().all(|r| r.user == account),
+        "the operator's requests are not all by {account}"
+    );
+    let denied: Vec<String> = requests
+        .iter()
+        .filter(|r| r.code == Some(403))
+        .map(audit::Request::describe)
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "refused requests:\n{}",
+        denied.join("\n")
+    );
+    let must = [
+        (
+            "patch",
+            Some("klaxon.dev"),
+            "incidents",
+            "resolving its incident",
+        ),
+        (
+            "create",
+            Some("klaxon.dev"),
+            "incidents",
+            "declaring from a signal",
+        ),
+        (
+            "patch",
+            Some("klaxon.dev"),
+            "incidents/status",
+            "incident status",
+        ),
+        (
+            "patch",
+            Some("klaxon.dev"),
+            "responsepolicies/status",
+            "policy status",
+        ),
+        (
+            "patch",
+            Some("klaxon.dev"),
+            "clusterresponsepolicies/status",
+            "baseline status",
+        ),
+        ("get", None, "secrets", "receiver URLs"),
+        ("create", Some("events.k8s.io"), "events", "Events"),
+    ];
+    for (verb, group, resource, what) in must {
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.is(verb, group, resource) && r.code.is_some_and(|c| c < 300)),
+            "no successful {verb} {resource} ({what}) in the audit log"
+        );
+    }
+    eprintln!(
+        "chart RBAC lifecycle: {} operator requests, none refused; {:.1?} in all",
+        requests.len(),
+        started.elapsed()
+    );
+    let _ = cluster.kubectl(&["delete", "crp", &baseline]);
+}
+
+/// Enrichment (pods, events, Events on the Incident) under exactly the
+/// chart's rules.
+#[tokio::test]
+async fn the_operator_works_under_the_charts_rbac() {
+    let bare = Cluster::start("chart-rbac");
+    bare.install_crds();
+    let client = bare.client().await;
+    let system = support::namespace(&client, "klaxon-system").await;
+    let kubeconfig = service_account_kubeconfig(&bare, &system, "chart-rbac");
+
+    let ns = support::namespace(&client, "rbac-enrich").await;
+    let deployment = fixtures::deployment(&client, &ns, "api", &[], (2, 1), "1", "api:v1").await;
+    let rs = fixtures::replicaset(&client, &deployment, "5f6d7c8b9", "1", "api:v1").await;
+    fixtures::pod(
+        &client,
+        &rs,
+        "crash",
+        fixtures::crash_loop(3, "Error", "boom"),
+    )
+    .await;
+    fixtures::warning(
+        &client,
+        &ns,
+        "Pod",
+        "api-5f6d7c8b9-crash",
+        "BackOff",
+        "Back-off",
+        2,
+    )
+    .await;
+    let mut operator = Operator::start(
+        &kubeconfig,
+        "chart-rbac",
+        &[
+            ("KLAXON_METRICS_INTERVAL", "1s"),
+            // As the chart runs it: the Lease in its own namespace.
+            ("KLAXON_LEADER_ELECTION", "true"),
+            ("KLAXON_NAMESPACE", system.as_str()),
+        ],
+    );
+    operator.wait_ready(WAIT);
+    fixtures::apply(
+        &bare,
+        &format!(
+            "apiVersion: klaxon.dev/v1alpha1\nkind: Incident\nmetadata: {{name: api-down, namespace: {ns}}}\nspec: {{title: API down, severity: SEV2, affected: {{deployments: [{{name: api}}]}}}}\n"
+        ),
+    );
+    wait_for(
+        &client,
+        &ns,
+        "api-down",
+        WAIT,
+        "enrichment under the chart's RBAC",
+        |i| {
+            reason_count(i, "api", "CrashLoopBackOff") == 1
+                && i.status
+                    .as_ref()
+                    .is_some_and(|s| s.events.iter().any(|e| e.reason == "BackOff"))
+        },
+    )
+    .await;
+    let described = stdout(&bare.kubectl(&["describe", "inc", "api-down", "-n", &ns]));
+    let events_section = described.split("\nEvents:").nth(1).unwrap_or_default();
+    assert!(
+        events_section.contains("Declared"),
+        "the operator could not record Events:\n{described}"
+    );
+    let log = operator.log_text();
+    assert!(
+        !log.contains("forbidden"),
+        "the operator hit RBAC denials:\n{log}"
+    );
+}
