@@ -9,19 +9,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::{
-    ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Condition,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use klaxon::api::{Incident, ResponsePolicy, incident::DeliveryState};
-use kube::{
-    Api, Client,
-    api::{DeleteParams, ObjectMeta, PostParams},
-};
+use kube::{Api, api::DeleteParams};
 
 use crate::support::{
     self, Cluster,
     audit::{self, Request},
-    fixtures::{self, apply, condition},
+    fixtures::{self, apply, condition, secret},
     operator::{self, Operator},
 };
 
@@ -136,27 +131,6 @@ async fn a_deleted_open_incident_is_unlinked_and_its_namespace_no_longer_sampled
     );
     let log = operator.log_text();
     assert!(!log.contains("panicked"), "{log}");
-}
-
-async fn secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    api.create(
-        &PostParams::default(),
-        &Secret {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            data: Some(
-                data.iter()
-                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                    .collect(),
-            ),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("create secret");
 }
 
 fn ready(conditions: &[Condition]) -> bool {

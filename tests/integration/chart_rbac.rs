@@ -7,24 +7,17 @@
 
 use std::time::Duration;
 
-use k8s_openapi::{
-    ByteString,
-    api::{
-        apps::v1::Deployment,
-        coordination::v1::Lease,
-        core::v1::{Namespace, Secret},
-    },
-};
+use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease, core::v1::Namespace};
 use klaxon::api::{ClusterResponsePolicy, Incident, Phase, ResponsePolicy};
 use kube::{
-    Api, Client,
-    api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    Api,
+    api::{ListParams, Patch, PatchParams},
 };
 use serde_json::json;
 
 use crate::support::{
     self, Cluster, assert_success, audit,
-    fixtures::{self, apply, reason_count, wait_for},
+    fixtures::{self, apply, reason_count, secret, wait_for},
     operator::{self, Operator},
     receiver::{Receiver, Request},
     stdout,
@@ -66,27 +59,6 @@ fn service_account_kubeconfig(cluster: &Cluster, system: &str, name: &str) -> st
     let out = cluster.kubectl(&["create", "token", "klaxon", "-n", system, "--duration=1h"]);
     assert_success(&out, "token");
     cluster.kubeconfig_with_token(name, stdout(&out).trim())
-}
-
-async fn secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    api.create(
-        &PostParams::default(),
-        &Secret {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            data: Some(
-                data.iter()
-                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                    .collect(),
-            ),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("create secret");
 }
 
 /// Waits until the policy's `Ready` condition is `True` for its current

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::support::{
     self,
-    fixtures::{apply, wait_for},
+    fixtures::{apply, secret, wait_for},
     operator::{self, Shared},
     receiver::{Receiver, Request},
 };
@@ -29,27 +29,7 @@ async fn routed_namespace(client: &Client, receiver: &Receiver, prefix: &str) ->
     let cluster = support::cluster();
     let ns = support::namespace(client, prefix).await;
     let token = format!("hook-{ns}");
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    secrets
-        .create(
-            &PostParams::default(),
-            &Secret {
-                metadata: ObjectMeta {
-                    name: Some("hooks".into()),
-                    ..Default::default()
-                },
-                data: Some(
-                    [(
-                        "hook".to_string(),
-                        ByteString(receiver.url(&token).into_bytes()),
-                    )]
-                    .into(),
-                ),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("create secret");
+    secret(client, &ns, "hooks", &[("hook", &receiver.url(&token))]).await;
     apply(
         cluster,
         &format!(

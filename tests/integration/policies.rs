@@ -5,11 +5,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::{
-    ByteString,
-    api::core::v1::{Namespace, Secret},
-    apimachinery::pkg::apis::meta::v1::Condition,
-};
+use k8s_openapi::{api::core::v1::Namespace, apimachinery::pkg::apis::meta::v1::Condition};
 use klaxon::api::{ClusterResponsePolicy, Incident, ResponsePolicy};
 use kube::{
     Api, Client,
@@ -19,7 +15,7 @@ use serde_json::json;
 
 use crate::support::{
     self, Cluster, assert_success,
-    fixtures::{apply, condition, wait_for},
+    fixtures::{apply, condition, secret, wait_for},
     operator::{self, Operator},
     receiver::Receiver,
     stdout,
@@ -83,27 +79,6 @@ spec:
   severity: {severity}
 {extra}"#
     )
-}
-
-async fn secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    api.create(
-        &PostParams::default(),
-        &Secret {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            data: Some(
-                data.iter()
-                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                    .collect(),
-            ),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("create secret");
 }
 
 async fn wait_policy<K>(api: &Api<K>, name: &str, what: &str, ready: impl Fn(&K) -> bool) -> K

@@ -4,14 +4,17 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::{
-    apps::v1::{Deployment, ReplicaSet},
-    core::v1::{Event, Pod},
+use k8s_openapi::{
+    ByteString,
+    api::{
+        apps::v1::{Deployment, ReplicaSet},
+        core::v1::{Event, Pod, Secret},
+    },
 };
 use klaxon::{api::Incident, cluster::podmetrics::PodMetrics};
 use kube::{
     Api, Client,
-    api::{Patch, PatchParams, PostParams},
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
 
@@ -278,4 +281,26 @@ pub fn reason_count(incident: &Incident, deployment: &str, reason: &str) -> i32 
         .and_then(|p| p.reasons.iter().find(|r| r.reason == reason))
         .map(|r| r.count)
         .unwrap_or(0)
+}
+
+/// A Secret `name` in `ns` holding `data` (key, text value).
+pub async fn secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    api.create(
+        &PostParams::default(),
+        &Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("create secret");
 }
