@@ -217,4 +217,73 @@ mod tests {
         );
         assert!(value_of("matrix", &serde_json::json!([])).is_err());
     }
+
+    /// A server that answers every request with `response`, counting them.
+    async fn serve(
+        response: http::Response<String>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::{Arc, atomic::AtomicUsize};
+        let hits = Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (status, headers, body) = {
+            let (parts, body) = response.into_parts();
+            (parts.status, parts.headers, body)
+        };
+        let counted = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (headers, body) = (headers.clone(), body.clone());
+            async move { (status, headers, body) }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{address}"), hits)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_reported_not_followed() {
+        use std::sync::atomic::Ordering;
+        let (elsewhere, followed) = serve(
+            http::Response::builder()
+                .body(
+                    r#"{"status":"success","data":{"resultType":"scalar","result":[0,"1"]}}"#
+                        .into(),
+                )
+                .expect("response"),
+        )
+        .await;
+        let (url, asked) = serve(
+            http::Response::builder()
+                .status(302)
+                .header("location", format!("{elsewhere}/api/v1/query"))
+                .body(String::new())
+                .expect("response"),
+        )
+        .await;
+        let query = EffectiveQuery {
+            name: "errors".into(),
+            query: "sum(up)".into(),
+            url,
+        };
+        let results = Prometheus::default()
+            .run_all(std::slice::from_ref(&query), "shop", "inc", &[])
+            .await;
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            followed.load(Ordering::SeqCst),
+            0,
+            "the redirect was followed"
+        );
+        assert_eq!(results[0].value, None);
+        assert!(
+            results[0]
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("302")),
+            "{:?}",
+            results[0].error
+        );
+    }
 }
