@@ -13,9 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// A watch with no error for this long is taken to be watching again (a
-/// failing watch retries, and fails, at least every 2 s).
-const QUIET: Duration = Duration::from_secs(5);
+/// A watch with no error for this long is taken to be watching again. A
+/// failing watch retries at least every 2 s, and an apiserver that drops
+/// packets fails each try after the 5 s connect timeout, so a failing
+/// watch never stays quiet this long.
+const QUIET: Duration = Duration::from_secs(10);
 
 /// Default: how long a watch may fail before the operator is not ready.
 pub const DEFAULT_WATCH_GRACE: Duration = Duration::from_secs(10);

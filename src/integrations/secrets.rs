@@ -34,6 +34,9 @@ pub enum SecretError {
         namespace: String,
         name: String,
         reason: String,
+        /// The apiserver refused it (e.g. 403), as opposed to not being
+        /// reached at all.
+        answered: bool,
     },
 }
 
@@ -120,12 +123,23 @@ impl Secrets {
             Err(error) => Err(SecretError::Unreadable {
                 namespace: namespace.into(),
                 name: name.into(),
+                answered: matches!(&error, kube::Error::Api(status) if status.code < 500),
                 reason: match error {
                     kube::Error::Api(status) => status.message,
                     other => other.to_string(),
                 },
             }),
         };
+        // Only the apiserver's answers are remembered: a read that could not
+        // reach it says nothing about the Secret, and the next one may work.
+        let answered = match &data {
+            Ok(_) | Err(SecretError::NotFound { .. }) => true,
+            Err(SecretError::Unreadable { answered, .. }) => *answered,
+            Err(SecretError::KeyMissing { .. }) => true,
+        };
+        if !answered {
+            return data;
+        }
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|_, e| e.read_at.elapsed() < e.ttl());
         cache.insert(

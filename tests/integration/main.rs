@@ -8,6 +8,7 @@ mod bounded;
 mod chart_rbac;
 mod control_plane;
 mod enrichment;
+mod faults;
 mod leader;
 mod operator_run;
 mod outbox;

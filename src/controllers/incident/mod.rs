@@ -31,7 +31,7 @@ use k8s_openapi::api::{
 use kube::{
     ResourceExt,
     runtime::{
-        Controller, WatchStreamExt,
+        Controller, Predicate, WatchStreamExt,
         controller::Action,
         events::{Recorder, Reporter},
         predicates,
@@ -289,7 +289,14 @@ pub async fn run(
 
     let spec_changes = || kube::runtime::PredicateConfig::default();
     let stop = shutdown.clone();
-    Controller::for_stream(streams.incidents, caches.incidents.clone())
+    // Spec and label changes wake an incident; a status write (its own,
+    // mostly) does not: the plan depends on the status only through what
+    // the last pass wrote.
+    let incidents = streams.incidents.predicate_filter(
+        predicates::generation.combine(predicates::labels),
+        spec_changes(),
+    );
+    Controller::for_stream(incidents, caches.incidents.clone())
         .watches_stream(
             streams
                 .policies

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod fixtures;
 pub mod operator;
 pub mod prometheus;
+pub mod proxy;
 pub mod receiver;
 
 use std::{
