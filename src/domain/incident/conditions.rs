@@ -460,3 +460,67 @@ fn strip_problems(summary: &mut Option<String>) {
     }
     *text = rest.to_string();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::incident::testing::{at, incident, payments_policy};
+
+    fn entry(state: DeliveryState, message: Option<&str>) -> NotificationState {
+        NotificationState {
+            receiver: "org/hook".into(),
+            trigger: "Declared".into(),
+            transition: None,
+            state,
+            attempts: 1,
+            last_attempt_at: None,
+            next_attempt_at: None,
+            idempotency_key: None,
+            message: message.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_delivery_condition_names_the_last_error_and_the_receivers_given_up() {
+        let now = Time(at("2026-11-24T14:10:05Z"));
+        let pending = delivery(
+            &[entry(
+                DeliveryState::Pending,
+                Some("the receiver answered HTTP 503"),
+            )],
+            &[],
+            Some(1),
+            &now,
+        )
+        .expect("condition");
+        assert_eq!(
+            (pending.status.as_str(), pending.reason.as_str()),
+            ("False", "Pending")
+        );
+        assert!(pending.message.contains("HTTP 503"), "{}", pending.message);
+        let failed =
+            delivery(&[entry(DeliveryState::Failed, None)], &[], Some(1), &now).expect("condition");
+        assert_eq!(failed.reason, "DeliveryFailed");
+        assert!(failed.message.contains("org/hook (Declared)"));
+        let done = delivery(&[entry(DeliveryState::Delivered, None)], &[], Some(1), &now)
+            .expect("condition");
+        assert_eq!(done.status, "True");
+        assert!(delivery(&[], &[], Some(1), &now).is_none());
+    }
+
+    #[test]
+    fn problems_lead_the_summary_once_however_often_it_is_planned() {
+        let inc = incident(Phase::Triggered, "SEV1");
+        let mut status = IncidentStatus {
+            summary: Some("checkout 1/3 ready".into()),
+            ..Default::default()
+        };
+        for _ in 0..3 {
+            prefix_summary(&inc, &payments_policy(), &mut status, true);
+        }
+        assert_eq!(
+            status.summary.as_deref(),
+            Some("commander missing; acknowledgement overdue; checkout 1/3 ready")
+        );
+    }
+}

@@ -78,3 +78,59 @@ pub fn next(status: &IncidentStatus, phase: Phase) -> Option<Timestamp> {
         .filter(|_| phase == Phase::Triggered && status.escalated_at.is_none())
         .map(|t| t.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::incident::testing::{at, incident, payments_policy};
+
+    fn run(incident: &Incident, now: &str) -> (IncidentStatus, Deadline) {
+        let mut status = incident.status.clone().unwrap_or_default();
+        status.declared_at = Some(Time(at("2026-11-24T14:10:00Z")));
+        let mut reports = Reports::default();
+        let deadline = apply(
+            incident,
+            &payments_policy(),
+            &mut status,
+            &mut reports,
+            &Time(at(now)),
+        );
+        (status, deadline)
+    }
+
+    #[test]
+    fn the_deadline_follows_the_ladder_and_escalates_once() {
+        let mut inc = incident(Phase::Triggered, "SEV1");
+        let (status, deadline) = run(&inc, "2026-11-24T14:14:59Z");
+        assert_eq!(
+            status.acknowledge_by,
+            Some(Time(at("2026-11-24T14:15:00Z"))),
+            "SEV1: 5m"
+        );
+        assert!(!deadline.overdue && deadline.escalation.is_none());
+        assert_eq!(
+            next(&status, Phase::Triggered),
+            Some(at("2026-11-24T14:15:00Z"))
+        );
+
+        let (status, deadline) = run(&inc, "2026-11-24T14:15:00Z");
+        assert!(deadline.overdue);
+        assert_eq!(
+            deadline.escalation.map(|c| c.triggers),
+            Some(vec![Trigger::Escalated])
+        );
+        assert_eq!(next(&status, Phase::Triggered), None, "escalated already");
+        inc.status = Some(status);
+        let (_, again) = run(&inc, "2026-11-24T14:20:00Z");
+        assert!(again.overdue && again.escalation.is_none(), "once");
+    }
+
+    #[test]
+    fn an_acknowledged_incident_never_escalates() {
+        let inc = incident(Phase::Acknowledged, "SEV1");
+        let (status, deadline) = run(&inc, "2026-11-24T16:00:00Z");
+        assert!(!deadline.overdue && deadline.escalation.is_none());
+        assert_eq!(status.escalated_at, None);
+        assert_eq!(next(&status, Phase::Acknowledged), None);
+    }
+}

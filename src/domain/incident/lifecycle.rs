@@ -118,3 +118,63 @@ pub fn apply(
     status.observed_generation = incident.metadata.generation;
     changes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::incident::testing::{at, incident};
+
+    fn run(incident: &Incident, now: &str) -> (IncidentStatus, Vec<Change>, usize) {
+        let previous = incident.status.clone().unwrap_or_default();
+        let mut status = previous.clone();
+        let mut reports = Reports::default();
+        let changes = apply(
+            incident,
+            &previous,
+            &mut status,
+            &mut reports,
+            &Time(at(now)),
+        );
+        (status, changes, reports.into_inner().len())
+    }
+
+    #[test]
+    fn the_first_pass_declares_at_creation_and_later_phases_are_timed_when_seen() {
+        let mut inc = incident(Phase::Acknowledged, "SEV2");
+        let (status, changes, reports) = run(&inc, "2026-11-24T14:10:05Z");
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].triggers, [Trigger::Declared]);
+        assert_eq!(reports, 1);
+        // Declared already acknowledged: both at the creation time.
+        let created = Some(Time(at("2026-11-24T14:10:00Z")));
+        assert_eq!(status.declared_at, created);
+        assert_eq!(status.acknowledged_at, created);
+
+        inc.status = Some(status);
+        inc.spec.phase = Phase::Mitigated;
+        let (status, changes, _) = run(&inc, "2026-11-24T14:30:00Z");
+        assert_eq!(status.mitigated_at, Some(Time(at("2026-11-24T14:30:00Z"))));
+        assert_eq!(changes[0].text, "Acknowledged → Mitigated");
+        assert_eq!(changes[0].triggers, [Trigger::PhaseChanged]);
+    }
+
+    #[test]
+    fn resolving_is_both_a_phase_change_and_a_resolution() {
+        let mut inc = incident(Phase::Triggered, "SEV2");
+        let (status, _, _) = run(&inc, "2026-11-24T14:10:05Z");
+        inc.status = Some(status);
+        inc.spec.phase = Phase::Resolved;
+        inc.spec.severity = "SEV1".into();
+        let (_, changes, reports) = run(&inc, "2026-11-24T15:00:00Z");
+        let triggers: Vec<Vec<Trigger>> = changes.iter().map(|c| c.triggers.clone()).collect();
+        assert_eq!(
+            triggers,
+            [
+                vec![Trigger::PhaseChanged, Trigger::Resolved],
+                vec![Trigger::SeverityChanged]
+            ],
+            "two changes, numbered apart"
+        );
+        assert_eq!(reports, 2);
+    }
+}

@@ -83,3 +83,97 @@ pub fn next(
     let after = SignedDuration::try_from(policy.auto_resolve?).ok()?;
     since.0.checked_add(after).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        api::policy::{AutoResolve, ClusterResponsePolicy, ClusterResponsePolicySpec},
+        domain::{
+            incident::testing::{at, checkout, incident},
+            policy,
+        },
+    };
+
+    fn auto_resolving() -> EffectivePolicy {
+        let org = ClusterResponsePolicy::new(
+            "org",
+            ClusterResponsePolicySpec {
+                namespace_selector: None,
+                policy: crate::api::ResponsePolicySpec {
+                    auto_resolve: Some(AutoResolve {
+                        healthy_for: "10m".into(),
+                    }),
+                    ..Default::default()
+                },
+            },
+        );
+        policy::effective("shop", &[&org], None, None, "klaxon-system")
+    }
+
+    fn declared_by_signal() -> Incident {
+        let mut inc = incident(Phase::Triggered, "SEV2");
+        inc.metadata.labels = Some(
+            [(
+                signals::SIGNAL_LABEL.to_string(),
+                "DeploymentUnavailable".to_string(),
+            )]
+            .into(),
+        );
+        inc
+    }
+
+    /// checkout with `ready` of 3 replicas, Available when all are.
+    fn checkout_available(ready: i32) -> crate::api::incident::DeploymentState {
+        let mut d = checkout(ready, &[]);
+        d.available = Some(if ready == 3 { "True" } else { "False" }.into());
+        d
+    }
+
+    fn run(inc: &Incident, status: &mut IncidentStatus, now: &str) -> bool {
+        let mut reports = Reports::default();
+        apply(
+            inc,
+            &auto_resolving(),
+            false,
+            status,
+            &mut reports,
+            &Time(at(now)),
+        )
+    }
+
+    #[test]
+    fn resolves_after_staying_healthy_and_starts_over_when_health_goes() {
+        let inc = declared_by_signal();
+        let mut status = IncidentStatus {
+            deployments: vec![checkout_available(3)],
+            ..Default::default()
+        };
+        assert!(!run(&inc, &mut status, "2026-11-24T14:20:00Z"));
+        assert_eq!(status.healthy_since, Some(Time(at("2026-11-24T14:20:00Z"))));
+        assert_eq!(
+            next(&status, &inc, &auto_resolving()),
+            Some(at("2026-11-24T14:30:00Z"))
+        );
+        // Unhealthy again: the countdown starts over.
+        status.deployments = vec![checkout_available(1)];
+        assert!(!run(&inc, &mut status, "2026-11-24T14:25:00Z"));
+        assert_eq!(status.healthy_since, None);
+        status.deployments = vec![checkout_available(3)];
+        assert!(!run(&inc, &mut status, "2026-11-24T14:26:00Z"));
+        assert!(run(&inc, &mut status, "2026-11-24T14:36:00Z"));
+        assert!(status.timeline.iter().any(|e| e.type_ == "AutoResolved"));
+    }
+
+    #[test]
+    fn only_incidents_klaxon_declared_resolve_themselves() {
+        let inc = incident(Phase::Triggered, "SEV2");
+        let mut status = IncidentStatus {
+            deployments: vec![checkout_available(3)],
+            ..Default::default()
+        };
+        assert!(!run(&inc, &mut status, "2026-11-24T14:20:00Z"));
+        assert!(!run(&inc, &mut status, "2026-11-24T18:00:00Z"));
+        assert_eq!(status.healthy_since, None);
+    }
+}
