@@ -230,20 +230,24 @@ impl Notifier {
             .acquire()
             .await
             .map_err(|_| DeliveryError::Transport("the delivery limiter is closed".into()))?;
-        let response = self
+        let result = match self
             .http
             .post(url)
             .header("Idempotency-Key", &delivery.key)
             .json(&body)
             .send()
             .await
-            .map_err(|e| DeliveryError::Transport(describe(e, "the receiver")))?;
-        let status = response.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(DeliveryError::Status(status.as_u16()))
+        {
+            Err(error) => Err(DeliveryError::Transport(describe(error, "the receiver"))),
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(DeliveryError::Status(response.status().as_u16())),
+        };
+        if result.is_err() {
+            // The URL may have changed since it was read.
+            self.secrets
+                .suspect(&receiver.secret_namespace, &reference.name);
         }
+        result
     }
 
     async fn url(

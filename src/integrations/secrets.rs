@@ -1,7 +1,8 @@
 //! Receiver Secrets, read with a GET and remembered for a short while, so
-//! a failing receiver (retried with backoff, on many incidents) costs at
-//! most one Secret read per Secret per [`TTL`], and a missing Secret at
-//! most one per [`FAILED_TTL`], not one per attempt. Only the keys' bytes are kept,
+//! deliveries cost at most one Secret read per Secret per [`TTL`], and a
+//! missing Secret, or one whose receiver fails, at most one per
+//! [`FAILED_TTL`], not one per attempt (a changed URL is picked up within
+//! seconds of a failure). Only the keys' bytes are kept,
 //! in memory; they never reach a status, an Event or a log line.
 
 use std::{
@@ -46,11 +47,18 @@ type Data = BTreeMap<String, Vec<u8>>;
 struct Entry {
     read_at: Instant,
     data: Result<Data, SecretError>,
+    /// What it holds did not work (the receiver at its URL failed): it
+    /// may have changed since, so it is reused only briefly.
+    suspect: bool,
 }
 
 impl Entry {
     fn ttl(&self) -> Duration {
-        if self.data.is_ok() { TTL } else { FAILED_TTL }
+        if self.data.is_ok() && !self.suspect {
+            TTL
+        } else {
+            FAILED_TTL
+        }
     }
 }
 
@@ -104,6 +112,18 @@ impl Secrets {
         self.value(namespace, name, key).await.map(|_| ())
     }
 
+    /// Marks what `namespace/name` holds as not working (a delivery to
+    /// the URL in it failed): it is read again once [`FAILED_TTL`] has
+    /// passed since the last read, so a fixed URL is picked up within
+    /// seconds while a failing receiver still costs at most one read per
+    /// [`FAILED_TTL`].
+    pub fn suspect(&self, namespace: &str, name: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = cache.get_mut(&(namespace.to_string(), name.to_string())) {
+            entry.suspect = true;
+        }
+    }
+
     fn cached(&self, namespace: &str, name: &str) -> Option<Result<Data, SecretError>> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
@@ -147,6 +167,7 @@ impl Secrets {
             Entry {
                 read_at: Instant::now(),
                 data: data.clone(),
+                suspect: false,
             },
         );
         data

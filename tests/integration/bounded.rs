@@ -145,8 +145,9 @@ async fn failing_receivers_cost_bounded_secret_reads_and_status_writes() {
     /// The operator's delivery clocks.
     const BACKOFF: Duration = Duration::from_secs(1);
     const BACKOFF_MAX: Duration = Duration::from_secs(2);
-    /// `integrations::secrets::TTL`: a Secret is read at most once per TTL.
-    const SECRET_TTL: Duration = Duration::from_secs(30);
+    /// `integrations::secrets::FAILED_TTL`: a Secret whose receiver fails
+    /// (so its URL may have changed) is read at most once per this.
+    const SECRET_TTL: Duration = Duration::from_secs(5);
     /// The observation window: the point of this test is what a fixed
     /// stretch of time with failing receivers costs.
     const OBSERVE: Duration = Duration::from_secs(20);

@@ -342,3 +342,63 @@ async fn a_policy_whose_receiver_secret_is_missing_says_so_until_it_exists() {
     .await;
     assert!(fixed.is_some(), "Ready once the Secret has its key");
 }
+
+#[tokio::test]
+async fn a_receiver_url_fixed_in_its_secret_is_used_within_seconds() {
+    let cluster = support::cluster();
+    operator::shared();
+    let client = cluster.client().await;
+    let receiver = Receiver::start().await;
+    let (ns, token) = routed_namespace(&client, &receiver, "fixurl").await;
+    // Point the receiver somewhere nothing listens, as a typo would.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let wrong = format!("http://127.0.0.1:{}/nowhere", operator::free_port());
+    let set_url = |url: String| Secret {
+        data: Some([("hook".to_string(), ByteString(url.into_bytes()))].into()),
+        ..Default::default()
+    };
+    secrets
+        .patch(
+            "hooks",
+            &PatchParams::default(),
+            &Patch::Merge(&set_url(wrong)),
+        )
+        .await
+        .expect("break the URL");
+    apply(cluster, &declare(&ns, "checkout-5xx", "SEV2"));
+    wait_for(
+        &client,
+        &ns,
+        "checkout-5xx",
+        WAIT,
+        "a failed attempt",
+        |i| {
+            i.status.as_ref().is_some_and(|s| {
+                s.notifications.iter().any(|n| {
+                    n.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("cannot connect"))
+                })
+            })
+        },
+    )
+    .await;
+    secrets
+        .patch(
+            "hooks",
+            &PatchParams::default(),
+            &Patch::Merge(&set_url(receiver.url(&token))),
+        )
+        .await
+        .expect("fix the URL");
+    let fixed = std::time::Instant::now();
+    receiver
+        .wait_for(WAIT, "the page at the fixed URL", |r| !r.is_empty())
+        .await;
+    // Reads are cached for 30 s, but one whose receiver failed only for 5 s.
+    assert!(
+        fixed.elapsed() < Duration::from_secs(15),
+        "the fixed URL took {:?}",
+        fixed.elapsed()
+    );
+}
