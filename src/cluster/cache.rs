@@ -130,15 +130,26 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
     let incidents_by_namespace = Keyed::new(keyed::by_namespace::<Incident>);
     let (incidents, incidents_stream) = {
         let (by_namespace, links) = (incidents_by_namespace.clone(), links.clone());
+        let relisted = std::sync::Mutex::new(std::collections::HashSet::new());
         reflect(
             Api::all(client.clone()),
             all(),
             trim_incident,
             move |event: &watcher::Event<Incident>| {
                 by_namespace.apply(event);
-                // A deleted incident looks at nothing anymore.
-                if let watcher::Event::Delete(incident) = event {
-                    links.unlink(&ObjectRef::from_obj(incident));
+                // A deleted incident looks at nothing anymore; after a
+                // relist, neither does one that was not listed.
+                let mut relisted = relisted.lock().unwrap_or_else(|p| p.into_inner());
+                match event {
+                    watcher::Event::Delete(incident) => {
+                        links.unlink(&ObjectRef::from_obj(incident));
+                    }
+                    watcher::Event::Init => relisted.clear(),
+                    watcher::Event::InitApply(incident) => {
+                        relisted.insert(ObjectRef::from_obj(incident));
+                    }
+                    watcher::Event::InitDone => links.retain(&std::mem::take(&mut *relisted)),
+                    watcher::Event::Apply(_) => {}
                 }
             },
             watches,

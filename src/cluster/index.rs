@@ -100,6 +100,21 @@ impl Index {
         Self::unlink_locked(&mut self.write(), incident);
     }
 
+    /// Forgets every incident not in `present` (a relist is the truth:
+    /// an incident deleted while the watch was down has no Delete event).
+    pub fn retain(&self, present: &HashSet<ObjectRef<Incident>>) {
+        let mut inner = self.write();
+        let gone: Vec<ObjectRef<Incident>> = inner
+            .linked
+            .keys()
+            .filter(|incident| !present.contains(*incident))
+            .cloned()
+            .collect();
+        for incident in gone {
+            Self::unlink_locked(&mut inner, &incident);
+        }
+    }
+
     fn unlink_locked(inner: &mut Inner, incident: &ObjectRef<Incident>) {
         if let Some(ns) = incident.namespace.as_deref()
             && let Some(set) = inner.by_namespace.get_mut(ns)
@@ -225,6 +240,16 @@ mod tests {
         assert_eq!(index.linked_namespaces(), HashSet::from(["shop".into()]));
         index.unlink(&incident("a"));
         assert!(index.linked_namespaces().is_empty());
+    }
+
+    #[test]
+    fn a_relist_forgets_incidents_that_are_gone() {
+        let index = Index::default();
+        index.link(incident("a"), "shop", &["checkout".into()], false);
+        index.link(incident("b"), "shop", &["ledger".into()], false);
+        index.retain(&HashSet::from([incident("b")]));
+        assert!(index.for_deployment("shop", "checkout").is_empty());
+        assert_eq!(index.in_namespace("shop"), vec![incident("b")]);
     }
 
     #[test]

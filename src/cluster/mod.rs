@@ -3,6 +3,7 @@
 //! PodMetrics samples.
 
 pub mod cache;
+pub mod changes;
 pub mod index;
 pub mod keyed;
 pub mod podmetrics;

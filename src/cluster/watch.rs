@@ -38,6 +38,16 @@ use tracing::{debug, warn};
 
 use crate::{health::Health, metrics::Metrics};
 
+/// How long the apiserver keeps a watch open before closing it (the
+/// watcher then resumes it from where it was): every watch is re-issued
+/// at least this often, so one on a dead connection cannot stay silent.
+pub const WATCH_TIMEOUT_SECONDS: u32 = 60;
+
+/// The client's read timeout: longer than a healthy, quiet watch can be
+/// silent (it ends after [`WATCH_TIMEOUT_SECONDS`]), so only a dead
+/// connection reaches it.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// 250 ms, 500 ms, 1 s, 1 s, … each with up to +100% jitter; starts over
 /// after 30 s without an error.
 pub fn backoff() -> ResetTimerBackoff<ExponentialBackoff> {
@@ -148,7 +158,7 @@ where
     let kind = kind_of::<K>();
     let store = reader.clone();
     let unreadable = watches.clone();
-    let stream = watcher::watcher(guarded, config)
+    let stream = watcher::watcher(guarded, config.timeout(WATCH_TIMEOUT_SECONDS))
         .backoff(backoff())
         .filter_map(move |event| ready(readable(event, kind, &store, &unreadable)))
         .modify(trim)

@@ -67,9 +67,16 @@ impl Entry {
 pub struct Secrets {
     client: Client,
     cache: Arc<Mutex<HashMap<(String, String), Entry>>>,
-    /// One read per Secret at a time: concurrent askers wait for it.
-    reading: Arc<tokio::sync::Mutex<()>>,
+    /// One read per Secret at a time: concurrent askers for the same
+    /// Secret wait for it; others do not.
+    reading: Arc<Mutex<HashMap<(String, String), Gate>>>,
 }
+
+/// Held while one Secret is read.
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
+/// How long one Secret read may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Secrets {
     pub fn new(client: Client) -> Self {
@@ -90,7 +97,13 @@ impl Secrets {
         let data = match self.cached(namespace, name) {
             Some(data) => data,
             None => {
-                let _one_at_a_time = self.reading.lock().await;
+                let key = (namespace.to_string(), name.to_string());
+                let gate = {
+                    let mut reading = self.reading.lock().unwrap_or_else(|p| p.into_inner());
+                    reading.retain(|_, gate| Arc::strong_count(gate) > 1);
+                    reading.entry(key).or_default().clone()
+                };
+                let _one_at_a_time = gate.lock().await;
                 match self.cached(namespace, name) {
                     Some(data) => data,
                     None => self.read(namespace, name).await,
@@ -134,7 +147,13 @@ impl Secrets {
 
     async fn read(&self, namespace: &str, name: &str) -> Result<Data, SecretError> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let data = match api.get_opt(name).await {
+        let read = tokio::time::timeout(READ_TIMEOUT, api.get_opt(name)).await;
+        let read = read.unwrap_or_else(|_| {
+            Err(kube::Error::Service(
+                format!("no answer within {}s", READ_TIMEOUT.as_secs()).into(),
+            ))
+        });
+        let data = match read {
             Ok(Some(secret)) => Ok(bytes(secret)),
             Ok(None) => Err(SecretError::NotFound {
                 namespace: namespace.into(),

@@ -289,6 +289,10 @@ async fn connect() -> Result<Client, RunError> {
     // A request to an apiserver that is gone fails fast, so watches retry
     // (and readiness tells) within seconds.
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
+    // No answer for this long on a connection means it is dead (watches
+    // are closed by the server every minute, see cluster::watch), so a
+    // connection that silently drops packets fails instead of hanging.
+    config.read_timeout = Some(crate::cluster::watch::READ_TIMEOUT);
     config.headers.push((
         http::header::USER_AGENT,
         http::HeaderValue::from_static(crate::USER_AGENT),

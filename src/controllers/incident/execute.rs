@@ -32,6 +32,27 @@ use crate::{
 /// gives up and requeues (each conflict re-reads the incident).
 pub const MAX_CONFLICTS: usize = 5;
 
+/// How long one request to the apiserver may take before the reconcile
+/// gives up on it (and retries later): a hung request must not hold an
+/// incident, or its deliveries, indefinitely.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `request`, or a timeout error when the apiserver does not answer.
+async fn bounded<T>(
+    request: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, kube::Error> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        Ok(result) => result,
+        Err(_) => Err(kube::Error::Service(
+            format!(
+                "the apiserver did not answer within {}s",
+                REQUEST_TIMEOUT.as_secs()
+            )
+            .into(),
+        )),
+    }
+}
+
 /// Why a write did not happen.
 pub enum WriteError {
     /// The incident changed since it was read: plan again from the fresh one.
@@ -61,13 +82,12 @@ pub async fn write_status(
         },
         "status": status,
     });
-    let result = api
-        .patch_status(
-            &base.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await;
+    let result = bounded(api.patch_status(
+        &base.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    ))
+    .await;
     match result {
         Ok(written) => {
             state.written.record(
@@ -96,7 +116,9 @@ pub async fn fresh(state: &State, incident: &Incident) -> Result<Option<Incident
         state.context.client.clone(),
         &incident.namespace().unwrap_or_default(),
     );
-    api.get_opt(&incident.name_any()).await.map_err(Error::Read)
+    bounded(api.get_opt(&incident.name_any()))
+        .await
+        .map_err(Error::Read)
 }
 
 /// One Event per new timeline entry, on the Incident.
@@ -236,13 +258,12 @@ pub async fn resolve(state: &State, incident: &Incident) -> Result<(), Error> {
         "metadata": {"resourceVersion": incident.metadata.resource_version},
         "spec": {"phase": Phase::Resolved},
     });
-    match api
-        .patch(
-            &incident.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
+    match bounded(api.patch(
+        &incident.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    ))
+    .await
     {
         Ok(_) => {
             tracing::info!("auto-resolved: the workload stayed healthy");

@@ -31,10 +31,9 @@ use k8s_openapi::api::{
 use kube::{
     ResourceExt,
     runtime::{
-        Controller, Predicate, WatchStreamExt,
+        Controller,
         controller::Action,
         events::{Recorder, Reporter},
-        predicates,
         reflector::ObjectRef,
     },
 };
@@ -47,7 +46,7 @@ use crate::{
     api::{self, Incident, incident::DeliveryState},
     cluster::{
         cache::{Caches, Streams},
-        index,
+        changes, index,
         podmetrics::{self, MetricsCache},
     },
     domain::incident::{self as plan, Observation, routing::Outcome},
@@ -287,34 +286,31 @@ pub async fn run(
         }
     };
 
-    let spec_changes = || kube::runtime::PredicateConfig::default();
     let stop = shutdown.clone();
-    // Spec and label changes wake an incident; a status write (its own,
-    // mostly) does not: the plan depends on the status only through what
-    // the last pass wrote.
-    let incidents = streams.incidents.predicate_filter(
-        predicates::generation.combine(predicates::labels),
-        spec_changes(),
+    // Spec and label changes, arrivals and departures wake an incident; a
+    // status write (its own, mostly) does not: the plan depends on the
+    // status only through what the last pass wrote. Likewise for policies
+    // (whose statuses this operator writes) and namespaces.
+    let incidents = changes::meaningful(
+        streams.incidents,
+        caches.incidents.clone(),
+        changes::spec_and_labels,
+    );
+    let policies = changes::meaningful(streams.policies, caches.policies.clone(), changes::spec);
+    let cluster_policies = changes::meaningful(
+        streams.cluster_policies,
+        caches.cluster_policies.clone(),
+        changes::spec,
+    );
+    let namespaces = changes::meaningful(
+        streams.namespaces,
+        caches.namespaces.clone(),
+        changes::labels,
     );
     Controller::for_stream(incidents, caches.incidents.clone())
-        .watches_stream(
-            streams
-                .policies
-                .predicate_filter(predicates::generation, spec_changes()),
-            by_policy,
-        )
-        .watches_stream(
-            streams
-                .cluster_policies
-                .predicate_filter(predicates::generation, spec_changes()),
-            by_cluster_policy,
-        )
-        .watches_stream(
-            streams
-                .namespaces
-                .predicate_filter(predicates::labels, spec_changes()),
-            by_namespace,
-        )
+        .watches_stream(policies, by_policy)
+        .watches_stream(cluster_policies, by_cluster_policy)
+        .watches_stream(namespaces, by_namespace)
         .watches_stream(streams.deployments, by_deployment)
         .watches_stream(streams.replicasets, by_replicaset)
         .watches_stream(streams.pods, by_pod)
@@ -409,7 +405,7 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
         // The cache keeps a resolved incident without its record.
         match execute::fresh(state, &current).await? {
             Some(full) => current = full,
-            None => return Ok(Action::await_change()),
+            None => return Ok(gone(state, &reference)),
         }
     }
     let policy = state
@@ -444,11 +440,11 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
                 conflicts += 1;
                 match execute::fresh(state, &current).await? {
                     Some(fresh) => current = fresh,
-                    None => return Ok(Action::await_change()),
+                    None => return Ok(gone(state, &reference)),
                 }
             }
             Err(WriteError::Conflict) => return Err(Error::Conflicts),
-            Err(WriteError::Gone) => return Ok(Action::await_change()),
+            Err(WriteError::Gone) => return Ok(gone(state, &reference)),
             Err(WriteError::Other(error)) => return Err(Error::WriteStatus(error)),
         }
     };
@@ -470,9 +466,11 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
     }
 
     let status = current.status.clone().unwrap_or_default();
+    // A wake-up already past (a slow delivery outlasted the next retry)
+    // is due at once, not at the next refresh.
     let wake = plan::next_wakeup(&status, &current, &policy)
         .map(|at| at.duration_since(Timestamp::now()))
-        .and_then(|d| Duration::try_from(d).ok())
+        .map(|d| Duration::try_from(d).unwrap_or(Duration::ZERO))
         .map(|d| d.max(Duration::from_millis(100)));
     let refresh = if !frozen && !policy.queries.is_empty() {
         state.context.metrics_interval
@@ -480,6 +478,12 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
         Duration::from_secs(300)
     };
     Ok(Action::requeue(wake.map_or(refresh, |w| w.min(refresh))))
+}
+
+/// The incident is gone: it looks at nothing anymore.
+fn gone(state: &State, reference: &ObjectRef<Incident>) -> Action {
+    state.caches.links.unlink(reference);
+    Action::await_change()
 }
 
 fn error_policy(_: Arc<Incident>, error: &Error, state: Arc<State>) -> Action {

@@ -116,7 +116,7 @@ pub fn plan(
     let deadline = deadlines::apply(incident, policy, &mut status, &mut reports, &now);
     changes.extend(deadline.escalation);
 
-    routing::route(incident, policy, &changes, &mut status);
+    routing::route(incident, policy, &changes, &mut status, &mut reports, &now);
     routing::note_errors(&mut status, &observation.delivery_errors);
     let resolve = resolution::apply(incident, policy, frozen, &mut status, &mut reports, &now);
     let deliveries = routing::begin(&mut status, exact, backoff);

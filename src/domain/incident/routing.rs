@@ -87,6 +87,8 @@ pub fn route(
     policy: &EffectivePolicy,
     changes: &[Change],
     status: &mut IncidentStatus,
+    reports: &mut Reports,
+    now: &Time,
 ) {
     let Some(uid) = incident.metadata.uid.as_deref().filter(|u| !u.is_empty()) else {
         return;
@@ -125,14 +127,26 @@ pub fn route(
             }
         }
     }
-    compact(status);
+    let refused = compact(status);
+    if refused > 0 {
+        reports.add(
+            &mut status.timeline,
+            now.clone(),
+            "NotificationRefused",
+            format!(
+                "{refused} notification(s) not recorded: {} are still pending; fix the failing receivers",
+                status.notifications.len()
+            ),
+        );
+    }
 }
 
 /// Keeps the ledger bounded: past [`MAX_NOTIFICATIONS`] entries, the
 /// oldest finished ones are counted in `notificationHistory` and dropped.
 /// Pending entries stay; past the schema's hard bound the newest entries
 /// are refused instead (a Pending entry is never dropped to make room).
-pub fn compact(status: &mut IncidentStatus) {
+/// Returns how many were refused.
+pub fn compact(status: &mut IncidentStatus) -> usize {
     let target = MAX_NOTIFICATIONS as usize;
     while status.notifications.len() > target {
         let Some(oldest) = status
@@ -151,9 +165,10 @@ pub fn compact(status: &mut IncidentStatus) {
             _ => history.delivered = history.delivered.saturating_add(1),
         }
     }
-    status
-        .notifications
-        .truncate(MAX_NOTIFICATIONS_STORED as usize);
+    let bound = MAX_NOTIFICATIONS_STORED as usize;
+    let refused = status.notifications.len().saturating_sub(bound);
+    status.notifications.truncate(bound);
+    refused
 }
 
 /// Notes why the last attempts failed, on entries still Pending.
@@ -347,6 +362,8 @@ mod tests {
                 &payments_policy(),
                 &[change(Trigger::Declared, "x")],
                 &mut status,
+                &mut Reports::default(),
+                &Time(at("2026-11-24T14:10:00Z")),
             );
             let now = at("2026-11-24T14:10:06Z")
                 .checked_add(SignedDuration::from_millis(millis))
@@ -378,6 +395,8 @@ mod tests {
             &policy,
             &[change(Trigger::Declared, "Declared SEV1")],
             &mut status,
+            &mut Reports::default(),
+            &Time(at("2026-11-24T14:10:00Z")),
         );
         // The same kind of change twice is two notifications.
         for _ in 0..2 {
@@ -386,6 +405,8 @@ mod tests {
                 &policy,
                 &[change(Trigger::Resolved, "x")],
                 &mut status,
+                &mut Reports::default(),
+                &Time(at("2026-11-24T14:10:00Z")),
             );
         }
         let keys: Vec<&str> = status
@@ -417,6 +438,8 @@ mod tests {
                 &policy,
                 &[change(Trigger::Resolved, "x")],
                 &mut status,
+                &mut Reports::default(),
+                &Time(at("2026-11-24T14:10:00Z")),
             );
         }
         // The first 10 finished, the rest still pending.
@@ -430,6 +453,8 @@ mod tests {
                 &policy,
                 &[change(Trigger::Resolved, "x")],
                 &mut status,
+                &mut Reports::default(),
+                &Time(at("2026-11-24T14:10:00Z")),
             );
         }
         assert_eq!(
@@ -458,6 +483,8 @@ mod tests {
             &payments_policy(),
             &[change(Trigger::Declared, "Declared SEV1")],
             &mut status,
+            &mut Reports::default(),
+            &Time(at("2026-11-24T14:10:00Z")),
         );
         let backoff = Backoff {
             base: Duration::from_secs(10),
@@ -512,5 +539,41 @@ mod tests {
             2,
             &mut more
         ));
+    }
+
+    #[test]
+    fn past_the_hard_bound_new_entries_are_refused_and_said_so() {
+        let mut inc = incident(crate::api::Phase::Triggered, "SEV1");
+        inc.metadata.uid = Some("u1".into());
+        let policy = payments_policy();
+        let mut status = IncidentStatus::default();
+        let now = Time(at("2026-11-24T14:10:00Z"));
+        let mut quiet = Reports::default();
+        for _ in 0..MAX_NOTIFICATIONS_STORED {
+            route(
+                &inc,
+                &policy,
+                &[change(Trigger::Resolved, "x")],
+                &mut status,
+                &mut quiet,
+                &now,
+            );
+        }
+        assert!(quiet.into_inner().is_empty());
+        let first: Vec<_> = status.notifications.clone();
+        let mut reports = Reports::default();
+        route(
+            &inc,
+            &policy,
+            &[change(Trigger::Resolved, "x")],
+            &mut status,
+            &mut reports,
+            &now,
+        );
+        assert_eq!(status.notifications, first, "every Pending entry kept");
+        let reports = reports.into_inner();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].reason, "NotificationRefused");
+        assert!(reports[0].warning);
     }
 }

@@ -38,7 +38,10 @@ impl Reports {
             reason: type_.to_string(),
             action: action_of(type_, &message),
             message: message.clone(),
-            warning: matches!(type_, "Escalated" | "NotificationFailed"),
+            warning: matches!(
+                type_,
+                "Escalated" | "NotificationFailed" | "NotificationRefused"
+            ),
         });
         push(
             timeline,
