@@ -26,7 +26,15 @@ const RECONCILIATIONS: &str = r#"klaxon_reconciliations_total{controller="incide
 /// A namespace whose team policy sends every trigger of every severity to
 /// a webhook on `receiver`; returns the namespace and the URL's token.
 async fn routed_namespace(client: &Client, receiver: &Receiver, prefix: &str) -> (String, String) {
-    let cluster = support::cluster();
+    routed_namespace_in(support::cluster(), client, receiver, prefix).await
+}
+
+async fn routed_namespace_in(
+    cluster: &support::Cluster,
+    client: &Client,
+    receiver: &Receiver,
+    prefix: &str,
+) -> (String, String) {
     let ns = support::namespace(client, prefix).await;
     let token = format!("hook-{ns}");
     secret(client, &ns, "hooks", &[("hook", &receiver.url(&token))]).await;
@@ -345,11 +353,23 @@ async fn a_policy_whose_receiver_secret_is_missing_says_so_until_it_exists() {
 
 #[tokio::test]
 async fn a_receiver_url_fixed_in_its_secret_is_used_within_seconds() {
-    let cluster = support::cluster();
-    operator::shared();
+    // Its own operator, with attempts to spare: the shared one gives up
+    // after 4 quick attempts, which could all fall before the fix.
+    let cluster = &support::Cluster::start("fixurl");
+    cluster.install_crds();
+    let mut operator = operator::Operator::start(
+        &cluster.kubeconfig,
+        "fixurl",
+        &[
+            ("KLAXON_DELIVERY_BACKOFF", "1s"),
+            ("KLAXON_DELIVERY_BACKOFF_MAX", "2s"),
+            ("KLAXON_DELIVERY_ATTEMPTS", "100"),
+        ],
+    );
+    operator.wait_ready(WAIT);
     let client = cluster.client().await;
     let receiver = Receiver::start().await;
-    let (ns, token) = routed_namespace(&client, &receiver, "fixurl").await;
+    let (ns, token) = routed_namespace_in(cluster, &client, &receiver, "fixurl").await;
     // Point the receiver somewhere nothing listens, as a typo would.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let wrong = format!("http://127.0.0.1:{}/nowhere", operator::free_port());
