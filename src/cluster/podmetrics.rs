@@ -80,13 +80,11 @@ struct State {
     available: Option<bool>,
     /// namespace → pod → sample
     samples: HashMap<String, HashMap<String, PodSample>>,
-    /// Namespaces listed at least once, successfully or not.
-    attempted: std::collections::HashSet<String>,
 }
 
 /// The latest samples, shared between the poller and the reconciler.
 #[derive(Clone, Default)]
-pub struct MetricsCache(Arc<RwLock<State>>, Arc<tokio::sync::Notify>);
+pub struct MetricsCache(Arc<RwLock<State>>);
 
 impl MetricsCache {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -95,27 +93,6 @@ impl MetricsCache {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.0.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Waits (at most `timeout`) until `namespace` has been sampled once,
-    /// so a fresh incident's first status already shows CPU and memory
-    /// instead of being written twice. Returns at once when the metrics
-    /// API is not served.
-    pub async fn first_sample(&self, namespace: &str, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            // Created before the check, so no update slips between them.
-            let updated = self.1.notified();
-            {
-                let state = self.read();
-                if state.available != Some(true) || state.attempted.contains(namespace) {
-                    return;
-                }
-            }
-            if tokio::time::timeout_at(deadline, updated).await.is_err() {
-                return;
-            }
-        }
     }
 
     /// Whether the metrics API is served; `None` before the first probe.
@@ -212,7 +189,6 @@ pub async fn poll(
         }
         if !available {
             cache.write().samples.clear();
-            cache.1.notify_waiters();
             continue;
         }
         let lists = futures::stream::iter(namespaces)
@@ -226,10 +202,6 @@ pub async fn poll(
             .buffer_unordered(PARALLEL_LISTS);
         futures::pin_mut!(lists);
         while let Some((namespace, list)) = lists.next().await {
-            if cache.write().attempted.insert(namespace.clone()) {
-                // A failed first list must not hold reconciles back either.
-                cache.1.notify_waiters();
-            }
             let list = match list {
                 Ok(list) => list,
                 Err(error) => {
@@ -247,7 +219,6 @@ pub async fn poll(
                 let incidents = index.in_namespace(&namespace);
                 // Samples first: the reconciles triggered below read them.
                 cache.write().samples.insert(namespace, samples);
-                cache.1.notify_waiters();
                 for incident in incidents {
                     let _ = trigger.unbounded_send(incident);
                 }
@@ -256,7 +227,6 @@ pub async fn poll(
         if full {
             let mut state = cache.write();
             state.samples.retain(|ns, _| linked.contains(ns));
-            state.attempted.retain(|ns| linked.contains(ns));
         }
     }
 }
@@ -271,38 +241,5 @@ async fn discover(client: &Client) -> Option<bool> {
             warn!(%error, "cannot discover {GROUP_VERSION}; keeping the last known state");
             None
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_first_sample_is_awaited_only_until_the_namespace_was_listed() {
-        let cache = MetricsCache::default();
-        // Metrics API state unknown or absent: no wait at all.
-        cache.first_sample("shop", Duration::from_secs(60)).await;
-        cache.write().available = Some(true);
-        let waiter = {
-            let cache = cache.clone();
-            tokio::spawn(async move { cache.first_sample("shop", Duration::from_secs(60)).await })
-        };
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
-        // Listed, even if the list failed: the waiter goes on.
-        cache.write().attempted.insert("shop".into());
-        cache.1.notify_waiters();
-        tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
-            .expect("released")
-            .expect("joined");
-        // And the wait is bounded when the poller never comes.
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            cache.first_sample("elsewhere", Duration::from_millis(20)),
-        )
-        .await
-        .expect("bounded");
     }
 }

@@ -27,9 +27,6 @@ use crate::{
     },
 };
 
-/// How long a reconcile waits for a new namespace's first PodMetrics.
-const FIRST_SAMPLE_WAIT: Duration = Duration::from_millis(750);
-
 /// The Deployments an incident affects: named ones as written, selected
 /// ones sorted, at most the status bound.
 pub struct Affected {
@@ -50,12 +47,9 @@ pub async fn observe(state: &State, incident: &Incident, policy: &EffectivePolic
         .caches
         .links
         .link(reference, &namespace, &affected.names, affected.selects);
-    // A namespace linked for the first time is sampled at once; waiting
-    // briefly for it saves a second status write per fresh incident.
-    state
-        .metrics
-        .first_sample(&namespace, FIRST_SAMPLE_WAIT)
-        .await;
+    // A namespace linked for the first time is sampled at once, and the
+    // sample wakes the incident again: the first status does not wait
+    // for CPU and memory.
     let mut observation = gather(
         state,
         incident,
