@@ -10,9 +10,17 @@
 //!   apiserver's audit log (the operator sends `User-Agent: klaxon/<ver>`).
 //!
 //! It exits non-zero when a target is missed.
+//!
+//! That is the quick tier. `KLAXON_BENCH=large make bench` runs the large
+//! one instead (10× the objects, floor, sequential, burst, live
+//! propagation, idle cost and a kubectl comparison): see
+//! `enrichment/large.rs`.
 
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
+
+#[path = "enrichment/large.rs"]
+mod large;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -52,7 +60,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let ok = runtime.block_on(bench());
+    let ok = match std::env::var("KLAXON_BENCH").unwrap_or_default().as_str() {
+        "" | "quick" => runtime.block_on(bench()),
+        "large" => runtime.block_on(large::bench()),
+        other => {
+            eprintln!("KLAXON_BENCH={other}: unknown tier; use quick (the default) or large");
+            false
+        }
+    };
     if !ok {
         std::process::exit(1);
     }
