@@ -77,25 +77,11 @@ pub fn labels<K: Resource>(object: &K) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Incident, IncidentSpec};
+    use crate::{api::Incident, domain::incident::testing};
     use kube::runtime::{reflector, watcher::Event};
 
     fn incident(generation: i64, status: Option<&str>) -> Incident {
-        let mut incident = Incident::new(
-            "a",
-            IncidentSpec {
-                title: "t".into(),
-                severity: "SEV2".into(),
-                phase: Default::default(),
-                summary: None,
-                commander: None,
-                responders: vec![],
-                affected: None,
-                notes: vec![],
-                postmortem: None,
-            },
-        );
-        incident.metadata.namespace = Some("shop".into());
+        let mut incident = testing::incident(crate::api::Phase::Triggered, "SEV2");
         incident.metadata.generation = Some(generation);
         incident.status = status.map(|s| crate::api::IncidentStatus {
             summary: Some(s.into()),

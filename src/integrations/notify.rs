@@ -300,23 +300,12 @@ pub fn describe(error: reqwest::Error, peer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::incident::testing;
 
     #[test]
     fn the_payload_names_the_incident_and_carries_the_key() {
-        let mut incident = Incident::new(
-            "checkout-5xx",
-            crate::api::IncidentSpec {
-                title: "Checkout returns 5xx".into(),
-                severity: "SEV2".into(),
-                phase: crate::api::Phase::Triggered,
-                summary: None,
-                commander: Some("alice".into()),
-                responders: vec![],
-                affected: None,
-                notes: vec![],
-                postmortem: None,
-            },
-        );
+        let mut incident = testing::incident(crate::api::Phase::Triggered, "SEV2");
+        incident.spec.commander = Some("alice".into());
         incident.metadata.namespace = Some("shop".into());
         incident.metadata.uid = Some("u-1".into());
         let declared = Delivery {
@@ -339,20 +328,7 @@ mod tests {
 
     #[test]
     fn a_severity_raise_says_from_what_to_what() {
-        let mut incident = Incident::new(
-            "checkout-5xx",
-            crate::api::IncidentSpec {
-                title: "Checkout returns 5xx".into(),
-                severity: "SEV1".into(),
-                phase: crate::api::Phase::Triggered,
-                summary: None,
-                commander: None,
-                responders: vec![],
-                affected: None,
-                notes: vec![],
-                postmortem: None,
-            },
-        );
+        let mut incident = testing::incident(crate::api::Phase::Triggered, "SEV1");
         incident.metadata.namespace = Some("shop".into());
         let raise = Delivery {
             key: "u-1.3.SeverityChanged.hook".into(),

@@ -320,6 +320,25 @@ mod tests {
     use super::*;
     use crate::domain::incident::testing::{at, incident, payments_policy};
 
+    /// Routes one change, discarding its reports.
+    fn route_one(
+        inc: &Incident,
+        policy: &EffectivePolicy,
+        trigger: Trigger,
+        text: &str,
+        status: &mut IncidentStatus,
+    ) {
+        let now = Time(at("2026-11-24T14:10:00Z"));
+        route(
+            inc,
+            policy,
+            &[change(trigger, text)],
+            status,
+            &mut Reports::default(),
+            &now,
+        );
+    }
+
     fn change(trigger: Trigger, text: &str) -> Change {
         Change {
             triggers: vec![trigger],
@@ -357,13 +376,12 @@ mod tests {
         };
         for millis in [1, 499, 500, 999] {
             let mut status = IncidentStatus::default();
-            route(
+            route_one(
                 &inc,
                 &payments_policy(),
-                &[change(Trigger::Declared, "x")],
+                Trigger::Declared,
+                "x",
                 &mut status,
-                &mut Reports::default(),
-                &Time(at("2026-11-24T14:10:00Z")),
             );
             let now = at("2026-11-24T14:10:06Z")
                 .checked_add(SignedDuration::from_millis(millis))
@@ -390,24 +408,16 @@ mod tests {
         inc.metadata.uid = Some("u1".into());
         let policy = payments_policy();
         let mut status = IncidentStatus::default();
-        route(
+        route_one(
             &inc,
             &policy,
-            &[change(Trigger::Declared, "Declared SEV1")],
+            Trigger::Declared,
+            "Declared SEV1",
             &mut status,
-            &mut Reports::default(),
-            &Time(at("2026-11-24T14:10:00Z")),
         );
         // The same kind of change twice is two notifications.
         for _ in 0..2 {
-            route(
-                &inc,
-                &policy,
-                &[change(Trigger::Resolved, "x")],
-                &mut status,
-                &mut Reports::default(),
-                &Time(at("2026-11-24T14:10:00Z")),
-            );
+            route_one(&inc, &policy, Trigger::Resolved, "x", &mut status);
         }
         let keys: Vec<&str> = status
             .notifications
@@ -433,14 +443,7 @@ mod tests {
         let mut status = IncidentStatus::default();
         let n = MAX_NOTIFICATIONS as usize;
         for _ in 0..n {
-            route(
-                &inc,
-                &policy,
-                &[change(Trigger::Resolved, "x")],
-                &mut status,
-                &mut Reports::default(),
-                &Time(at("2026-11-24T14:10:00Z")),
-            );
+            route_one(&inc, &policy, Trigger::Resolved, "x", &mut status);
         }
         // The first 10 finished, the rest still pending.
         for entry in status.notifications.iter_mut().take(10) {
@@ -448,14 +451,7 @@ mod tests {
         }
         status.notifications[3].state = DeliveryState::Failed;
         for _ in 0..15 {
-            route(
-                &inc,
-                &policy,
-                &[change(Trigger::Resolved, "x")],
-                &mut status,
-                &mut Reports::default(),
-                &Time(at("2026-11-24T14:10:00Z")),
-            );
+            route_one(&inc, &policy, Trigger::Resolved, "x", &mut status);
         }
         assert_eq!(
             status.notification_history,
@@ -478,13 +474,12 @@ mod tests {
         let mut inc = incident(crate::api::Phase::Triggered, "SEV1");
         inc.metadata.uid = Some("u1".into());
         let mut status = IncidentStatus::default();
-        route(
+        route_one(
             &inc,
             &payments_policy(),
-            &[change(Trigger::Declared, "Declared SEV1")],
+            Trigger::Declared,
+            "Declared SEV1",
             &mut status,
-            &mut Reports::default(),
-            &Time(at("2026-11-24T14:10:00Z")),
         );
         let backoff = Backoff {
             base: Duration::from_secs(10),
