@@ -1,21 +1,26 @@
-//! What this operator wrote that its watch cache may not show yet.
+//! What this operator wrote that its watch cache may not show yet: an
+//! optimisation only.
 //!
 //! A reconcile triggered by something other than the Incident itself (a
 //! pod, a metrics sample) can run before the watch delivers the status the
-//! previous reconcile wrote. Computing from that stale status would report
-//! the same transitions twice (duplicate Events, duplicate notifications)
-//! and send a pointless patch. The object's `resourceVersion` says exactly
-//! whether the cache is behind: if it is still the version the write was
-//! based on, the written status is the current one.
+//! previous reconcile wrote. Planning from that stale status would only
+//! cost a conflict (every status write carries the resourceVersion it was
+//! planned from) and a re-read; planning from what was written saves both.
+//! The object's `resourceVersion` says whether the cache is behind: if it
+//! is still a version our writes replaced, the written object is newer. A
+//! wrong or forgotten entry can cost a retry, never change an outcome.
 
 use std::{collections::HashMap, hash::Hash, sync::Mutex};
 
-/// Entries kept at most; beyond it the memo starts over, which only costs a
-/// conflict and a re-read, never correctness (every write is conditional).
+/// Entries kept at most; beyond it the oldest write is forgotten, which
+/// only costs a conflict and a re-read, never correctness (every write is
+/// conditional).
 const MAX_ENTRIES: usize = 512;
 
 pub struct Written<K, S> {
     entries: Mutex<HashMap<K, Entry<S>>>,
+    /// Counts the writes recorded, to find the oldest.
+    writes: std::sync::atomic::AtomicU64,
 }
 
 struct Entry<S> {
@@ -24,6 +29,8 @@ struct Entry<S> {
     behind: Vec<String>,
     /// The version our last write produced.
     latest: String,
+    /// The order our last write was recorded in.
+    written: u64,
     status: S,
 }
 
@@ -31,11 +38,12 @@ impl<K, S> Default for Written<K, S> {
     fn default() -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            writes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
 
-impl<K: Hash + Eq, S: Clone> Written<K, S> {
+impl<K: Hash + Eq + Clone, S: Clone> Written<K, S> {
     /// The status we last wrote for `key`, when the cached object at
     /// `resource_version` predates that write. Any other version is either
     /// our last write or a later change by someone else, which carries our
@@ -61,11 +69,18 @@ impl<K: Hash + Eq, S: Clone> Written<K, S> {
         };
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
-            entries.clear();
+            let oldest = entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.written)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                entries.remove(&oldest);
+            }
         }
         let entry = entries.entry(key).or_insert_with(|| Entry {
             behind: Vec::new(),
             latest: based_on.clone(),
+            written: 0,
             status: status.clone(),
         });
         let previous = std::mem::replace(&mut entry.latest, produced);
@@ -75,6 +90,9 @@ impl<K: Hash + Eq, S: Clone> Written<K, S> {
             }
         }
         entry.status = status;
+        entry.written = self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<S>>> {
@@ -101,5 +119,17 @@ mod tests {
         // It delivered the last (or anything later): forget it.
         assert_eq!(written.newer_than_cache(&"a", Some("3")), None);
         assert_eq!(written.newer_than_cache(&"a", Some("1")), None);
+    }
+
+    #[test]
+    fn a_full_memo_forgets_its_oldest_write_only() {
+        let written: Written<usize, u32> = Written::default();
+        for key in 0..MAX_ENTRIES {
+            written.record(key, Some("1".into()), Some("2".into()), 7);
+        }
+        written.record(MAX_ENTRIES, Some("1".into()), Some("2".into()), 8);
+        assert_eq!(written.newer_than_cache(&0, Some("1")), None, "the oldest");
+        assert_eq!(written.newer_than_cache(&1, Some("1")), Some(7));
+        assert_eq!(written.newer_than_cache(&MAX_ENTRIES, Some("1")), Some(8));
     }
 }
