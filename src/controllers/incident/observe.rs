@@ -269,20 +269,7 @@ mod tests {
     };
 
     fn with_metrics(names: &[&str], age: Duration) -> Incident {
-        let mut incident = Incident::new(
-            "i",
-            api::IncidentSpec {
-                title: "t".into(),
-                severity: "SEV2".into(),
-                phase: Phase::Triggered,
-                summary: None,
-                commander: None,
-                responders: vec![],
-                affected: None,
-                notes: vec![],
-                postmortem: None,
-            },
-        );
+        let mut incident = crate::domain::incident::testing::incident(Phase::Triggered, "SEV2");
         let at = Timestamp::now()
             .checked_sub(SignedDuration::try_from(age).expect("age"))
             .expect("time");

@@ -64,22 +64,12 @@ pub fn fit(status: &mut IncidentStatus, max_bytes: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::incident::EventSummary;
+    use crate::domain::incident::testing::event_storm;
 
     #[test]
     fn sheds_events_first_and_ends_under_the_bound() {
         let mut status = IncidentStatus {
-            events: (0..100)
-                .map(|i| EventSummary {
-                    type_: "Warning".into(),
-                    reason: "BackOff".into(),
-                    object: format!("Pod/checkout-{i}"),
-                    message: "x".repeat(256),
-                    count: 1,
-                    first_seen: None,
-                    last_seen: None,
-                })
-                .collect(),
+            events: event_storm(100),
             ..Default::default()
         };
         fit(&mut status, 8 * 1024);

@@ -165,3 +165,18 @@ pub fn every_change_policy() -> EffectivePolicy {
     }
     policy
 }
+
+/// `n` distinct BackOff events with long messages.
+pub fn event_storm(n: usize) -> Vec<crate::api::incident::EventSummary> {
+    (0..n)
+        .map(|i| crate::api::incident::EventSummary {
+            type_: "Warning".into(),
+            reason: "BackOff".into(),
+            object: format!("Pod/checkout-{i}"),
+            message: "x".repeat(256),
+            count: 1,
+            first_seen: None,
+            last_seen: None,
+        })
+        .collect()
+}

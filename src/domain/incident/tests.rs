@@ -4,10 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{budget::fit, conditions::*, testing::*};
 use crate::{
-    api::{
-        Phase,
-        incident::{EventSummary, Note},
-    },
+    api::{Phase, incident::Note},
     domain::conditions::READY,
 };
 
@@ -187,19 +184,8 @@ fn a_missing_deployment_is_a_condition() {
 
 #[test]
 fn the_status_stays_bounded_under_an_event_storm() {
-    let events: Vec<EventSummary> = (0..100)
-        .map(|i| EventSummary {
-            type_: "Warning".into(),
-            reason: "BackOff".into(),
-            object: format!("Pod/checkout-{i}"),
-            message: "x".repeat(256),
-            count: 1,
-            first_seen: None,
-            last_seen: None,
-        })
-        .collect();
     let mut storm = observation(vec![checkout(0, &[])]);
-    storm.events = events;
+    storm.events = event_storm(100);
     let mut status = plan(
         &incident(Phase::Triggered, "SEV2"),
         storm,
