@@ -9,7 +9,8 @@
 //! 1. the floor: the create → status write → watch notification round trip
 //!    Klaxon makes, done by a minimal writer in this process (a server-side
 //!    apply of a status of the same size, the moment its watch sees the
-//!    Incident), 50 times in a row, before the operator starts;
+//!    Incident), 50 times in a row, then for a burst of the same size as
+//!    step 3 at once, before the operator starts;
 //! 2. 50 Incidents declared one at a time (each naming two Deployments, each
 //!    in a namespace with no open incident), declared → enriched;
 //! 3. 500 declared at once (leaving 550 open);
@@ -150,7 +151,7 @@ pub async fn bench() -> bool {
     let observer = Observer::start(cluster.client().await).await;
 
     eprintln!("floor: {FLOOR_SAMPLES} round trips through a minimal writer ...");
-    let floor = floor(&cluster, &client, &observer).await;
+    let (floor, burst_floor) = floor(&cluster, &client, &observer, burst).await;
     eprintln!(
         "floor round trips (ms): {:?}",
         floor
@@ -259,6 +260,7 @@ pub async fn bench() -> bool {
         open,
         sync_time,
         floor,
+        burst_floor,
         sequential,
         burst: burst_latencies,
         live,
@@ -528,7 +530,12 @@ impl Samples {
 /// `FLOOR_SAMPLES` Incidents created one at a time in a namespace of their
 /// own, each given an enriched-looking status by a minimal writer that
 /// watches them; the Incidents are deleted afterwards.
-async fn floor(cluster: &Cluster, client: &Client, observer: &Observer) -> Samples {
+async fn floor(
+    cluster: &Cluster,
+    client: &Client,
+    observer: &Observer,
+    burst: usize,
+) -> (Samples, Samples) {
     let ns = support::namespace(client, "floor").await;
     let writer = {
         let api: Api<Incident> = Api::namespaced(cluster.client().await, &ns);
@@ -604,11 +611,38 @@ async fn floor(cluster: &Cluster, client: &Client, observer: &Observer) -> Sampl
             samples.push(sample);
         }
     }
+    // The same writer answering a burst: what the apiserver and etcd alone
+    // take for `burst` creates and status writes at once.
+    let creates = (0..burst).map(|j| {
+        let name = format!("floor-burst-{j}");
+        let seen = observer.expect(&ns, &name, enriched);
+        let (api, incident) = (api.clone(), incident(&ns, &name, SEQUENTIAL_PAIR));
+        async move {
+            let at = Instant::now();
+            api.create(&PostParams::default(), &incident)
+                .await
+                .expect("create incident");
+            (at, at.elapsed(), seen)
+        }
+    });
+    let created = join_all(creates.collect::<Vec<_>>()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    let mut bursts = Samples::default();
+    for (created, result) in join_all(
+        created
+            .into_iter()
+            .map(|(at, created, seen)| async move { (created, latency(at, seen, deadline).await) }),
+    )
+    .await
+    {
+        bursts.created.push(created);
+        bursts.push(result);
+    }
     writer.abort();
     let _ = api
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await;
-    samples.finish()
+    (samples.finish(), bursts.finish())
 }
 
 /// A status shaped and sized like the one Klaxon writes for a sequential
@@ -948,6 +982,8 @@ struct Report {
     open: usize,
     sync_time: Duration,
     floor: Samples,
+    /// The minimal writer answering a burst of the same size.
+    burst_floor: Samples,
     sequential: Samples,
     burst: Samples,
     live: Samples,
@@ -1123,6 +1159,17 @@ fn report(r: Report) -> bool {
         show(r.burst.max()),
         show(TARGET_BURST_P99),
         mark(burst_ok)
+    );
+    println!(
+        "| 3. burst floor: the minimal writer, {} at once, p50 / p99 (create returned p99 {}) | {} / {} | | |",
+        r.burst_floor.latencies.len(),
+        show(percentile(&r.burst_floor.created, 99.0)),
+        show(r.burst_floor.p(50.0)),
+        show(r.burst_floor.p(99.0))
+    );
+    println!(
+        "| 3. burst p99 / burst floor p99 | {:.1}× | | |",
+        ratio(r.burst.p(99.0), r.burst_floor.p(99.0))
     );
     println!(
         "| 3. burst: create returned / first status, p50 / p99 | {} / {}; {} / {} | | |",
