@@ -195,7 +195,10 @@ pub async fn poll(
             .map(|namespace: String| {
                 let api: Api<PodMetrics> = Api::namespaced(client.clone(), &namespace);
                 async move {
-                    let list = api.list(&ListParams::default()).await;
+                    // Any recent version will do for usage: the apiserver
+                    // answers from its cache without a consistency check
+                    // (metrics-server ignores it).
+                    let list = api.list(&ListParams::default().match_any()).await;
                     (namespace, list)
                 }
             })
