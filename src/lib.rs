@@ -2,6 +2,7 @@
 //!
 //! Layers, each importing only those above it in this list:
 //! - [`api`]: the `klaxon.dev/v1alpha1` kinds, and [`crd`] generated from them;
+//! - [`kinds`]: what Klaxon reads of Kubernetes' own kinds (slim types);
 //! - [`domain`]: pure logic, no client: policy merging, enrichment from
 //!   observed objects, signals, and the incident plan;
 //! - [`metrics`], [`health`]: what the operator reports about itself;
@@ -17,6 +18,7 @@ pub mod crd;
 pub mod domain;
 pub mod health;
 pub mod integrations;
+pub mod kinds;
 pub mod metrics;
 pub mod runtime;
 

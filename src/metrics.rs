@@ -54,6 +54,9 @@ pub struct Metrics {
     /// Cached objects read by incident reconciles: the work a reconcile
     /// does, which follows its incident, not the cluster.
     pub objects_read: Counter,
+    /// Kubernetes Events not published: the queue was full (the status
+    /// timeline still records what they said).
+    pub events_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -71,6 +74,7 @@ impl Default for Metrics {
             notifications: Family::default(),
             status_conflicts: Counter::default(),
             objects_read: Counter::default(),
+            events_dropped: Counter::default(),
         }
     }
 }
@@ -126,6 +130,11 @@ impl Metrics {
             "klaxon_objects_read",
             "Cached objects (Deployments, ReplicaSets, Pods, Events) read by incident reconciles",
             self.objects_read.clone(),
+        );
+        registry.register(
+            "klaxon_events_dropped",
+            "Kubernetes Events about incidents not published because the queue was full",
+            self.events_dropped.clone(),
         );
         registry.register(
             "klaxon_reconcile_duration_seconds",

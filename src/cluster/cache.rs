@@ -7,10 +7,7 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use k8s_openapi::api::{
-    apps::v1::{Deployment, ReplicaSet},
-    core::v1::{Event, Namespace, Pod},
-};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     Api, Client,
     runtime::{
@@ -22,28 +19,27 @@ use kube::{
 use super::{
     index::Index,
     keyed::{self, Keyed},
-    watch::{Changes, Watches, reflect},
+    store::Cache,
+    watch::{self, Changes, Watches, reflect},
 };
 use crate::{
     api::{ClusterResponsePolicy, Incident, ResponsePolicy},
-    domain::enrich::deployment::REVISION_ANNOTATION,
+    domain::enrich::events::Warning,
+    kinds::{Deployment, Event, Pod, ReplicaSet},
 };
 
 /// Readers of every cache, and the indexes over them.
 #[derive(Clone)]
 pub struct Caches {
-    pub deployments: Store<Deployment>,
-    /// Deployments by namespace (selectors, signals).
-    pub deployments_by_namespace: Keyed<Deployment>,
-    pub replicasets: Store<ReplicaSet>,
-    /// ReplicaSets by `<namespace>/<owning Deployment>`.
-    pub replicasets_by_owner: Keyed<ReplicaSet>,
-    pub pods: Store<Pod>,
-    /// Pods by `<namespace>/<owning ReplicaSet>`.
-    pub pods_by_owner: Keyed<Pod>,
-    pub events: Store<Event>,
-    /// Warning events by `<namespace>/<kind>/<name>` of their object.
-    pub events_by_object: Keyed<Event>,
+    /// Deployments, by namespace (selectors, signals).
+    pub deployments: Cache<Deployment>,
+    /// ReplicaSets, by `<namespace>/<owning Deployment>`.
+    pub replicasets: Cache<ReplicaSet>,
+    /// Pods, by `<namespace>/<owning ReplicaSet>`.
+    pub pods: Cache<Pod>,
+    /// Warning events (as much as a summary shows), by
+    /// `<namespace>/<kind>/<name>` of their object.
+    pub events: Cache<Warning>,
     pub policies: Store<ResponsePolicy>,
     pub policies_by_namespace: Keyed<ResponsePolicy>,
     pub cluster_policies: Store<ClusterResponsePolicy>,
@@ -72,37 +68,36 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
     let all = || watcher::Config::default();
     let links = Index::default();
 
-    let deployments_by_namespace = Keyed::new(keyed::by_namespace::<Deployment>);
-    let (deployments, deployments_stream) = reflect(
+    let (deployments, deployments_stream) = watch::cache(
         Api::all(client.clone()),
         all(),
         trim_deployment,
-        feed(&deployments_by_namespace),
+        Deployment::clone,
+        keyed::by_namespace::<Deployment>,
         watches,
     );
-    let replicasets_by_owner =
-        Keyed::new(|rs: &ReplicaSet| keyed::owner_key(&rs.metadata, "Deployment"));
-    let (replicasets, replicasets_stream) = reflect(
+    let (replicasets, replicasets_stream) = watch::cache(
         Api::all(client.clone()),
         all(),
         trim_replicaset,
-        feed(&replicasets_by_owner),
+        ReplicaSet::clone,
+        |rs: &ReplicaSet| keyed::owner_key(&rs.metadata, "Deployment"),
         watches,
     );
-    let pods_by_owner = Keyed::new(|pod: &Pod| keyed::owner_key(&pod.metadata, "ReplicaSet"));
-    let (pods, pods_stream) = reflect(
+    let (pods, pods_stream) = watch::cache(
         Api::all(client.clone()),
         all(),
         trim_pod,
-        feed(&pods_by_owner),
+        Pod::clone,
+        |pod: &Pod| keyed::owner_key(&pod.metadata, "ReplicaSet"),
         watches,
     );
-    let events_by_object = Keyed::new(event_key);
-    let (events, events_stream) = reflect(
+    let (events, events_stream) = watch::cache(
         Api::all(client.clone()),
         all().fields("type=Warning"),
-        trim_event,
-        feed(&events_by_object),
+        |_| {},
+        Warning::of,
+        warning_key,
         watches,
     );
     let policies_by_namespace = Keyed::new(keyed::by_namespace::<ResponsePolicy>);
@@ -158,13 +153,9 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
     (
         Caches {
             deployments,
-            deployments_by_namespace,
             replicasets,
-            replicasets_by_owner,
             pods,
-            pods_by_owner,
             events,
-            events_by_object,
             policies,
             policies_by_namespace,
             cluster_policies,
@@ -195,17 +186,16 @@ where
     move |event| index.apply(event)
 }
 
-/// `<namespace>/<kind>/<name>` of the object an Event is about.
-pub fn event_key(event: &Event) -> Vec<String> {
-    let object = &event.involved_object;
-    let namespace = object
-        .namespace
-        .as_deref()
-        .or(event.metadata.namespace.as_deref());
-    match (namespace, object.kind.as_deref(), object.name.as_deref()) {
-        (Some(ns), Some(kind), Some(name)) => vec![object_key(ns, kind, name)],
-        _ => Vec::new(),
+/// `<namespace>/<kind>/<name>` of the object a Warning event is about.
+fn warning_key(warning: &Warning) -> Vec<String> {
+    if warning.namespace.is_empty() || warning.kind.is_empty() || warning.object.is_empty() {
+        return Vec::new();
     }
+    vec![object_key(
+        &warning.namespace,
+        &warning.kind,
+        &warning.object,
+    )]
 }
 
 pub fn object_key(namespace: &str, kind: &str, name: &str) -> String {
@@ -216,10 +206,10 @@ impl Caches {
     /// Waits until every cache holds its initial list.
     pub async fn wait_until_ready(&self) -> bool {
         use self::wait_until_ready as ready;
-        ready(&self.deployments).await
-            && ready(&self.replicasets).await
-            && ready(&self.pods).await
-            && ready(&self.events).await
+        self.deployments.wait_until_ready().await
+            && self.replicasets.wait_until_ready().await
+            && self.pods.wait_until_ready().await
+            && self.events.wait_until_ready().await
             && ready(&self.policies).await
             && ready(&self.cluster_policies).await
             && ready(&self.namespaces).await
@@ -248,34 +238,23 @@ impl Caches {
 
     /// The namespace's Deployments.
     pub fn deployments_in(&self, namespace: &str) -> Vec<Arc<Deployment>> {
-        Self::lookup(&self.deployments, &self.deployments_by_namespace, namespace)
+        self.deployments.by_key(namespace)
     }
 
     /// The ReplicaSets a Deployment controls.
     pub fn replicasets_of(&self, namespace: &str, deployment: &str) -> Vec<Arc<ReplicaSet>> {
-        Self::lookup(
-            &self.replicasets,
-            &self.replicasets_by_owner,
-            &format!("{namespace}/{deployment}"),
-        )
+        self.replicasets
+            .by_key(&format!("{namespace}/{deployment}"))
     }
 
     /// The Pods a ReplicaSet controls.
     pub fn pods_of(&self, namespace: &str, replicaset: &str) -> Vec<Arc<Pod>> {
-        Self::lookup(
-            &self.pods,
-            &self.pods_by_owner,
-            &format!("{namespace}/{replicaset}"),
-        )
+        self.pods.by_key(&format!("{namespace}/{replicaset}"))
     }
 
     /// The Warning events about one object.
-    pub fn events_about(&self, namespace: &str, kind: &str, name: &str) -> Vec<Arc<Event>> {
-        Self::lookup(
-            &self.events,
-            &self.events_by_object,
-            &object_key(namespace, kind, name),
-        )
+    pub fn events_about(&self, namespace: &str, kind: &str, name: &str) -> Vec<Arc<Warning>> {
+        self.events.by_key(&object_key(namespace, kind, name))
     }
 
     /// The namespace's Incidents.
@@ -342,32 +321,12 @@ pub fn trim_incident(incident: &mut Incident) {
         .insert(TRIMMED_ANNOTATION.into(), "true".into());
 }
 
-fn trim_meta(meta: &mut kube::api::ObjectMeta, keep_annotations: &[&str]) {
-    meta.managed_fields = None;
-    meta.finalizers = None;
-    meta.generate_name = None;
-    if let Some(annotations) = meta.annotations.take() {
-        let kept: BTreeMap<String, String> = annotations
-            .into_iter()
-            .filter(|(k, _)| keep_annotations.contains(&k.as_str()))
-            .collect();
-        meta.annotations = (!kept.is_empty()).then_some(kept);
-    }
-}
-
-/// Keeps the pod template's containers (name, image, resources) only.
-fn trim_pod_spec(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
-    let containers = std::mem::take(&mut spec.containers);
-    let init = spec.init_containers.take();
-    *spec = Default::default();
-    let slim = |c: k8s_openapi::api::core::v1::Container| k8s_openapi::api::core::v1::Container {
-        name: c.name,
-        image: c.image,
-        resources: c.resources,
-        ..Default::default()
-    };
-    spec.containers = containers.into_iter().map(slim).collect();
-    spec.init_containers = init.map(|list| list.into_iter().map(slim).collect());
+/// What no cached Deployment, ReplicaSet, Pod or Event needs once it is
+/// stored (the watch has already read its resourceVersion); the types in
+/// [`crate::kinds`] never read the rest.
+fn trim_meta(meta: &mut kube::api::ObjectMeta) {
+    meta.resource_version = None;
+    meta.generation = None;
 }
 
 /// Namespaces: name and labels are all policies read.
@@ -379,50 +338,22 @@ fn trim_namespace(ns: &mut Namespace) {
 }
 
 pub fn trim_deployment(d: &mut Deployment) {
-    trim_meta(&mut d.metadata, &[REVISION_ANNOTATION]);
-    if let Some(spec) = d.spec.as_mut() {
-        spec.template.metadata = None;
-        if let Some(pod) = spec.template.spec.as_mut() {
-            trim_pod_spec(pod);
-        }
-    }
+    d.metadata.resource_version = None;
 }
 
 pub fn trim_replicaset(rs: &mut ReplicaSet) {
-    trim_meta(&mut rs.metadata, &[REVISION_ANNOTATION]);
-    rs.metadata.labels = None;
-    if let Some(template) = rs.spec.as_mut().and_then(|s| s.template.as_mut()) {
-        template.metadata = None;
-        if let Some(pod) = template.spec.as_mut() {
-            trim_pod_spec(pod);
-        }
-    }
+    trim_meta(&mut rs.metadata);
 }
 
+/// Pods keep only the conditions read (Ready, PodScheduled), and no uid
+/// (ownership is checked on the owner's).
 pub fn trim_pod(pod: &mut Pod) {
-    trim_meta(&mut pod.metadata, &[]);
-    if let Some(spec) = pod.spec.as_mut() {
-        trim_pod_spec(spec);
+    trim_meta(&mut pod.metadata);
+    pod.metadata.uid = None;
+    if let Some(conditions) = pod.status.as_mut().and_then(|s| s.conditions.as_mut()) {
+        conditions.retain(|c| c.type_ == "Ready" || c.type_ == "PodScheduled");
+        conditions.shrink_to_fit();
     }
-    if let Some(status) = pod.status.as_mut() {
-        status.pod_ips = None;
-        status.host_ips = None;
-        status.resource_claim_statuses = None;
-    }
-}
-
-pub fn trim_event(event: &mut Event) {
-    trim_meta(&mut event.metadata, &[]);
-    event.metadata.labels = None;
-    event.source = None;
-    event.related = None;
-    event.reporting_component = None;
-    event.reporting_instance = None;
-    event.action = None;
-    event.involved_object.api_version = None;
-    event.involved_object.field_path = None;
-    event.involved_object.resource_version = None;
-    event.involved_object.uid = None;
 }
 
 /// Resolves once `store` has its initial contents (true), or its writer is

@@ -7,10 +7,13 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 
-use crate::api::Incident;
+use super::store::Cache;
+use crate::{
+    api::Incident,
+    kinds::{Pod, ReplicaSet},
+};
 
 type Key = (String, String); // (namespace, deployment name)
 
@@ -193,7 +196,7 @@ pub fn deployment_of_replicaset(rs: &ReplicaSet) -> Option<String> {
 /// The Deployment behind a Pod, through its ReplicaSet: from the cache
 /// when the ReplicaSet is there, else from the ReplicaSet's name, which
 /// the Deployment controller forms as `<deployment>-<pod-template-hash>`.
-pub fn deployment_of_pod(pod: &Pod, replicasets: &Store<ReplicaSet>) -> Option<String> {
+pub fn deployment_of_pod(pod: &Pod, replicasets: &Cache<ReplicaSet>) -> Option<String> {
     let owner = pod
         .metadata
         .owner_references
@@ -201,7 +204,7 @@ pub fn deployment_of_pod(pod: &Pod, replicasets: &Store<ReplicaSet>) -> Option<S
         .iter()
         .find(|o| o.kind == "ReplicaSet" && o.controller == Some(true))?;
     let namespace = pod.metadata.namespace.as_deref()?;
-    match replicasets.get(&ObjectRef::new(&owner.name).within(namespace)) {
+    match replicasets.get(namespace, &owner.name) {
         Some(rs) => deployment_of_replicaset(&rs),
         None => owner
             .name

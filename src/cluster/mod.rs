@@ -7,4 +7,5 @@ pub mod changes;
 pub mod index;
 pub mod keyed;
 pub mod podmetrics;
+pub mod store;
 pub mod watch;

@@ -36,6 +36,7 @@ use kube::{
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
+use super::store::{Cache, KeyFn};
 use crate::{health::Health, metrics::Metrics};
 
 /// How long the apiserver keeps a watch open before closing it (the
@@ -131,12 +132,30 @@ impl Watches {
     }
 }
 
+/// A kind one watch can follow for the whole cluster.
+pub trait Watched:
+    Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The changed objects a cache's watch delivers, errors handled.
 pub type Changes<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
 
-/// One watch for the whole cluster feeding a store: objects trimmed before
-/// they are stored, `on_event` told of every change (for indexes) before
-/// the store is, unreadable objects skipped, errors retried quickly.
+/// One watch for the whole cluster feeding a reflector store: objects
+/// trimmed before they are stored, `on_event` told of every change (for
+/// indexes) before the store is, unreadable objects skipped, errors
+/// retried quickly.
 pub fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -145,28 +164,81 @@ pub fn reflect<K>(
     watches: &Watches,
 ) -> (Store<K>, Changes<K>)
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     let (reader, writer) = reflector::store();
-    let guarded: Api<DeserializeGuard<K>> = Api::all(api.into_client());
-    let kind = kind_of::<K>();
     let store = reader.clone();
-    let unreadable = watches.clone();
-    let stream = watcher::watcher(guarded, config.timeout(WATCH_TIMEOUT_SECONDS))
-        .backoff(backoff())
-        .filter_map(move |event| ready(readable(event, kind, &store, &unreadable)))
-        .modify(trim)
+    let lookup = move |meta: &ObjectMeta| {
+        let reference = ObjectRef::<K>::new(meta.name.as_deref()?);
+        let reference = match meta.namespace.as_deref() {
+            Some(ns) => reference.within(ns),
+            None => reference,
+        };
+        store.get(&reference).map(|old| K::clone(&old))
+    };
+    let kind = kind_of::<K>();
+    let stream = events(api, config, trim, lookup, watches)
         .inspect_ok(move |event| on_event(event))
         .reflect(writer)
         .touched_objects();
-    let stream = survive(stream, kind, watches.clone());
-    (reader, stream)
+    (reader, survive(stream, kind, watches.clone()))
+}
+
+/// One watch for the whole cluster feeding a keyed [`Cache`]: as
+/// [`reflect`], for the kinds the cluster has many of; each object is
+/// stored as what `convert` makes of it.
+pub fn cache<K, V>(
+    api: Api<K>,
+    config: watcher::Config,
+    trim: fn(&mut K),
+    convert: fn(&K) -> V,
+    key: KeyFn<V>,
+    watches: &Watches,
+) -> (Cache<V>, Changes<K>)
+where
+    V: Send + Sync + 'static,
+    K: Watched + Default,
+{
+    let cache = Cache::new(key);
+    let (lookup, apply) = (cache.clone(), cache.clone());
+    // The cache keeps what `convert` made; its object is made again from
+    // the metadata the unreadable version still shows.
+    let lookup = move |meta: &ObjectMeta| {
+        lookup.get(
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref()?,
+        )?;
+        let mut gone = K::default();
+        *gone.meta_mut() = meta.clone();
+        Some(gone)
+    };
+    let kind = kind_of::<K>();
+    let stream = events(api, config, trim, lookup, watches)
+        .inspect_ok(move |event| apply.apply(event, convert))
+        .touched_objects();
+    (cache, survive(stream, kind, watches.clone()))
+}
+
+/// The watch behind [`reflect`] and [`cache`]: readable objects, trimmed.
+/// `cached` finds an object's cached version, to drop it when it turns
+/// unreadable.
+fn events<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    trim: fn(&mut K),
+    cached: impl Fn(&ObjectMeta) -> Option<K> + Send + 'static,
+    watches: &Watches,
+) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Watched,
+{
+    let guarded: Api<DeserializeGuard<K>> = Api::all(api.into_client());
+    let kind = kind_of::<K>();
+    let unreadable = watches.clone();
+    watcher::watcher(guarded, config.timeout(WATCH_TIMEOUT_SECONDS))
+        .backoff(backoff())
+        .filter_map(move |event| ready(readable(event, kind, &cached, &unreadable)))
+        .modify(trim)
 }
 
 /// The static kind name, for logs and metrics labels.
@@ -189,29 +261,18 @@ fn kind_of<K: Resource<DynamicType = ()>>() -> &'static str {
 fn readable<K>(
     event: Result<Event<DeserializeGuard<K>>, watcher::Error>,
     kind: &'static str,
-    store: &Store<K>,
+    cached: &impl Fn(&ObjectMeta) -> Option<K>,
     watches: &Watches,
 ) -> Option<Result<Event<K>, watcher::Error>>
 where
     K: Resource<DynamicType = ()> + Clone,
 {
     let skip = |bad: kube::core::error_boundary::InvalidObject, deleted: bool| {
-        let stale = if deleted {
-            None
-        } else {
-            bad.metadata.name.as_deref().and_then(|name| {
-                let reference = ObjectRef::<K>::new(name);
-                let reference = match bad.metadata.namespace.as_deref() {
-                    Some(ns) => reference.within(ns),
-                    None => reference,
-                };
-                store.get(&reference)
-            })
-        };
+        let stale = if deleted { None } else { cached(&bad.metadata) };
         if !deleted {
             watches.unreadable(kind, bad.metadata, bad.error);
         }
-        stale.map(|old| Ok(Event::Delete(K::clone(&old))))
+        stale.map(|old| Ok(Event::Delete(old)))
     };
     match event {
         Err(error) => Some(Err(error)),

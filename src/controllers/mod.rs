@@ -8,6 +8,7 @@
 //! - [`unreadable`]: reports objects the operator cannot read on them.
 
 pub mod incident;
+pub mod narrate;
 pub mod policy;
 pub mod signals;
 pub mod unreadable;

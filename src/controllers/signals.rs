@@ -8,7 +8,6 @@
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client, ResourceExt,
     api::{ObjectMeta, PostParams},
@@ -22,6 +21,7 @@ use crate::{
     domain::enrich::truncate,
     domain::policy::selects,
     domain::signals::{self, DEPLOYMENT_LABEL, Firing, MESSAGE_ANNOTATION, SIGNAL_LABEL},
+    kinds::Pod,
 };
 
 /// How often signals are evaluated; a signal's `for` is minutes, so a few

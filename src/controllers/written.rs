@@ -60,6 +60,28 @@ impl<K: Hash + Eq + Clone, S: Clone> Written<K, S> {
         }
     }
 
+    /// The watch delivered `key` at `resource_version`: forget our write
+    /// once the cache holds it (or anything later), so an incident that
+    /// goes quiet leaves no copy behind.
+    pub fn delivered(&self, key: &K, resource_version: Option<&str>) {
+        let mut entries = self.lock();
+        let caught_up = entries.get(key).is_some_and(|entry| {
+            resource_version.is_none_or(|rv| !entry.behind.iter().any(|b| b == rv))
+        });
+        if caught_up {
+            entries.remove(key);
+        }
+    }
+
+    /// How many writes are remembered.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Records that `status` was written over the object at `based_on`,
     /// producing version `produced`.
     pub fn record(&self, key: K, based_on: Option<String>, produced: Option<String>, status: S) {
@@ -119,6 +141,16 @@ mod tests {
         // It delivered the last (or anything later): forget it.
         assert_eq!(written.newer_than_cache(&"a", Some("3")), None);
         assert_eq!(written.newer_than_cache(&"a", Some("1")), None);
+    }
+
+    #[test]
+    fn the_watch_delivering_the_write_empties_the_memo() {
+        let written: Written<&str, u32> = Written::default();
+        written.record("a", Some("1".into()), Some("2".into()), 7);
+        written.delivered(&"a", Some("1"));
+        assert_eq!(written.len(), 1, "the cache is still behind");
+        written.delivered(&"a", Some("2"));
+        assert!(written.is_empty());
     }
 
     #[test]

@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::kinds::{Deployment, Pod};
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod};
 use kube::ResourceExt;
 
 use crate::{

@@ -121,8 +121,8 @@ pub async fn fresh(state: &State, incident: &Incident) -> Result<Option<Incident
         .map_err(Error::Read)
 }
 
-/// One Event per new timeline entry, on the Incident.
-pub async fn report(state: &State, incident: &Incident, reports: Vec<Report>) {
+/// One Event per new timeline entry, on the Incident, queued for publishing.
+pub fn report(state: &State, incident: &Incident, reports: Vec<Report>) {
     let object = incident.object_ref(&());
     for report in reports {
         let event = Event {
@@ -136,9 +136,7 @@ pub async fn report(state: &State, incident: &Incident, reports: Vec<Report>) {
             action: report.action,
             secondary: None,
         };
-        if let Err(error) = state.recorder.publish(&event, &object).await {
-            warn!(%error, "cannot publish an Event");
-        }
+        state.narrator.publish(object.clone(), event);
     }
 }
 
@@ -233,7 +231,7 @@ pub async fn settle(
                 for kind in gave_up {
                     state.context.metrics.notification(kind, "gave_up");
                 }
-                report(state, &written, reports).await;
+                report(state, &written, reports);
                 return Ok(written);
             }
             Err(WriteError::Conflict) => match fresh(state, &current).await? {

@@ -24,10 +24,7 @@ use std::{
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::{
-    apps::v1::{Deployment, ReplicaSet},
-    core::v1::{Event as CoreEvent, Namespace, Pod},
-};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     ResourceExt,
     runtime::{
@@ -41,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, instrument, warn};
 
 use self::execute::WriteError;
+use super::narrate::Narrator;
 use super::{Context, written::Written};
 use crate::{
     api::{self, Incident, incident::DeliveryState},
@@ -52,6 +50,7 @@ use crate::{
     domain::incident::{self as plan, Observation, routing::Outcome},
     health::Health,
     integrations::{notify::Notifier, prometheus::Prometheus, secrets::Secrets},
+    kinds::{Deployment, Event, Pod, ReplicaSet},
 };
 
 pub const CONTROLLER: &str = "incident";
@@ -90,7 +89,7 @@ pub struct State {
     caches: Caches,
     synced: AtomicBool,
     metrics: MetricsCache,
-    recorder: Recorder,
+    narrator: Narrator,
     /// What this operator last wrote, while the cache has not caught up:
     /// planning from it saves a conflict. An optimisation only: every
     /// write is conditional, so a stale entry costs a retry, never an
@@ -185,7 +184,7 @@ pub async fn run(
         caches: caches.clone(),
         synced: AtomicBool::new(false),
         metrics,
-        recorder,
+        narrator: Narrator::start(recorder, context.metrics.clone()),
         written: Written::default(),
         notifier: Notifier::new(secrets),
         prometheus: Prometheus::default(),
@@ -234,7 +233,7 @@ pub async fn run(
     };
     let by_event = {
         let (links, caches) = (links.clone(), caches.clone());
-        move |event: CoreEvent| {
+        move |event: Event| {
             let ns = event
                 .involved_object
                 .namespace
@@ -291,8 +290,24 @@ pub async fn run(
     // status write (its own, mostly) does not: the plan depends on the
     // status only through what the last pass wrote. Likewise for policies
     // (whose statuses this operator writes) and namespaces.
+    // Every delivered version first tells the written memo the cache
+    // caught up.
+    let incidents = {
+        let state = state.clone();
+        streams
+            .incidents
+            .inspect(move |item| {
+                if let Ok(incident) = item {
+                    state.written.delivered(
+                        &ObjectRef::from_obj(incident),
+                        incident.metadata.resource_version.as_deref(),
+                    );
+                }
+            })
+            .boxed()
+    };
     let incidents = changes::meaningful(
-        streams.incidents,
+        incidents,
         caches.incidents.clone(),
         changes::spec_and_labels,
     );
@@ -334,17 +349,20 @@ pub async fn run(
 
 /// The Deployment a Warning event is about, directly or through one of its
 /// ReplicaSets or Pods.
-fn deployment_of_event(event: &CoreEvent, caches: &Caches) -> Option<String> {
+fn deployment_of_event(event: &Event, caches: &Caches) -> Option<String> {
     let object = &event.involved_object;
     let name = object.name.as_deref()?;
-    let ns = object.namespace.as_deref()?;
+    let ns = object
+        .namespace
+        .as_deref()
+        .or(event.metadata.namespace.as_deref())?;
     match object.kind.as_deref()? {
         "Deployment" => Some(name.to_string()),
-        "ReplicaSet" => match caches.replicasets.get(&ObjectRef::new(name).within(ns)) {
+        "ReplicaSet" => match caches.replicasets.get(ns, name) {
             Some(rs) => index::deployment_of_replicaset(&rs),
             None => name.rsplit_once('-').map(|(d, _)| d.to_string()),
         },
-        "Pod" => match caches.pods.get(&ObjectRef::new(name).within(ns)) {
+        "Pod" => match caches.pods.get(ns, name) {
             Some(pod) => index::deployment_of_pod(&pod, &caches.replicasets),
             // <deployment>-<template hash>-<suffix>
             None => name
@@ -450,7 +468,7 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
     };
 
     // Side effects, now that the status records them.
-    execute::report(state, &written, plan.events).await;
+    execute::report(state, &written, plan.events);
     let mut current = written;
     if !plan.deliveries.is_empty() {
         let attempts = execute::deliver(state, &policy, &current, &plan.deliveries).await;

@@ -6,10 +6,6 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::{
-    apps::v1::{Deployment, ReplicaSet},
-    core::v1::{Event, Pod},
-};
 use kube::{
     ResourceExt,
     core::{Selector, SelectorExt},
@@ -20,11 +16,13 @@ use super::State;
 use crate::{
     api::{Incident, limits::MAX_LINKED_DEPLOYMENTS},
     cluster::cache::Caches,
+    domain::enrich::events::Warning,
     domain::{
         enrich,
         incident::Observation,
         policy::{EffectivePolicy, Settings},
     },
+    kinds::{Deployment, Pod, ReplicaSet},
 };
 
 /// The Deployments an incident affects: named ones as written, selected
@@ -139,8 +137,8 @@ fn gather(
     let caches = &state.caches;
     let samples = state.metrics.samples(namespace);
     let mut objects: HashSet<(String, String)> = HashSet::new();
-    let mut events: Vec<Arc<Event>> = Vec::new();
-    let mut about = |kind: &str, name: &str, events: &mut Vec<Arc<Event>>| {
+    let mut events: Vec<Arc<Warning>> = Vec::new();
+    let mut about = |kind: &str, name: &str, events: &mut Vec<Arc<Warning>>| {
         if objects.insert((kind.to_string(), name.to_string())) {
             events.extend(caches.events_about(namespace, kind, name));
         }
@@ -148,10 +146,7 @@ fn gather(
     let mut deployments = Vec::with_capacity(names.len());
     let mut read = 0usize;
     for name in names {
-        let Some(deployment) = caches
-            .deployments
-            .get(&ObjectRef::new(name).within(namespace))
-        else {
+        let Some(deployment) = caches.deployments.get(namespace, name) else {
             deployments.push(enrich::deployment::not_found(name));
             // Events about a Deployment that is gone still tell a story.
             about("Deployment", name, &mut events);

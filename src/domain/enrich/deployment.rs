@@ -1,22 +1,19 @@
 //! A Deployment's state and what its last rollout changed, from the
 //! Deployment and the ReplicaSets it owns.
 
-use k8s_openapi::{
-    api::apps::v1::{Deployment, ReplicaSet},
-    apimachinery::pkg::apis::meta::v1::Time,
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+pub use crate::kinds::REVISION_ANNOTATION;
+use crate::{
+    api::{incident::DeploymentState, limits::MAX_IMAGES},
+    kinds::{Deployment, PodTemplateSpec, ReplicaSet},
 };
-
-use crate::api::{incident::DeploymentState, limits::MAX_IMAGES};
-
-pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
 fn revision_of(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<i64> {
     annotations?.get(REVISION_ANNOTATION)?.trim().parse().ok()
 }
 
-fn images_of_template(
-    template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>,
-) -> Vec<String> {
+fn images_of_template(template: Option<&PodTemplateSpec>) -> Vec<String> {
     let mut images: Vec<String> = template
         .and_then(|t| t.spec.as_ref())
         .map(|spec| {

@@ -4,12 +4,12 @@
 use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
-use k8s_openapi::{api::core::v1::Event, apimachinery::pkg::apis::meta::v1::Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::truncate;
-use crate::api::incident::EventSummary;
+use crate::{api::incident::EventSummary, kinds::Event};
 
-const MESSAGE_EXCERPT: usize = 256;
+pub const MESSAGE_EXCERPT: usize = 256;
 
 /// When an event was last seen, whichever field its reporter filled.
 pub fn last_seen(event: &Event) -> Option<Timestamp> {
@@ -42,17 +42,55 @@ fn count(event: &Event) -> i32 {
         .max(1)
 }
 
-/// `Kind/name` of the object an event is about.
-pub fn object_key(event: &Event) -> Option<(String, String)> {
-    let object = &event.involved_object;
-    Some((object.kind.clone()?, object.name.clone()?))
+/// A Warning Event as the cache keeps it: what a summary shows of it, in
+/// about a third of the Event's size (the cluster has many more Events
+/// than anything else the operator caches).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Warning {
+    /// The namespace, kind and name of the object it is about.
+    pub namespace: Box<str>,
+    pub kind: Box<str>,
+    pub object: Box<str>,
+    pub reason: Box<str>,
+    /// Trimmed, at most [`MESSAGE_EXCERPT`] bytes.
+    pub message: Box<str>,
+    /// Occurrences, series included (at least 1).
+    pub count: i32,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+}
+
+impl Warning {
+    pub fn of(event: &Event) -> Warning {
+        let object = &event.involved_object;
+        let last = last_seen(event);
+        Warning {
+            namespace: object
+                .namespace
+                .as_deref()
+                .or(event.metadata.namespace.as_deref())
+                .unwrap_or_default()
+                .into(),
+            kind: object.kind.as_deref().unwrap_or_default().into(),
+            object: object.name.as_deref().unwrap_or_default().into(),
+            reason: event.reason.as_deref().unwrap_or_default().into(),
+            message: truncate(
+                event.message.as_deref().unwrap_or_default().trim(),
+                MESSAGE_EXCERPT,
+            )
+            .into_boxed_str(),
+            count: count(event),
+            first_seen: first_seen(event).or(last),
+            last_seen: last,
+        }
+    }
 }
 
 /// Deduplicated Warning events about `objects` (`(kind, name)`), last
 /// seen at or after `since`, most recent first, at most `max`. Also returns
 /// how many events were seen in all, counts included.
 pub fn summarize<'a>(
-    events: impl IntoIterator<Item = &'a Event>,
+    events: impl IntoIterator<Item = &'a Warning>,
     objects: &HashSet<(String, String)>,
     since: Timestamp,
     max: usize,
@@ -60,29 +98,21 @@ pub fn summarize<'a>(
     let mut merged: HashMap<(String, String, String), EventSummary> = HashMap::new();
     let mut total: i64 = 0;
     for event in events {
-        if event.type_.as_deref() != Some("Warning") {
+        let key = (event.kind.to_string(), event.object.to_string());
+        if key.0.is_empty() || key.1.is_empty() || !objects.contains(&key) {
             continue;
         }
-        let Some(key) = object_key(event) else {
-            continue;
-        };
-        if !objects.contains(&key) {
-            continue;
-        }
-        let Some(last) = last_seen(event) else {
+        let Some(last) = event.last_seen else {
             continue;
         };
         if last < since {
             continue;
         }
-        let first = first_seen(event).unwrap_or(last);
-        let reason = event.reason.clone().unwrap_or_default();
-        let message = truncate(
-            event.message.as_deref().unwrap_or_default().trim(),
-            MESSAGE_EXCERPT,
-        );
+        let first = event.first_seen.unwrap_or(last);
+        let reason = event.reason.to_string();
+        let message = event.message.to_string();
         let object = format!("{}/{}", key.0, key.1);
-        let n = count(event);
+        let n = event.count;
         total += i64::from(n);
         let entry = merged
             .entry((reason.clone(), object.clone(), message.clone()))
@@ -173,6 +203,7 @@ mod tests {
             ),
         ];
         let since: Timestamp = "2026-11-24T13:00:00Z".parse().expect("time");
+        let events: Vec<Warning> = events.iter().map(Warning::of).collect();
         let (list, total) = summarize(&events, &objects, since, 10);
         assert_eq!(total, 6);
         assert_eq!(list.len(), 2);

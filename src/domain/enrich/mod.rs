@@ -85,13 +85,10 @@ pub mod testing {
 
     use std::collections::HashMap;
 
-    use k8s_openapi::api::{
-        apps::v1::{Deployment, ReplicaSet},
-        core::v1::{Event, Pod},
-    };
     use serde_json::json;
 
     use super::usage::PodSample;
+    use crate::kinds::{Deployment, Event, Pod, ReplicaSet};
 
     fn from<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
         serde_json::from_value(value).expect("valid test object")

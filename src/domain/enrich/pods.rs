@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use crate::kinds::{ContainerStatus, Pod};
 
 use super::truncate;
 use crate::api::incident::{PodState, PodsSummary, ReasonCount};

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use k8s_openapi::{api::core::v1::Pod, apimachinery::pkg::apis::meta::v1::Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::incident::Usage;
+use crate::{api::incident::Usage, kinds::Pod};
 
 /// One pod's sampled usage, per container: (CPU cores, memory bytes).
 #[derive(Clone, Debug, Default, PartialEq)]
