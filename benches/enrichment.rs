@@ -367,6 +367,8 @@ fn enriched(incident: &Incident) -> bool {
 struct Memory {
     peak_mib: f64,
     steady_mib: f64,
+    /// Open sockets.
+    sockets: usize,
 }
 
 impl Memory {
@@ -381,9 +383,20 @@ impl Memory {
                 .map(|kib| kib / 1024.0)
                 .unwrap_or(f64::NAN)
         };
+        // Open connections (to the apiserver, mostly): each holds buffers.
+        let sockets = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+            })
+            .count();
         Memory {
             peak_mib: field("VmHWM:"),
             steady_mib: field("VmRSS:"),
+            sockets,
         }
     }
 }

@@ -1198,9 +1198,10 @@ fn report(r: Report) -> bool {
         r.empty.steady_mib, r.half.steady_mib, r.synced.steady_mib
     );
     println!(
-        "| 5. RSS: peak / after {} s idle, {} incidents open | {:.1} / {:.1} MiB | steady ≤ {TARGET_STEADY_RSS_MIB:.0} MiB | {} |",
+        "| 5. RSS: peak / after {} s idle, {} incidents open ({} sockets open) | {:.1} / {:.1} MiB | steady ≤ {TARGET_STEADY_RSS_MIB:.0} MiB | {} |",
         IDLE.as_secs(),
         thousands(r.open),
+        r.steady.sockets,
         r.steady.peak_mib,
         r.steady.steady_mib,
         mark(rss_ok)

@@ -35,6 +35,8 @@ pub struct Context {
     pub namespace: String,
     /// How often PodMetrics are sampled and Prometheus queries refreshed.
     pub metrics_interval: Duration,
+    /// Incidents reconciled at once.
+    pub concurrent_reconciles: u16,
     /// How notification deliveries are retried.
     pub delivery: Backoff,
 }

@@ -45,6 +45,12 @@ pub struct RunArgs {
     /// Attempts per notification before it is marked Failed.
     #[arg(long, env = "KLAXON_DELIVERY_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub delivery_attempts: u32,
+    /// Incidents reconciled at once. Bounds the operator's connections to
+    /// the apiserver and its memory in a burst of declarations; kept above
+    /// the 32 deliveries in flight, so slow receivers never hold every
+    /// slot.
+    #[arg(long, env = "KLAXON_CONCURRENT_RECONCILES", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrent_reconciles: u16,
     /// How long a watch of the cluster may fail (the apiserver unreachable)
     /// before /readyz turns false.
     #[arg(long, env = "KLAXON_WATCH_FAILURE_GRACE", default_value = "10s", value_parser = parse_interval)]
@@ -145,6 +151,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics,
         namespace: args.namespace,
         metrics_interval: args.metrics_interval,
+        concurrent_reconciles: args.concurrent_reconciles,
         delivery: crate::domain::incident::Backoff {
             base: args.delivery_backoff,
             cap: args.delivery_backoff_max.max(args.delivery_backoff),

@@ -331,6 +331,10 @@ pub async fn run(
         .watches_stream(streams.pods, by_pod)
         .watches_stream(streams.events, by_event)
         .reconcile_on(triggered)
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(state.context.concurrent_reconciles),
+        )
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, state)
         // Stop for good a little after shutdown, even when a cache never
