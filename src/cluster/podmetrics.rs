@@ -79,8 +79,11 @@ impl Resource for PodMetrics {
 struct State {
     available: Option<bool>,
     /// namespace → pod → sample
-    samples: HashMap<String, HashMap<String, PodSample>>,
+    samples: HashMap<String, Samples>,
 }
+
+/// One namespace's samples, by pod.
+pub type Samples = Arc<HashMap<Box<str>, PodSample>>;
 
 /// The latest samples, shared between the poller and the reconciler.
 #[derive(Clone, Default)]
@@ -100,8 +103,9 @@ impl MetricsCache {
         self.read().available
     }
 
-    /// The samples of `namespace`'s pods.
-    pub fn samples(&self, namespace: &str) -> HashMap<String, PodSample> {
+    /// The samples of `namespace`'s pods (shared, not copied: a reconcile
+    /// reads a few of them).
+    pub fn samples(&self, namespace: &str) -> Samples {
         self.read()
             .samples
             .get(namespace)
@@ -122,7 +126,7 @@ fn sample(metrics: &PodMetrics) -> PodSample {
                         .and_then(|q| parse_quantity(&q.0))
                         .unwrap_or(0.0)
                 };
-                (c.name.clone(), (get("cpu"), get("memory")))
+                (c.name.as_str().into(), get("cpu"), get("memory"))
             })
             .collect(),
         timestamp: metrics.timestamp.as_ref().map(|t| t.0),
@@ -212,16 +216,16 @@ pub async fn poll(
                     continue;
                 }
             };
-            let samples: HashMap<String, PodSample> = list
+            let samples: HashMap<Box<str>, PodSample> = list
                 .items
                 .iter()
-                .filter_map(|m| Some((m.metadata.name.clone()?, sample(m))))
+                .filter_map(|m| Some((m.metadata.name.as_deref()?.into(), sample(m))))
                 .collect();
-            let changed = cache.read().samples.get(&namespace) != Some(&samples);
+            let changed = cache.read().samples.get(&namespace).map(AsRef::as_ref) != Some(&samples);
             if changed {
                 let incidents = index.in_namespace(&namespace);
                 // Samples first: the reconciles triggered below read them.
-                cache.write().samples.insert(namespace, samples);
+                cache.write().samples.insert(namespace, Arc::new(samples));
                 for incident in incidents {
                     let _ = trigger.unbounded_send(incident);
                 }

@@ -83,8 +83,6 @@ pub fn summary(deployments: &[DeploymentState], warnings: i64) -> String {
 pub mod testing {
     //! Cluster objects for unit tests, written as the API would return them.
 
-    use std::collections::HashMap;
-
     use serde_json::json;
 
     use super::usage::PodSample;
@@ -154,7 +152,7 @@ pub mod testing {
 
     pub fn sample(container: &str, cpu: f64, memory: f64) -> PodSample {
         PodSample {
-            containers: HashMap::from([(container.to_string(), (cpu, memory))]),
+            containers: vec![(container.into(), cpu, memory)],
             timestamp: None,
         }
     }

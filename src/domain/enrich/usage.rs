@@ -11,7 +11,9 @@ use crate::{api::incident::Usage, kinds::Pod};
 /// One pod's sampled usage, per container: (CPU cores, memory bytes).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PodSample {
-    pub containers: HashMap<String, (f64, f64)>,
+    /// (container, CPU cores, memory bytes); a pod has one or a few, so a
+    /// list (a map would cost ten times the memory, for every sampled pod).
+    pub containers: Vec<(Box<str>, f64, f64)>,
     pub timestamp: Option<Timestamp>,
 }
 
@@ -67,7 +69,7 @@ fn format_ratio(used: f64, of: f64) -> Option<String> {
 
 /// Sums the samples of `pods`. A ratio is given only when every sampled
 /// container sets the request or limit it compares with.
-pub fn usage(pods: &[&Pod], samples: &HashMap<String, PodSample>) -> Option<Usage> {
+pub fn usage(pods: &[&Pod], samples: &HashMap<Box<str>, PodSample>) -> Option<Usage> {
     let mut cpu = 0.0;
     let mut memory = 0.0;
     let mut totals = [0.0f64; 4]; // cpu request, cpu limit, memory request, memory limit
@@ -79,7 +81,7 @@ pub fn usage(pods: &[&Pod], samples: &HashMap<String, PodSample>) -> Option<Usag
             .metadata
             .name
             .as_ref()
-            .and_then(|name| samples.get(name))
+            .and_then(|name| samples.get(name.as_str()))
         else {
             continue;
         };
@@ -89,13 +91,13 @@ pub fn usage(pods: &[&Pod], samples: &HashMap<String, PodSample>) -> Option<Usag
             .as_ref()
             .map(|s| s.containers.as_slice())
             .unwrap_or_default();
-        for (container, (container_cpu, container_memory)) in &sample.containers {
+        for (container, container_cpu, container_memory) in &sample.containers {
             sampled = true;
             cpu += container_cpu;
             memory += container_memory;
             let resources = specs
                 .iter()
-                .find(|c| &c.name == container)
+                .find(|c| *c.name == **container)
                 .and_then(|c| c.resources.as_ref());
             let quantity = |which: bool, key: &str| {
                 resources
@@ -170,15 +172,9 @@ mod tests {
             pod_with_resources("b", "100m", "500m", "128Mi", "256Mi"),
         ];
         let refs: Vec<&Pod> = pods.iter().collect();
-        let samples: HashMap<String, PodSample> = [
-            (
-                "a".to_string(),
-                sample("app", 0.05, 100.0 * 1024.0 * 1024.0),
-            ),
-            (
-                "b".to_string(),
-                sample("app", 0.15, 156.0 * 1024.0 * 1024.0),
-            ),
+        let samples: HashMap<Box<str>, PodSample> = [
+            ("a".into(), sample("app", 0.05, 100.0 * 1024.0 * 1024.0)),
+            ("b".into(), sample("app", 0.15, 156.0 * 1024.0 * 1024.0)),
         ]
         .into();
         let usage = usage(&refs, &samples).expect("sampled");
