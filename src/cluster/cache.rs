@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     api::{ClusterResponsePolicy, Incident, ResponsePolicy},
-    domain::enrich::events::Warning,
+    domain::enrich::{events::Warning, pods::PodView},
     kinds::{Deployment, Event, Pod, ReplicaSet},
 };
 
@@ -35,8 +35,8 @@ pub struct Caches {
     pub deployments: Cache<Deployment>,
     /// ReplicaSets, by `<namespace>/<owning Deployment>`.
     pub replicasets: Cache<ReplicaSet>,
-    /// Pods, by `<namespace>/<owning ReplicaSet>`.
-    pub pods: Cache<Pod>,
+    /// Pods (what is read of them), by `<namespace>/<owning ReplicaSet>`.
+    pub pods: Cache<PodView>,
     /// Warning events (as much as a summary shows), by
     /// `<namespace>/<kind>/<name>` of their object.
     pub events: Cache<Warning>,
@@ -87,9 +87,14 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
     let (pods, pods_stream) = watch::cache(
         Api::all(client.clone()),
         all(),
-        trim_pod,
-        Pod::clone,
-        |pod: &Pod| keyed::owner_key(&pod.metadata, "ReplicaSet"),
+        |_| {},
+        PodView::of,
+        |pod: &PodView| {
+            pod.owner
+                .iter()
+                .map(|(rs, _)| format!("{}/{rs}", pod.namespace))
+                .collect()
+        },
         watches,
     );
     let (events, events_stream) = watch::cache(
@@ -248,7 +253,7 @@ impl Caches {
     }
 
     /// The Pods a ReplicaSet controls.
-    pub fn pods_of(&self, namespace: &str, replicaset: &str) -> Vec<Arc<Pod>> {
+    pub fn pods_of(&self, namespace: &str, replicaset: &str) -> Vec<Arc<PodView>> {
         self.pods.by_key(&format!("{namespace}/{replicaset}"))
     }
 
@@ -343,17 +348,6 @@ pub fn trim_deployment(d: &mut Deployment) {
 
 pub fn trim_replicaset(rs: &mut ReplicaSet) {
     trim_meta(&mut rs.metadata);
-}
-
-/// Pods keep only the conditions read (Ready, PodScheduled), and no uid
-/// (ownership is checked on the owner's).
-pub fn trim_pod(pod: &mut Pod) {
-    trim_meta(&mut pod.metadata);
-    pod.metadata.uid = None;
-    if let Some(conditions) = pod.status.as_mut().and_then(|s| s.conditions.as_mut()) {
-        conditions.retain(|c| c.type_ == "Ready" || c.type_ == "PodScheduled");
-        conditions.shrink_to_fit();
-    }
 }
 
 /// Resolves once `store` has its initial contents (true), or its writer is

@@ -10,10 +10,7 @@ use std::{
 use kube::runtime::reflector::ObjectRef;
 
 use super::store::Cache;
-use crate::{
-    api::Incident,
-    kinds::{Pod, ReplicaSet},
-};
+use crate::{api::Incident, domain::enrich::pods::PodView, kinds::ReplicaSet};
 
 type Key = (String, String); // (namespace, deployment name)
 
@@ -196,18 +193,11 @@ pub fn deployment_of_replicaset(rs: &ReplicaSet) -> Option<String> {
 /// The Deployment behind a Pod, through its ReplicaSet: from the cache
 /// when the ReplicaSet is there, else from the ReplicaSet's name, which
 /// the Deployment controller forms as `<deployment>-<pod-template-hash>`.
-pub fn deployment_of_pod(pod: &Pod, replicasets: &Cache<ReplicaSet>) -> Option<String> {
-    let owner = pod
-        .metadata
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|o| o.kind == "ReplicaSet" && o.controller == Some(true))?;
-    let namespace = pod.metadata.namespace.as_deref()?;
-    match replicasets.get(namespace, &owner.name) {
+pub fn deployment_of_pod(pod: &PodView, replicasets: &Cache<ReplicaSet>) -> Option<String> {
+    let (owner, _) = pod.owner.as_ref()?;
+    match replicasets.get(&pod.namespace, owner) {
         Some(rs) => deployment_of_replicaset(&rs),
         None => owner
-            .name
             .rsplit_once('-')
             .map(|(deployment, _)| deployment.to_string()),
     }

@@ -18,10 +18,10 @@ use tracing::{info, warn};
 use crate::{
     api::{Incident, IncidentSpec, Phase, incident::Affected, incident::AffectedDeployment},
     cluster::cache::Caches,
+    domain::enrich::pods::PodView,
     domain::enrich::truncate,
     domain::policy::selects,
     domain::signals::{self, DEPLOYMENT_LABEL, Firing, MESSAGE_ANNOTATION, SIGNAL_LABEL},
-    kinds::Pod,
 };
 
 /// How often signals are evaluated; a signal's `for` is minutes, so a few
@@ -108,12 +108,12 @@ fn firings(
     let mut out: Vec<Firing> = Vec::new();
     for deployment in caches.deployments_in(namespace) {
         let name = deployment.name_any();
-        let pods: Vec<Arc<Pod>> = caches
+        let pods: Vec<Arc<PodView>> = caches
             .replicasets_of(namespace, &name)
             .iter()
             .flat_map(|rs| caches.pods_of(namespace, &rs.name_any()))
             .collect();
-        let own: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
+        let own: Vec<&PodView> = pods.iter().map(Arc::as_ref).collect();
         for signal in signals {
             if let Some(firing) = signals::evaluate(signal, &deployment, &own, now)
                 && !out.iter().any(|f| f.deployment == firing.deployment)

@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::kinds::{Deployment, Pod};
+use crate::domain::enrich::pods::PodView;
+use crate::kinds::Deployment;
 use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
@@ -87,37 +88,9 @@ fn unavailable_since(deployment: &Deployment) -> Option<Timestamp> {
         .flatten()
 }
 
-fn crash_looping(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .is_some_and(|containers| {
-            containers.iter().any(|c| {
-                c.state
-                    .as_ref()
-                    .and_then(|s| s.waiting.as_ref())
-                    .and_then(|w| w.reason.as_deref())
-                    == Some("CrashLoopBackOff")
-            })
-        })
-}
-
-fn crash_looping_since(pods: &[&Pod]) -> Option<(Timestamp, usize)> {
-    let looping: Vec<&&Pod> = pods.iter().filter(|p| crash_looping(p)).collect();
-    let since = looping
-        .iter()
-        .filter_map(|p| {
-            p.status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .find(|c| c.type_ == "Ready" && c.status == "False")?
-                .last_transition_time
-                .as_ref()
-                .map(|t| t.0)
-        })
-        .min()?;
+fn crash_looping_since(pods: &[&PodView]) -> Option<(Timestamp, usize)> {
+    let looping: Vec<&&PodView> = pods.iter().filter(|p| p.crash_looping).collect();
+    let since = looping.iter().filter_map(|p| p.not_ready_since).min()?;
     Some((since, looping.len()))
 }
 
@@ -125,7 +98,7 @@ fn crash_looping_since(pods: &[&Pod]) -> Option<(Timestamp, usize)> {
 pub fn evaluate(
     signal: &Signal,
     deployment: &Deployment,
-    pods: &[&Pod],
+    pods: &[&PodView],
     now: Timestamp,
 ) -> Option<Firing> {
     let labels: BTreeMap<String, String> = deployment.labels().clone();
@@ -192,6 +165,7 @@ pub fn healthy(signal: SignalType, deployments: &[DeploymentState]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kinds::Pod;
     use serde_json::json;
 
     fn at(text: &str) -> Timestamp {
@@ -217,8 +191,8 @@ mod tests {
         .expect("deployment")
     }
 
-    fn pod(waiting: &str, ready_false_since: &str) -> Pod {
-        serde_json::from_value(json!({
+    fn pod(waiting: &str, ready_false_since: &str) -> PodView {
+        let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": "checkout-1"},
             "status": {
                 "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": ready_false_since}],
@@ -226,7 +200,8 @@ mod tests {
                     "restartCount": 4, "state": {"waiting": {"reason": waiting}}}]
             }
         }))
-        .expect("pod")
+        .expect("pod");
+        PodView::of(&pod)
     }
 
     #[test]

@@ -47,6 +47,7 @@ use crate::{
         changes, index,
         podmetrics::{self, MetricsCache},
     },
+    domain::enrich::pods::PodView,
     domain::incident::{self as plan, Observation, routing::Outcome},
     health::Health,
     integrations::{notify::Notifier, prometheus::Prometheus, secrets::Secrets},
@@ -225,7 +226,7 @@ pub async fn run(
         let (links, replicasets) = (links.clone(), caches.replicasets.clone());
         move |pod: Pod| match (
             pod.namespace(),
-            index::deployment_of_pod(&pod, &replicasets),
+            index::deployment_of_pod(&PodView::of(&pod), &replicasets),
         ) {
             (Some(ns), Some(name)) => links.for_deployment(&ns, &name),
             _ => Vec::new(),

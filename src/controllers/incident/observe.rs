@@ -16,13 +16,13 @@ use super::State;
 use crate::{
     api::{Incident, limits::MAX_LINKED_DEPLOYMENTS},
     cluster::cache::Caches,
-    domain::enrich::events::Warning,
+    domain::enrich::{events::Warning, pods::PodView},
     domain::{
         enrich,
         incident::Observation,
         policy::{EffectivePolicy, Settings},
     },
-    kinds::{Deployment, Pod, ReplicaSet},
+    kinds::{Deployment, ReplicaSet},
 };
 
 /// The Deployments an incident affects: named ones as written, selected
@@ -161,24 +161,23 @@ fn gather(
             .into_iter()
             .filter(owned)
             .collect();
-        let mut pods: Vec<Arc<Pod>> = Vec::new();
+        let mut pods: Vec<Arc<PodView>> = Vec::new();
         for rs in &replicasets {
             let rs_name = rs.name_any();
             pods.extend(
-                caches
-                    .pods_of(namespace, &rs_name)
-                    .into_iter()
-                    .filter(|p| controller_uid(&p.metadata) == rs.metadata.uid.as_deref()),
+                caches.pods_of(namespace, &rs_name).into_iter().filter(|p| {
+                    p.owner.as_ref().map(|(_, uid)| &**uid) == rs.metadata.uid.as_deref()
+                }),
             );
             about("ReplicaSet", &rs_name, &mut events);
         }
         about("Deployment", name, &mut events);
         for pod in &pods {
-            about("Pod", &pod.name_any(), &mut events);
+            about("Pod", &pod.name, &mut events);
         }
         read += 1 + replicasets.len() + pods.len();
         let rs: Vec<&ReplicaSet> = replicasets.iter().map(Arc::as_ref).collect();
-        let pod_refs: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
+        let pod_refs: Vec<&PodView> = pods.iter().map(Arc::as_ref).collect();
         let mut state = enrich::deployment::state(name, &deployment, &rs);
         state.pods = Some(enrich::pods::summarize(&pod_refs, settings.max_pods));
         state.usage = enrich::usage::usage(&pod_refs, &samples);

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::{api::incident::Usage, kinds::Pod};
+use super::pods::PodView;
+use crate::{api::incident::Usage, kinds::Container};
 
 /// One pod's sampled usage, per container: (CPU cores, memory bytes).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -67,9 +68,45 @@ fn format_ratio(used: f64, of: f64) -> Option<String> {
     (of > 0.0).then(|| format!("{:.2}", used / of))
 }
 
+/// A container's CPU (cores) and memory (bytes) requests and limits, as
+/// parsed once when its Pod changes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Requests {
+    pub name: Box<str>,
+    /// CPU request, CPU limit, memory request, memory limit.
+    pub values: [Option<f64>; 4],
+}
+
+impl Requests {
+    pub fn of(container: &Container) -> Requests {
+        let resources = container.resources.as_ref();
+        let get = |limits: bool, key: &str| {
+            resources
+                .and_then(|r| {
+                    if limits {
+                        r.limits.as_ref()
+                    } else {
+                        r.requests.as_ref()
+                    }
+                })
+                .and_then(|m| m.get(key))
+                .and_then(|q| parse_quantity(&q.0))
+        };
+        Requests {
+            name: container.name.as_str().into(),
+            values: [
+                get(false, "cpu"),
+                get(true, "cpu"),
+                get(false, "memory"),
+                get(true, "memory"),
+            ],
+        }
+    }
+}
+
 /// Sums the samples of `pods`. A ratio is given only when every sampled
 /// container sets the request or limit it compares with.
-pub fn usage(pods: &[&Pod], samples: &HashMap<Box<str>, PodSample>) -> Option<Usage> {
+pub fn usage(pods: &[&PodView], samples: &HashMap<Box<str>, PodSample>) -> Option<Usage> {
     let mut cpu = 0.0;
     let mut memory = 0.0;
     let mut totals = [0.0f64; 4]; // cpu request, cpu limit, memory request, memory limit
@@ -77,48 +114,20 @@ pub fn usage(pods: &[&Pod], samples: &HashMap<Box<str>, PodSample>) -> Option<Us
     let mut sampled = false;
     let mut newest: Option<Timestamp> = None;
     for pod in pods {
-        let Some(sample) = pod
-            .metadata
-            .name
-            .as_ref()
-            .and_then(|name| samples.get(name.as_str()))
-        else {
+        let Some(sample) = samples.get(&pod.name) else {
             continue;
         };
         newest = newest.max(sample.timestamp);
-        let specs = pod
-            .spec
-            .as_ref()
-            .map(|s| s.containers.as_slice())
-            .unwrap_or_default();
         for (container, container_cpu, container_memory) in &sample.containers {
             sampled = true;
             cpu += container_cpu;
             memory += container_memory;
-            let resources = specs
-                .iter()
-                .find(|c| *c.name == **container)
-                .and_then(|c| c.resources.as_ref());
-            let quantity = |which: bool, key: &str| {
-                resources
-                    .and_then(|r| {
-                        if which {
-                            r.requests.as_ref()
-                        } else {
-                            r.limits.as_ref()
-                        }
-                    })
-                    .and_then(|m| m.get(key))
-                    .and_then(|q| parse_quantity(&q.0))
-            };
-            for (i, value) in [
-                quantity(true, "cpu"),
-                quantity(false, "cpu"),
-                quantity(true, "memory"),
-                quantity(false, "memory"),
-            ]
-            .into_iter()
-            .enumerate()
+            let requests = pod.containers.iter().find(|c| c.name == *container);
+            for (i, value) in requests
+                .map(|r| r.values)
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
             {
                 match value {
                     Some(v) => totals[i] += v,
@@ -171,7 +180,8 @@ mod tests {
             pod_with_resources("a", "100m", "500m", "128Mi", "256Mi"),
             pod_with_resources("b", "100m", "500m", "128Mi", "256Mi"),
         ];
-        let refs: Vec<&Pod> = pods.iter().collect();
+        let views: Vec<PodView> = pods.iter().map(PodView::of).collect();
+        let refs: Vec<&PodView> = views.iter().collect();
         let samples: HashMap<Box<str>, PodSample> = [
             ("a".into(), sample("app", 0.05, 100.0 * 1024.0 * 1024.0)),
             ("b".into(), sample("app", 0.15, 156.0 * 1024.0 * 1024.0)),
@@ -189,7 +199,8 @@ mod tests {
     #[test]
     fn no_samples_no_usage() {
         let pods = [pod_with_resources("a", "100m", "500m", "128Mi", "256Mi")];
-        let refs: Vec<&Pod> = pods.iter().collect();
+        let views: Vec<PodView> = pods.iter().map(PodView::of).collect();
+        let refs: Vec<&PodView> = views.iter().collect();
         assert_eq!(usage(&refs, &HashMap::new()), None);
     }
 }
