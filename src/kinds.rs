@@ -9,7 +9,12 @@
 //! code reads the same), skip everything else while parsing, and keep
 //! only the metadata their kind needs.
 
-use std::{borrow::Cow, collections::BTreeMap, fmt};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashSet},
+    fmt,
+    sync::{Arc, LazyLock, Mutex},
+};
 
 use k8s_openapi::{
     NamespaceResourceScope,
@@ -23,6 +28,25 @@ use serde::{
     Deserialize, Deserializer, Serialize,
     de::{IgnoredAny, MapAccess, Visitor},
 };
+
+/// Distinct strings [`shared`] keeps at most.
+const SHARED_MAX: usize = 10_000;
+
+/// One shared copy of a short string that many cached objects repeat (a
+/// namespace, a kind, a reason, a phase), instead of one per object.
+/// Bounded: past [`SHARED_MAX`] distinct strings, new ones get their own.
+pub fn shared(text: &str) -> Arc<str> {
+    static SHARED: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Mutex::default);
+    let mut known = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = known.get(text) {
+        return known.clone();
+    }
+    let text: Arc<str> = text.into();
+    if known.len() < SHARED_MAX {
+        known.insert(text.clone());
+    }
+    text
+}
 
 /// The annotation that numbers a Deployment's and a ReplicaSet's revision.
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";

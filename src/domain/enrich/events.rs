@@ -1,13 +1,19 @@
 //! Warning events of the affected objects, deduplicated by
 //! (reason, object, message), most recent first.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::truncate;
-use crate::{api::incident::EventSummary, kinds::Event};
+use crate::{
+    api::incident::EventSummary,
+    kinds::{Event, shared},
+};
 
 pub const MESSAGE_EXCERPT: usize = 256;
 
@@ -48,10 +54,10 @@ fn count(event: &Event) -> i32 {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Warning {
     /// The namespace, kind and name of the object it is about.
-    pub namespace: Box<str>,
-    pub kind: Box<str>,
+    pub namespace: Arc<str>,
+    pub kind: Arc<str>,
     pub object: Box<str>,
-    pub reason: Box<str>,
+    pub reason: Arc<str>,
     /// Trimmed, at most [`MESSAGE_EXCERPT`] bytes.
     pub message: Box<str>,
     /// Occurrences, series included (at least 1).
@@ -65,15 +71,16 @@ impl Warning {
         let object = &event.involved_object;
         let last = last_seen(event);
         Warning {
-            namespace: object
-                .namespace
-                .as_deref()
-                .or(event.metadata.namespace.as_deref())
-                .unwrap_or_default()
-                .into(),
-            kind: object.kind.as_deref().unwrap_or_default().into(),
+            namespace: shared(
+                object
+                    .namespace
+                    .as_deref()
+                    .or(event.metadata.namespace.as_deref())
+                    .unwrap_or_default(),
+            ),
+            kind: shared(object.kind.as_deref().unwrap_or_default()),
             object: object.name.as_deref().unwrap_or_default().into(),
-            reason: event.reason.as_deref().unwrap_or_default().into(),
+            reason: shared(event.reason.as_deref().unwrap_or_default()),
             message: truncate(
                 event.message.as_deref().unwrap_or_default().trim(),
                 MESSAGE_EXCERPT,

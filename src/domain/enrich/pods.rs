@@ -1,11 +1,11 @@
 //! Why pods fail: reasons from container waiting and terminated states and
 //! from pod scheduling, aggregated per Deployment, worst pods first.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use jiff::Timestamp;
 
-use crate::kinds::{ContainerStatus, Pod};
+use crate::kinds::{ContainerStatus, Pod, shared};
 
 use super::truncate;
 use crate::api::incident::{PodState, PodsSummary, ReasonCount};
@@ -157,17 +157,17 @@ fn message(pod: &Pod) -> Option<String> {
 /// the operator caches but Events).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PodView {
-    pub namespace: Box<str>,
+    pub namespace: Arc<str>,
     pub name: Box<str>,
     /// The controlling ReplicaSet's name and uid.
     pub owner: Option<(Box<str>, Box<str>)>,
-    pub phase: Option<Box<str>>,
+    pub phase: Option<Arc<str>>,
     pub ready: bool,
     /// When Ready last turned False, while it is False.
     pub not_ready_since: Option<Timestamp>,
     pub restarts: i32,
     /// Failure reasons, worst first.
-    pub reasons: Box<[Box<str>]>,
+    pub reasons: Box<[Arc<str>]>,
     /// The first non-empty termination, waiting or pod message, cut.
     pub message: Option<Box<str>>,
     /// A container waits in CrashLoopBackOff.
@@ -205,17 +205,14 @@ impl PodView {
                     == Some("CrashLoopBackOff")
             });
         PodView {
-            namespace: pod.metadata.namespace.as_deref().unwrap_or_default().into(),
+            namespace: shared(pod.metadata.namespace.as_deref().unwrap_or_default()),
             name: pod.metadata.name.as_deref().unwrap_or_default().into(),
             owner,
-            phase: status.and_then(|s| s.phase.as_deref()).map(Into::into),
+            phase: status.and_then(|s| s.phase.as_deref()).map(shared),
             ready: is_ready(pod),
             not_ready_since,
             restarts: restarts(pod),
-            reasons: reasons(pod)
-                .into_iter()
-                .map(String::into_boxed_str)
-                .collect(),
+            reasons: reasons(pod).iter().map(|r| shared(r)).collect(),
             message: message(pod).map(String::into_boxed_str),
             crash_looping,
             containers: pod
