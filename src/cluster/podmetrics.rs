@@ -151,17 +151,55 @@ pub async fn poll(
     if let Some(available) = discover(&client).await {
         cache.write().available = Some(available);
     }
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        // Every namespace on the interval; a newly linked one at once, so a
-        // fresh incident shows usage within a second, not an interval.
-        let full = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => true,
-            _ = index.namespace_linked() => false,
-        };
+    let poller = Poller {
+        client,
+        index,
+        cache,
+        trigger,
+    };
+    // Every namespace on the interval; a newly linked one at once, so a
+    // fresh incident shows usage within a second, not an interval. The two
+    // run side by side: a full round over hundreds of namespaces must not
+    // hold up a fresh incident's first sample.
+    let periodic = async {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => poller.round(true).await,
+            }
+        }
+    };
+    let fresh = async {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = poller.index.namespace_linked() => poller.round(false).await,
+            }
+        }
+    };
+    tokio::join!(periodic, fresh);
+}
+
+/// What one sampling round needs.
+struct Poller {
+    client: Client,
+    index: Index,
+    cache: MetricsCache,
+    trigger: UnboundedSender<ObjectRef<Incident>>,
+}
+
+impl Poller {
+    /// Samples every linked namespace (`full`), or those not sampled yet.
+    async fn round(&self, full: bool) {
+        let Poller {
+            client,
+            index,
+            cache,
+            trigger,
+        } = self;
         let linked = index.linked_namespaces();
         let namespaces: Vec<String> = if full {
             linked.iter().cloned().collect()
@@ -174,14 +212,14 @@ pub async fn poll(
                 .collect()
         };
         if namespaces.is_empty() {
-            continue;
+            return;
         }
         let known = cache.read().available;
         let available = match known {
             Some(available) if !full => available,
-            _ => match discover(&client).await {
+            _ => match discover(client).await {
                 Some(available) => available,
-                None => continue,
+                None => return,
             },
         };
         let was = cache.write().available.replace(available);
@@ -193,7 +231,7 @@ pub async fn poll(
         }
         if !available {
             cache.write().samples.clear();
-            continue;
+            return;
         }
         let lists = futures::stream::iter(namespaces)
             .map(|namespace: String| {
@@ -232,8 +270,10 @@ pub async fn poll(
             }
         }
         if full {
-            let mut state = cache.write();
-            state.samples.retain(|ns, _| linked.contains(ns));
+            // Linked now, not when the round began: the other loop may have
+            // sampled a namespace linked meanwhile.
+            let linked = index.linked_namespaces();
+            cache.write().samples.retain(|ns, _| linked.contains(ns));
         }
     }
 }
