@@ -8,12 +8,24 @@
 //! is bounded; an Event that does not fit is counted in
 //! `klaxon_events_dropped_total` and logged, and the status timeline
 //! still holds what it said.
+//!
+//! Each Event is created as kube's `Recorder` would create it, but not
+//! remembered: the Recorder keeps every Event it published for minutes
+//! (to turn repeats into a series) and walks them all on each publish,
+//! while these narrate distinct timeline entries that never repeat.
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, Recorder};
+use k8s_openapi::{
+    api::{core::v1::ObjectReference, events::v1::Event as K8sEvent},
+    apimachinery::pkg::apis::meta::v1::MicroTime,
+};
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, PostParams},
+    runtime::events::{Event, EventType, Reporter},
+};
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -33,15 +45,18 @@ pub struct Narrator {
 
 impl Narrator {
     /// Starts the publisher; it ends when every `Narrator` is dropped.
-    pub fn start(recorder: Recorder, metrics: Metrics) -> Self {
+    pub fn start(client: Client, reporter: Reporter, metrics: Metrics) -> Self {
         let (queue, mut queued) = mpsc::channel::<(ObjectReference, Event)>(QUEUE);
         let queued = futures::stream::poll_fn(move |cx| queued.poll_recv(cx));
         tokio::spawn(
             queued.for_each_concurrent(IN_FLIGHT, move |(object, event)| {
-                let recorder = recorder.clone();
+                let event = to_k8s(&reporter, &object, event);
+                let client = client.clone();
                 async move {
-                    if let Err(error) = recorder.publish(&event, &object).await {
-                        warn!(%error, reason = %event.reason, "cannot publish an Event");
+                    let namespace = event.metadata.namespace.clone().unwrap_or_default();
+                    let api: Api<K8sEvent> = Api::namespaced(client, &namespace);
+                    if let Err(error) = api.create(&PostParams::default(), &event).await {
+                        warn!(%error, reason = ?event.reason, "cannot publish an Event");
                     }
                 }
             }),
@@ -64,5 +79,42 @@ impl Narrator {
                 "the Event queue is full; dropping Events (the status timeline keeps them)"
             );
         }
+    }
+}
+
+/// The `events.k8s.io/v1` Event for `event` about `object`.
+fn to_k8s(reporter: &Reporter, object: &ObjectReference, event: Event) -> K8sEvent {
+    let now = jiff::Timestamp::now();
+    K8sEvent {
+        metadata: ObjectMeta {
+            namespace: object.namespace.clone(),
+            name: Some(format!(
+                "{}.{:x}",
+                object.name.as_deref().unwrap_or(&reporter.controller),
+                now.as_nanosecond()
+            )),
+            ..Default::default()
+        },
+        action: Some(event.action),
+        reason: Some(event.reason),
+        note: event.note,
+        event_time: Some(MicroTime(now)),
+        regarding: Some(object.clone()),
+        related: event.secondary,
+        reporting_controller: Some(reporter.controller.clone()),
+        reporting_instance: Some(
+            reporter
+                .instance
+                .clone()
+                .unwrap_or_else(|| reporter.controller.clone()),
+        ),
+        type_: Some(
+            match event.type_ {
+                EventType::Normal => "Normal",
+                EventType::Warning => "Warning",
+            }
+            .into(),
+        ),
+        ..Default::default()
     }
 }

@@ -27,12 +27,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     ResourceExt,
-    runtime::{
-        Controller,
-        controller::Action,
-        events::{Recorder, Reporter},
-        reflector::ObjectRef,
-    },
+    runtime::{Controller, controller::Action, events::Reporter, reflector::ObjectRef},
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, instrument, warn};
@@ -173,19 +168,16 @@ pub async fn run(
         trigger,
         shutdown.clone(),
     ));
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "klaxon".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        },
-    );
+    let reporter = Reporter {
+        controller: "klaxon".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let state = Arc::new(State {
         context: context.clone(),
         caches: caches.clone(),
         synced: AtomicBool::new(false),
         metrics,
-        narrator: Narrator::start(recorder, context.metrics.clone()),
+        narrator: Narrator::start(client.clone(), reporter, context.metrics.clone()),
         written: Written::default(),
         notifier: Notifier::new(secrets),
         prometheus: Prometheus::default(),
