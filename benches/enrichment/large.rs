@@ -518,6 +518,18 @@ impl Samples {
         self.latencies.last().copied().unwrap_or(Duration::MAX)
     }
 
+    /// A table row: until the creates returned, and until the first status
+    /// was seen, p50 / p99.
+    fn created_and_first(&self, label: &str) {
+        println!(
+            "| {label}, p50 / p99 | {} / {}; {} / {} | | |",
+            show(percentile(&self.created, 50.0)),
+            show(percentile(&self.created, 99.0)),
+            show(percentile(&self.first, 50.0)),
+            show(percentile(&self.first, 99.0))
+        );
+    }
+
     fn median_bytes(&self) -> usize {
         self.status_bytes
             .get(self.status_bytes.len() / 2)
@@ -1134,12 +1146,8 @@ fn report(r: Report) -> bool {
         show(seq_p99),
         show(r.sequential.max())
     );
-    println!(
-        "| 2. sequential: create returned / first status (Ready, maybe before CPU and memory), p50 / p99 | {} / {}; {} / {} | | |",
-        show(percentile(&r.sequential.created, 50.0)),
-        show(percentile(&r.sequential.created, 99.0)),
-        show(percentile(&r.sequential.first, 50.0)),
-        show(percentile(&r.sequential.first, 99.0))
+    r.sequential.created_and_first(
+        "2. sequential: create returned / first status (Ready, maybe before CPU and memory)",
     );
     println!(
         "| 2. sequential p99 / floor p99 (p50 / floor p50: {:.1}×) | {:.1}× | ≤ {TARGET_SEQUENTIAL_FLOOR_RATIO:.0}× | {} |",
@@ -1173,13 +1181,8 @@ fn report(r: Report) -> bool {
         "| 3. burst p99 / burst floor p99 | {:.1}× | | |",
         ratio(r.burst.p(99.0), r.burst_floor.p(99.0))
     );
-    println!(
-        "| 3. burst: create returned / first status, p50 / p99 | {} / {}; {} / {} | | |",
-        show(percentile(&r.burst.created, 50.0)),
-        show(percentile(&r.burst.created, 99.0)),
-        show(percentile(&r.burst.first, 50.0)),
-        show(percentile(&r.burst.first, 99.0))
-    );
+    r.burst
+        .created_and_first("3. burst: create returned / first status");
     println!(
         "| 3. burst: CPU used over its {:.1} s: control plane / operator / benchmark | {:.1} / {:.1} / {:.1} s | | |",
         r.burst_wall.as_secs_f64(),
