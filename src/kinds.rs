@@ -352,8 +352,6 @@ pub struct Event {
     pub involved_object: InvolvedObject,
     pub reason: Option<String>,
     pub message: Option<String>,
-    #[serde(rename = "type")]
-    pub type_: Option<String>,
     pub count: Option<i32>,
     pub first_timestamp: Option<Time>,
     pub last_timestamp: Option<Time>,

@@ -102,14 +102,7 @@ pub async fn bench() -> bool {
     let client = cluster.client().await;
 
     // An operator on the empty cluster: the memory every object adds to.
-    let empty = {
-        let mut operator = Operator::start(&cluster.kubeconfig, "large-empty", &operator_env);
-        operator.wait_ready(Duration::from_secs(60));
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let memory = Memory::of(operator.pid());
-        let _ = operator.terminate(Duration::from_secs(20));
-        memory
-    };
+    let empty = synced_memory(&cluster, "large-empty", &operator_env).await;
     eprintln!("operator on the empty cluster: {:.1} MiB", empty.steady_mib);
 
     // Seed half, measure an operator there, seed the rest.
@@ -121,14 +114,7 @@ pub async fn bench() -> bool {
     let half = namespaces.len() / 2;
     eprintln!("seeding {half} namespaces ...");
     let first = seed::seed(&client, &namespaces[..half]).await;
-    let half_memory = {
-        let mut operator = Operator::start(&cluster.kubeconfig, "large-half", &operator_env);
-        operator.wait_ready(Duration::from_secs(120));
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let memory = Memory::of(operator.pid());
-        let _ = operator.terminate(Duration::from_secs(20));
-        memory
-    };
+    let half_memory = synced_memory(&cluster, "large-half", &operator_env).await;
     // Namespaces exist for all, objects only in the first half.
     let half_objects = Objects::of(half, namespaces.len() - half);
     eprintln!(
@@ -276,6 +262,16 @@ pub async fn bench() -> bool {
         reconciles,
         kubectl,
     })
+}
+
+/// The memory of an operator that just synced its caches, then stopped.
+async fn synced_memory(cluster: &Cluster, name: &str, env: &[(&str, &str)]) -> Memory {
+    let mut operator = Operator::start(&cluster.kubeconfig, name, env);
+    operator.wait_ready(Duration::from_secs(120));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let memory = Memory::of(operator.pid());
+    let _ = operator.terminate(Duration::from_secs(20));
+    memory
 }
 
 /// The operator's requests from every audit log in `dir`: the apiserver

@@ -71,7 +71,7 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
     let (deployments, deployments_stream) = watch::cache(
         Api::all(client.clone()),
         all(),
-        trim_deployment,
+        trim_version::<Deployment>,
         Deployment::clone,
         keyed::by_namespace::<Deployment>,
         watches,
@@ -79,7 +79,7 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
     let (replicasets, replicasets_stream) = watch::cache(
         Api::all(client.clone()),
         all(),
-        trim_replicaset,
+        trim_version::<ReplicaSet>,
         ReplicaSet::clone,
         |rs: &ReplicaSet| keyed::owner_key(&rs.metadata, "Deployment"),
         watches,
@@ -326,12 +326,10 @@ pub fn trim_incident(incident: &mut Incident) {
         .insert(TRIMMED_ANNOTATION.into(), "true".into());
 }
 
-/// What no cached Deployment, ReplicaSet, Pod or Event needs once it is
-/// stored (the watch has already read its resourceVersion); the types in
-/// [`crate::kinds`] never read the rest.
-fn trim_meta(meta: &mut kube::api::ObjectMeta) {
-    meta.resource_version = None;
-    meta.generation = None;
+/// A cached Deployment or ReplicaSet needs no resourceVersion once the
+/// watch has read it; the types in [`crate::kinds`] never parse the rest.
+fn trim_version<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().resource_version = None;
 }
 
 /// Namespaces: name and labels are all policies read.
@@ -340,14 +338,6 @@ fn trim_namespace(ns: &mut Namespace) {
     ns.metadata.annotations = None;
     ns.spec = None;
     ns.status = None;
-}
-
-pub fn trim_deployment(d: &mut Deployment) {
-    d.metadata.resource_version = None;
-}
-
-pub fn trim_replicaset(rs: &mut ReplicaSet) {
-    trim_meta(&mut rs.metadata);
 }
 
 /// Resolves once `store` has its initial contents (true), or its writer is
