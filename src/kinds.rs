@@ -50,6 +50,9 @@ pub fn shared(text: &str) -> Arc<str> {
 
 /// The annotation that numbers a Deployment's and a ReplicaSet's revision.
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+/// On a ReplicaSet the Deployment controller reused for a later revision
+/// (a rollback): the revisions it had before.
+pub const REVISION_HISTORY_ANNOTATION: &str = "deployment.kubernetes.io/revision-history";
 
 macro_rules! resource {
     ($ty:ident, $kind:literal, $group:literal, $version:literal, $plural:literal) => {
@@ -157,7 +160,7 @@ fn owners<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<OwnerReference>>
     }))
 }
 
-/// Only the revision annotation; others are skipped unread.
+/// Only the revision annotations; others are skipped unread.
 fn revision_only<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<BTreeMap<String, String>>, D::Error> {
@@ -179,7 +182,7 @@ fn revision_only<'de, D: Deserializer<'de>>(
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut kept = BTreeMap::new();
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                if key == REVISION_ANNOTATION {
+                if key == REVISION_ANNOTATION || key == REVISION_HISTORY_ANNOTATION {
                     kept.insert(key.into_owned(), map.next_value::<String>()?);
                 } else {
                     map.next_value::<IgnoredAny>()?;
@@ -248,6 +251,10 @@ pub struct Condition {
     pub status: String,
     pub reason: Option<String>,
     pub last_transition_time: Option<Time>,
+    /// Deployment conditions only: when the controller last made progress,
+    /// and about which ReplicaSet.
+    pub last_update_time: Option<Time>,
+    pub message: Option<String>,
 }
 
 // ---------------------------------------------------------------------------

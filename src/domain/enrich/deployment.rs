@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-pub use crate::kinds::REVISION_ANNOTATION;
+pub use crate::kinds::{REVISION_ANNOTATION, REVISION_HISTORY_ANNOTATION};
 use crate::{
     api::{incident::DeploymentState, limits::MAX_IMAGES},
     kinds::{Deployment, PodTemplateSpec, ReplicaSet},
@@ -52,8 +52,37 @@ pub struct Rollout<'a> {
 }
 
 impl Rollout<'_> {
-    pub fn started_at(&self) -> Option<&Time> {
-        self.current.metadata.creation_timestamp.as_ref()
+    /// When the rollout started: the current ReplicaSet's creation, unless
+    /// the Deployment controller reused an older ReplicaSet for it (a
+    /// rollback, e.g. `kubectl rollout undo`). Then its creation is the
+    /// first rollout of that template; the closest time the cluster records
+    /// is the Deployment's last progress, once its Progressing condition
+    /// names that ReplicaSet (until then, unknown).
+    pub fn started_at<'d>(&'d self, deployment: &'d Deployment) -> Option<&'d Time> {
+        if !self.reused() {
+            return self.current.metadata.creation_timestamp.as_ref();
+        }
+        let name = self.current.metadata.name.as_deref()?;
+        deployment
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Progressing"))
+            .filter(|c| {
+                c.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains(&format!("\"{name}\"")))
+            })
+            .and_then(|c| c.last_update_time.as_ref())
+    }
+
+    /// Whether the current ReplicaSet ran earlier revisions: a rollback.
+    pub fn reused(&self) -> bool {
+        self.current
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(REVISION_HISTORY_ANNOTATION))
     }
 }
 
@@ -120,7 +149,9 @@ pub fn state(name: &str, deployment: &Deployment, replicasets: &[&ReplicaSet]) -
         revision: revision_of(deployment.metadata.annotations.as_ref())
             .or(rollout.as_ref().and_then(|r| r.revision))
             .map(|r| r.to_string()),
-        rollout_at: rollout.as_ref().and_then(|r| r.started_at().cloned()),
+        rollout_at: rollout
+            .as_ref()
+            .and_then(|r| r.started_at(deployment).cloned()),
         previous_images: rollout
             .as_ref()
             .and_then(|r| r.previous)
@@ -178,5 +209,60 @@ mod tests {
         let state = state("api", &deployment, &[&only]);
         assert!(state.previous_images.is_empty());
         assert!(state.rollout_at.is_some());
+    }
+
+    #[test]
+    fn a_rollback_started_when_the_deployment_last_progressed() {
+        // `kubectl rollout undo` from revision 2: the controller reuses
+        // revision 1's ReplicaSet as revision 3, created long ago.
+        let mut deployment = deployment("checkout", 3, 3, Some("3"), "shop/checkout:v41");
+        let progressed = "2026-11-24T15:30:00Z";
+        if let Some(status) = deployment.status.as_mut() {
+            status.conditions = Some(vec![crate::kinds::Condition {
+                type_: "Progressing".into(),
+                status: "True".into(),
+                reason: Some("NewReplicaSetAvailable".into()),
+                last_transition_time: Some(Time("2026-11-24T13:00:00Z".parse().expect("time"))),
+                last_update_time: Some(Time(progressed.parse().expect("time"))),
+                message: Some(r#"ReplicaSet "checkout-aaa" has successfully progressed."#.into()),
+            }]);
+        }
+        let mut reused = replicaset(
+            "checkout-aaa",
+            "3",
+            "shop/checkout:v41",
+            "2026-11-24T13:00:00Z",
+        );
+        if let Some(annotations) = reused.metadata.annotations.as_mut() {
+            annotations.insert(REVISION_HISTORY_ANNOTATION.into(), "1".into());
+        }
+        let bad = replicaset(
+            "checkout-bbb",
+            "2",
+            "shop/checkout:v42",
+            "2026-11-24T14:01:00Z",
+        );
+        let state = state("checkout", &deployment, &[&reused, &bad]);
+        assert_eq!(state.revision.as_deref(), Some("3"));
+        let mut stale = deployment.clone();
+        if let Some(c) = stale
+            .status
+            .as_mut()
+            .and_then(|s| s.conditions.as_mut())
+            .and_then(|c| c.first_mut())
+        {
+            c.message = Some(r#"ReplicaSet "checkout-bbb" is progressing."#.into());
+        }
+        assert_eq!(
+            super::state("checkout", &stale, &[&reused, &bad]).rollout_at,
+            None,
+            "the condition still speaks of the rollout before"
+        );
+        assert_eq!(state.previous_images, ["shop/checkout:v42"]);
+        assert_eq!(
+            state.rollout_at.map(|t| t.0.to_string()).as_deref(),
+            Some(progressed),
+            "not the reused ReplicaSet's creation"
+        );
     }
 }
