@@ -75,7 +75,7 @@ fn main() {
 
 async fn bench() -> bool {
     eprintln!("starting a fresh control plane ...");
-    let cluster = Cluster::start("bench");
+    let cluster = Cluster::start_bare("bench");
     cluster.install_crds();
     cluster.install_metrics_api();
     let client = cluster.client().await;

@@ -96,7 +96,7 @@ pub async fn bench() -> bool {
     let operator_env = [("KLAXON_LOG", log.as_str())];
 
     eprintln!("starting a fresh control plane (apiserver + etcd) ...");
-    let cluster = Cluster::start("large");
+    let cluster = Cluster::start_bare("large");
     cluster.install_crds();
     cluster.install_metrics_api();
     let client = cluster.client().await;

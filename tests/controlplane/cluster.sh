@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make cluster` / `make cluster-down`: the local control plane in the
-# background. The kubeconfig is written to target/cluster/kubeconfig.
+# `make cluster` / `make cluster-down`: the local cluster in the background:
+# kube-apiserver, etcd, kube-controller-manager, kube-scheduler and KWOK's
+# simulated nodes; with KLAXON_CONTROLPLANE=bare, kube-apiserver and etcd
+# only. The kubeconfig is written to target/cluster/kubeconfig.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 dir="$root/target/cluster"
@@ -18,7 +20,7 @@ case "${1:-}" in
     mkdir -p "$dir"
     rm -f "$dir/kubeconfig"
     # The sink stands in for receivers: see target/cluster/notifications.log.
-    nohup "$bin" --dir "$dir" --audit --sink "127.0.0.1:${KLAXON_SINK_PORT:-18081}" >"$dir/controlplane.log" 2>&1 &
+    nohup "$bin" --dir "$dir" --audit --kwok-config "$root/tests/controlplane/kwok.yaml" --sink "127.0.0.1:${KLAXON_SINK_PORT:-18081}" >"$dir/controlplane.log" 2>&1 &
     echo $! >"$pidfile"
     for _ in $(seq 1 1800); do
       [ -f "$dir/kubeconfig" ] && break

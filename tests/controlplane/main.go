@@ -1,37 +1,38 @@
-// Command klaxon-controlplane runs a real Kubernetes control plane on
-// loopback for Klaxon's integration tests, benchmarks and demo: an embedded
-// etcd and an in-process kube-apiserver with RBAC, client-certificate
-// authentication and working service-account tokens.
+// Command klaxon-controlplane runs a real Kubernetes cluster on loopback for
+// Klaxon's integration tests, benchmarks and demo: an embedded etcd, an
+// in-process kube-apiserver with RBAC, client-certificate authentication and
+// working service-account tokens, and (unless --bare) kube-controller-manager,
+// kube-scheduler and KWOK running simulated nodes.
 //
 // It writes a private PKI under --dir, starts etcd and kube-apiserver on free
-// 127.0.0.1 ports, and once /readyz answers writes --dir/kubeconfig (atomically,
-// so a waiter that sees the file can use it). SIGTERM or SIGINT stops it.
+// 127.0.0.1 ports, then the other components, and once the cluster is usable
+// (apiserver ready; with nodes, every node Ready and the PodMetrics API
+// served) writes --dir/kubeconfig atomically, so a waiter that sees the file
+// can use it. SIGTERM or SIGINT stops it and its components.
 //
-// There are no nodes, no scheduler and no controller-manager: tests create
-// ReplicaSets and Pods themselves and write Pod status as a kubelet would.
+// kube-controller-manager and kube-scheduler run as child processes of this
+// same binary (the first argument names them), so their process-wide state
+// (flags, metrics registries, klog) stays apart from the apiserver's. KWOK is
+// its own binary (sigs.k8s.io/kwok), built by build.sh beside this one.
+//
+// --bare starts etcd and kube-apiserver only: benchmarks and tests that write
+// ReplicaSets, Pods and their status themselves need no controller racing
+// them.
 package main
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"math/big"
 	mathrand "math/rand"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -40,40 +41,81 @@ import (
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
-	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
 )
 
 const serviceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 
 func main() {
-	dir := flag.String("dir", "", "state directory: PKI, etcd data, logs and the kubeconfig (required)")
-	audit := flag.Bool("audit", false, "write an audit log of every request (metadata level) to <dir>/audit.log")
+	// The components run as children of this binary: `klaxon-controlplane
+	// kube-controller-manager ARGS...`.
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "kube-controller-manager":
+			go watchParent()
+			cmd := controllermanager.NewControllerManagerCommand()
+			cmd.SetArgs(os.Args[2:])
+			os.Exit(cli.Run(cmd))
+		case "kube-scheduler":
+			go watchParent()
+			cmd := scheduler.NewSchedulerCommand()
+			cmd.SetArgs(os.Args[2:])
+			os.Exit(cli.Run(cmd))
+		}
+	}
+	// Children are started with a parent-death signal, which Linux ties to
+	// the thread that started them: keep that thread for this goroutine.
+	runtime.LockOSThread()
+
+	var opts options
+	flag.StringVar(&opts.dir, "dir", "", "state directory: PKI, etcd data, logs and the kubeconfig (required)")
+	flag.BoolVar(&opts.audit, "audit", false, "write an audit log of every request (metadata level) to <dir>/audit.log")
 	exitWithParent := flag.Bool("exit-with-parent", false, "stop when the process that started this one exits")
-	verbosity := flag.Int("v", 0, "kube-apiserver log verbosity")
+	flag.IntVar(&opts.verbosity, "v", 0, "log verbosity of the Kubernetes components")
 	sink := flag.String("sink", "", "also serve a notification sink on this address (e.g. 127.0.0.1:18081) that answers 200 and appends each request to <dir>/notifications.log")
+	flag.BoolVar(&opts.bare, "bare", os.Getenv("KLAXON_CONTROLPLANE") == "bare", "etcd and kube-apiserver only: no controllers, scheduler, nodes or PodMetrics (default from KLAXON_CONTROLPLANE=bare)")
+	flag.IntVar(&opts.nodes, "nodes", 3, "simulated nodes to run (4 CPUs and 16Gi each)")
+	flag.StringVar(&opts.kwok, "kwok", "", "the kwok binary (default: kwok beside this binary)")
+	flag.StringVar(&opts.kwokConfig, "kwok-config", "", "KWOK's stages and usage (tests/controlplane/kwok.yaml); required unless --bare")
+	flag.DurationVar(&opts.metricsInterval, "metrics-interval", 5*time.Second, "how often PodMetrics are refreshed from the simulated nodes")
 	flag.Parse()
-	if *dir == "" {
+	if opts.dir == "" {
 		fmt.Fprintln(os.Stderr, "klaxon-controlplane: --dir is required")
 		os.Exit(2)
 	}
+	if *exitWithParent {
+		go watchParent()
+	}
 	if *sink != "" {
-		if err := os.MkdirAll(*dir, 0o700); err != nil {
+		if err := os.MkdirAll(opts.dir, 0o700); err != nil {
 			fmt.Fprintln(os.Stderr, "klaxon-controlplane:", err)
 			os.Exit(1)
 		}
-		if err := serveSink(*sink, filepath.Join(*dir, "notifications.log")); err != nil {
+		if err := serveSink(*sink, filepath.Join(opts.dir, "notifications.log")); err != nil {
 			fmt.Fprintln(os.Stderr, "klaxon-controlplane: notification sink:", err)
 			os.Exit(1)
 		}
 	}
-	if err := run(*dir, *audit, *exitWithParent, *verbosity); err != nil {
+	if err := run(opts); err != nil {
 		fmt.Fprintln(os.Stderr, "klaxon-controlplane:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, audit, exitWithParent bool, verbosity int) error {
-	dir, err := filepath.Abs(dir)
+type options struct {
+	dir             string
+	audit, bare     bool
+	verbosity       int
+	nodes           int
+	kwok            string
+	kwokConfig      string
+	metricsInterval time.Duration
+}
+
+func run(opts options) error {
+	dir, err := filepath.Abs(opts.dir)
 	if err != nil {
 		return err
 	}
@@ -92,18 +134,11 @@ func run(dir string, audit, exitWithParent bool, verbosity int) error {
 		return fmt.Errorf("generating certificates: %w", err)
 	}
 
-	etcdClientPort, err := freePort()
+	ports, err := freePorts(3)
 	if err != nil {
 		return err
 	}
-	etcdPeerPort, err := freePort()
-	if err != nil {
-		return err
-	}
-	apiPort, err := freePort()
-	if err != nil {
-		return err
-	}
+	etcdClientPort, etcdPeerPort, apiPort := ports[0], ports[1], ports[2]
 
 	etcd, err := startEtcd(dir, etcdClientPort, etcdPeerPort)
 	if err != nil {
@@ -111,6 +146,13 @@ func run(dir string, audit, exitWithParent bool, verbosity int) error {
 	}
 	defer etcd.Close()
 
+	admission := "--disable-admission-plugins=ServiceAccount"
+	if !opts.bare {
+		// The ServiceAccount controller creates each namespace's "default"
+		// account, as in any cluster; pods still mount no token (the
+		// simulated nodes would not use it).
+		admission = "--disable-admission-plugins="
+	}
 	args := []string{
 		"--etcd-servers=" + fmt.Sprintf("http://127.0.0.1:%d", etcdClientPort),
 		"--bind-address=127.0.0.1",
@@ -125,16 +167,14 @@ func run(dir string, audit, exitWithParent bool, verbosity int) error {
 		"--service-account-signing-key-file=" + pki.saKey,
 		"--authorization-mode=RBAC",
 		"--service-cluster-ip-range=10.96.0.0/16",
-		// No controller-manager runs here to create each namespace's
-		// "default" ServiceAccount, which this plugin would insist on.
-		"--disable-admission-plugins=ServiceAccount",
+		admission,
 		"--allow-privileged=true",
 		// The kubernetes Service cannot point at a loopback address.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
-		fmt.Sprintf("--v=%d", verbosity),
+		fmt.Sprintf("--v=%d", opts.verbosity),
 	}
-	if audit {
+	if opts.audit {
 		policy := filepath.Join(dir, "audit-policy.yaml")
 		if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
 			return err
@@ -147,14 +187,10 @@ func run(dir string, audit, exitWithParent bool, verbosity int) error {
 		)
 	}
 
-	cmd := app.NewAPIServerCommand()
+	cmd := apiserver.NewAPIServerCommand()
 	cmd.SetArgs(args)
 	done := make(chan int, 1)
 	go func() { done <- cli.Run(cmd) }()
-
-	if exitWithParent {
-		go watchParent()
-	}
 
 	server := fmt.Sprintf("https://127.0.0.1:%d", apiPort)
 	ready := make(chan error, 1)
@@ -168,10 +204,48 @@ func run(dir string, audit, exitWithParent bool, verbosity int) error {
 			return err
 		}
 	}
+
+	if !opts.bare {
+		// The components use the admin identity; the public kubeconfig is
+		// written only once the whole cluster is usable.
+		componentConfig := filepath.Join(dir, "components.kubeconfig")
+		if err := writeKubeconfig(componentConfig, server, pki); err != nil {
+			return err
+		}
+		c, err := startComponents(opts, dir, componentConfig, server, pki)
+		if err != nil {
+			return err
+		}
+		defer c.stop()
+		started := make(chan error, 1)
+		go func() { started <- c.ready() }()
+		select {
+		case code := <-done:
+			return fmt.Errorf("kube-apiserver exited with code %d before the cluster was ready", code)
+		case err := <-c.exited:
+			return err
+		case err := <-started:
+			if err != nil {
+				return err
+			}
+		}
+		go func() {
+			// A component that dies takes the cluster down with it, so no
+			// test runs against a cluster that silently lost a controller.
+			err := <-c.exited
+			fmt.Fprintln(os.Stderr, "klaxon-controlplane:", err)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		}()
+	}
+
 	if err := writeKubeconfig(kubeconfigPath, server, pki); err != nil {
 		return err
 	}
-	fmt.Printf("klaxon-controlplane: ready at %s; kubeconfig %s\n", server, kubeconfigPath)
+	mode := "kube-apiserver, etcd, kube-controller-manager, kube-scheduler and KWOK"
+	if opts.bare {
+		mode = "kube-apiserver and etcd only (bare)"
+	}
+	fmt.Printf("klaxon-controlplane: ready at %s (%s); kubeconfig %s\n", server, mode, kubeconfigPath)
 
 	if code := <-done; code != 0 {
 		return fmt.Errorf("kube-apiserver exited with code %d", code)
@@ -220,41 +294,6 @@ func startEtcd(dir string, clientPort, peerPort int) (*embed.Etcd, error) {
 
 // watchParent stops the control plane when its parent exits, so a test run
 // that is killed does not leave a server behind.
-// serveSink stands in for a team's webhook or Slack in the demo: it answers
-// every request 200 and appends it, as one JSON line, to path.
-func serveSink(addr, path string) error {
-	file, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	listener, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	var mu sync.Mutex
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		var payload any = string(body)
-		if json.Valid(body) {
-			payload = json.RawMessage(body)
-		}
-		line, err := json.Marshal(map[string]any{
-			"time":           time.Now().UTC().Format(time.RFC3339),
-			"path":           r.URL.Path,
-			"idempotencyKey": r.Header.Get("Idempotency-Key"),
-			"body":           payload,
-		})
-		if err == nil {
-			mu.Lock()
-			_, _ = file.Write(append(line, '\n'))
-			mu.Unlock()
-		}
-		w.WriteHeader(http.StatusOK)
-	})
-	go func() { _ = http.Serve(listener, handler) }()
-	return nil
-}
-
 func watchParent() {
 	parent := os.Getppid()
 	for range time.Tick(500 * time.Millisecond) {
@@ -263,6 +302,23 @@ func watchParent() {
 			return
 		}
 	}
+}
+
+// freePorts finds n distinct free loopback ports; see freePort.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	seen := map[int]bool{}
+	for len(ports) < n {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		if !seen[port] {
+			seen[port] = true
+			ports = append(ports, port)
+		}
+	}
+	return ports, nil
 }
 
 // freePort finds a free loopback port below Linux's ephemeral range
@@ -316,117 +372,4 @@ func waitReady(server string, pki *pkiFiles) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("kube-apiserver was not ready within 3m (last answer: %s)", last)
-}
-
-type pkiFiles struct {
-	caCert, serverCert, serverKey, adminCert, adminKey, saKey string
-}
-
-func writePKI(dir string) (*pkiFiles, error) {
-	p := &pkiFiles{
-		caCert:     filepath.Join(dir, "ca.crt"),
-		serverCert: filepath.Join(dir, "apiserver.crt"),
-		serverKey:  filepath.Join(dir, "apiserver.key"),
-		adminCert:  filepath.Join(dir, "admin.crt"),
-		adminKey:   filepath.Join(dir, "admin.key"),
-		saKey:      filepath.Join(dir, "sa.key"),
-	}
-	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now().Add(-time.Hour)
-	caTemplate := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "klaxon-controlplane-ca"},
-		NotBefore:             now,
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTemplate, caTemplate, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-	if err := writePEM(p.caCert, "CERTIFICATE", caDER); err != nil {
-		return nil, err
-	}
-
-	leaf := func(serial int64, subject pkix.Name, usage x509.ExtKeyUsage, ips []net.IP, dns []string, certPath, keyPath string) error {
-		key, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return err
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      subject,
-			NotBefore:    now,
-			NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			IPAddresses:  ips,
-			DNSNames:     dns,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			return err
-		}
-		if err := writePEM(certPath, "CERTIFICATE", der); err != nil {
-			return err
-		}
-		return writePEM(keyPath, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key))
-	}
-	if err := leaf(2, pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth,
-		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1")},
-		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		p.serverCert, p.serverKey); err != nil {
-		return nil, err
-	}
-	if err := leaf(3, pkix.Name{CommonName: "klaxon-admin", Organization: []string{"system:masters"}},
-		x509.ExtKeyUsageClientAuth, nil, nil, p.adminCert, p.adminKey); err != nil {
-		return nil, err
-	}
-	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	if err := writePEM(p.saKey, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-func writePEM(path, kind string, der []byte) error {
-	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600)
-}
-
-func writeKubeconfig(path, server string, p *pkiFiles) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, `apiVersion: v1
-kind: Config
-clusters:
-  - name: klaxon-local
-    cluster:
-      server: %s
-      certificate-authority: %s
-users:
-  - name: klaxon-admin
-    user:
-      client-certificate: %s
-      client-key: %s
-contexts:
-  - name: klaxon-local
-    context: {cluster: klaxon-local, user: klaxon-admin}
-current-context: klaxon-local
-`, server, p.caCert, p.adminCert, p.adminKey)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -43,7 +43,7 @@ fn podmetrics_lists(requests: &[Request], ns: &str) -> Vec<jiff::Timestamp> {
 
 #[tokio::test]
 async fn a_deleted_open_incident_is_unlinked_and_its_namespace_no_longer_sampled() {
-    let cluster = Cluster::start("bounded-unlink");
+    let cluster = Cluster::start_bare("bounded-unlink");
     cluster.install_crds();
     cluster.install_metrics_api();
     let client = cluster.client().await;
@@ -152,7 +152,7 @@ async fn failing_receivers_cost_bounded_secret_reads_and_status_writes() {
     /// stretch of time with failing receivers costs.
     const OBSERVE: Duration = Duration::from_secs(20);
 
-    let cluster = Cluster::start("bounded-delivery");
+    let cluster = Cluster::start_bare("bounded-delivery");
     cluster.install_crds();
     let client = cluster.client().await;
     let audit_log = cluster.dir().join("audit.log");

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease, core::v1::Namespace};
+use k8s_openapi::api::{coordination::v1::Lease, core::v1::Namespace};
 use klaxon::api::{ClusterResponsePolicy, Incident, Phase, ResponsePolicy};
 use kube::{
     Api,
@@ -183,15 +183,17 @@ spec:
     let rps: Api<ResponsePolicy> = Api::namespaced(client.clone(), &team);
     wait_ready(&rps, "team", |p| p.status.as_ref()).await;
 
-    // A Deployment down since long before `for`: Klaxon declares it.
-    fixtures::deployment(
+    // A real rollout whose pods never become ready: unavailable for
+    // longer than `for`, Klaxon declares it.
+    cluster.require_nodes();
+    fixtures::rollout(
         &client,
         &team,
         "web",
-        &[("app", "web")],
-        (2, 0),
-        "1",
+        2,
         "web:v1",
+        &[("app", "web")],
+        &[(fixtures::NEVER_READY, "web:v1")],
     )
     .await;
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &team);
@@ -262,23 +264,8 @@ spec:
 
     // The Deployment recovers: the operator resolves its incident (a
     // `patch` of the incident's spec, the one spec write it makes).
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &team);
-    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-        .expect("time")
-        .to_string();
-    deployments
-        .patch_status(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {
-                "replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 2,
-                "conditions": [{"type": "Available", "status": "True",
-                    "reason": "MinimumReplicasAvailable",
-                    "lastUpdateTime": now, "lastTransitionTime": now}]
-            }})),
-        )
-        .await
-        .expect("deployment available");
+    let out = cluster.kubectl(&["-n", &team, "set", "image", "deploy/web", "web=web:v2"]);
+    support::assert_success(&out, "kubectl set image");
     let resolved = wait_for(&client, &team, &auto_name, WAIT, "auto-resolution", |i| {
         i.spec.phase == Phase::Resolved
             && i.status.as_ref().is_some_and(|s| s.resolved_at.is_some())
@@ -387,7 +374,7 @@ spec:
 /// chart's rules.
 #[tokio::test]
 async fn the_operator_works_under_the_charts_rbac() {
-    let bare = Cluster::start("chart-rbac");
+    let bare = Cluster::start_bare("chart-rbac");
     bare.install_crds();
     let client = bare.client().await;
     let system = support::namespace(&client, "klaxon-system").await;

@@ -1,5 +1,13 @@
-//! Incident enrichment on the real control plane: a responder applies an
-//! Incident and its status shows what they would otherwise collect by hand.
+//! Incident enrichment from exact, hand-written cluster state: a responder
+//! applies an Incident and its status shows what they would otherwise
+//! collect by hand.
+//!
+//! These tests run on the bare cluster (no controllers or nodes) because
+//! each needs a state no single real rollout produces: one Deployment whose
+//! pods crash-loop, are OOM-killed and fail to pull at once, with exact
+//! restart counts; two Event objects of one series; a ReplicaSet's
+//! FailedCreate; PodMetrics with exact values; pods appearing one at a time.
+//! The same enrichment on real rollouts is in `rollouts.rs`.
 
 use std::time::Duration;
 
@@ -133,8 +141,8 @@ async fn broken_checkout(
 
 #[tokio::test]
 async fn incident_status_shows_what_responders_would_collect_by_hand() {
-    let cluster = support::cluster();
-    operator::shared();
+    let cluster = support::bare_cluster();
+    operator::shared_bare();
     let client = cluster.client().await;
     let ns = support::namespace(&client, "enrich").await;
     let decoy = support::namespace(&client, "decoy").await;
@@ -394,8 +402,8 @@ spec:
 
 #[tokio::test]
 async fn selectors_link_matching_deployments_and_missing_ones_are_picked_up_later() {
-    let cluster = support::cluster();
-    operator::shared();
+    let cluster = support::bare_cluster();
+    operator::shared_bare();
     let client = cluster.client().await;
     let ns = support::namespace(&client, "select").await;
     for (name, tier) in [
@@ -483,8 +491,8 @@ spec:
 
 #[tokio::test]
 async fn an_event_storm_keeps_the_status_small() {
-    let cluster = support::cluster();
-    operator::shared();
+    let cluster = support::bare_cluster();
+    operator::shared_bare();
     let client = cluster.client().await;
     let ns = support::namespace(&client, "storm").await;
     let deployment = fixtures::deployment(&client, &ns, "web", &[], (1, 0), "1", "web:v1").await;
@@ -526,7 +534,7 @@ async fn an_event_storm_keeps_the_status_small() {
 
 #[tokio::test]
 async fn without_a_metrics_api_a_condition_says_so() {
-    let bare = Cluster::start("no-metrics");
+    let bare = Cluster::start_bare("no-metrics");
     bare.install_crds();
     let client = bare.client().await;
     let ns = support::namespace(&client, "nometrics").await;

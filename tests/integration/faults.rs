@@ -152,7 +152,7 @@ fn incident_reconciliations(operator: &Operator) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_catches_up_within_seconds_after_the_apiserver_is_cut() {
     // Its own control plane and operator: the cuts must not reach others.
-    let cluster = Cluster::start("faults");
+    let cluster = Cluster::start_bare("faults");
     cluster.install_crds();
     let client = cluster.client().await;
     let ns = support::namespace(&client, "faults").await;

@@ -46,7 +46,7 @@ fn incident(ns: &str, name: &str) -> String {
 #[tokio::test]
 async fn only_the_lease_holder_works_and_a_standby_takes_over() {
     // Its own control plane: the shared operator must not work here.
-    let cluster = Cluster::start("leader");
+    let cluster = Cluster::start_bare("leader");
     cluster.install_crds();
     let client = cluster.client().await;
     let ns = support::namespace(&client, "leader").await;

@@ -1,5 +1,6 @@
-//! Integration tests against a real kube-apiserver and etcd (see
-//! `support`). One binary, so the control plane starts once per run.
+//! Integration tests against a real cluster on loopback (see `support`):
+//! kube-apiserver, etcd, kube-controller-manager, kube-scheduler and KWOK's
+//! simulated nodes. One binary, so the cluster starts once per run.
 
 mod support;
 
@@ -15,6 +16,7 @@ mod outbox;
 mod plugin;
 mod policies;
 mod queries;
+mod rollouts;
 mod signals;
 mod unreadable;
 mod validation;

@@ -7,7 +7,7 @@ use crate::support::{self, Cluster, operator::Operator};
 
 #[test]
 fn run_without_crds_exits_with_one_clear_error() {
-    let bare = Cluster::start("no-crds");
+    let bare = Cluster::start_bare("no-crds");
     let mut operator = Operator::start(&bare.kubeconfig, "no-crds", &[]);
     let status = operator
         .wait_exit(Duration::from_secs(60))

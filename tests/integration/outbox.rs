@@ -355,7 +355,7 @@ async fn a_policy_whose_receiver_secret_is_missing_says_so_until_it_exists() {
 async fn a_receiver_url_fixed_in_its_secret_is_used_within_seconds() {
     // Its own operator, with attempts to spare: the shared one gives up
     // after 4 quick attempts, which could all fall before the fix.
-    let cluster = &support::Cluster::start("fixurl");
+    let cluster = &support::Cluster::start_bare("fixurl");
     cluster.install_crds();
     let mut operator = operator::Operator::start(
         &cluster.kubeconfig,

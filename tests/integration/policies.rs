@@ -733,7 +733,7 @@ async fn an_unacknowledged_incident_escalates_at_its_deadline_and_an_acknowledge
 #[tokio::test]
 async fn a_restart_neither_loses_nor_repeats_a_delivery() {
     // Its own control plane: the shared operator must not deliver too.
-    let cluster = Cluster::start("restart");
+    let cluster = Cluster::start_bare("restart");
     cluster.install_crds();
     let client = cluster.client().await;
     let ns = support::namespace(&client, "restart").await;

@@ -4,46 +4,16 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use klaxon::api::{Incident, Phase};
-use kube::{
-    Api, Client,
-    api::{ListParams, Patch, PatchParams},
-};
-use serde_json::json;
+use kube::{Api, Client, api::ListParams};
 
 use crate::support::{
-    self,
-    fixtures::{self, apply},
+    self, assert_success,
+    fixtures::{self, NEVER_READY, apply},
     operator,
 };
 
-const WAIT: Duration = Duration::from_secs(60);
-
-fn ago(seconds: i64) -> String {
-    let now = jiff::Timestamp::now().as_second() - seconds;
-    jiff::Timestamp::from_second(now).expect("time").to_string()
-}
-
-async fn set_available(client: &Client, ns: &str, name: &str, available: bool, since: &str) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let (status, reason, ready) = if available {
-        ("True", "MinimumReplicasAvailable", 2)
-    } else {
-        ("False", "MinimumReplicasUnavailable", 0)
-    };
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {
-            "replicas": 2, "readyReplicas": ready, "availableReplicas": ready, "updatedReplicas": 2,
-            "conditions": [{"type": "Available", "status": status, "reason": reason,
-                "lastUpdateTime": since, "lastTransitionTime": since}]
-        }})),
-    )
-    .await
-    .expect("deployment status");
-}
+const WAIT: Duration = Duration::from_secs(90);
 
 async fn auto_declared(client: &Client, ns: &str) -> Vec<Incident> {
     let api: Api<Incident> = Api::namespaced(client.clone(), ns);
@@ -56,6 +26,7 @@ async fn auto_declared(client: &Client, ns: &str) -> Vec<Incident> {
 #[tokio::test]
 async fn signals_declare_once_per_outage_and_health_resolves_it() {
     let cluster = support::cluster();
+    cluster.require_nodes();
     operator::shared();
     let client = cluster.client().await;
     let ns = support::namespace(&client, "signals").await;
@@ -68,47 +39,28 @@ kind: ResponsePolicy
 metadata: {{name: team, namespace: {ns}}}
 spec:
   signals:
-    - {{type: DeploymentUnavailable, for: 30s, severity: SEV2, selector: {{matchLabels: {{tier: web}}}}}}
+    - {{type: DeploymentUnavailable, for: 5s, severity: SEV2, selector: {{matchLabels: {{tier: web}}}}}}
     - {{type: CrashLooping, for: 1h, severity: SEV3}}
   autoResolve: {{healthyFor: 2s}}
 "#
         ),
     );
-    fixtures::deployment(
-        &client,
-        &ns,
-        "web",
-        &[("tier", "web")],
-        (2, 0),
-        "1",
-        "web:v1",
-    )
-    .await;
-    fixtures::deployment(
-        &client,
-        &ns,
-        "batch",
-        &[("tier", "batch")],
-        (2, 0),
-        "1",
-        "batch:v1",
-    )
-    .await;
-    fixtures::deployment(
-        &client,
-        &ns,
-        "fresh",
-        &[("tier", "web")],
-        (2, 0),
-        "1",
-        "fresh:v1",
-    )
-    .await;
-    // web: down for 2 minutes (past `for`); batch: down as long, but the
-    // selector leaves it out; fresh: down only just now.
-    set_available(&client, &ns, "web", false, &ago(120)).await;
-    set_available(&client, &ns, "batch", false, &ago(120)).await;
-    set_available(&client, &ns, "fresh", false, &ago(1)).await;
+    // Real rollouts whose web:v1 and batch:v1 pods never become ready:
+    // both Deployments stay Available=False from creation. The selector
+    // leaves batch out.
+    for (name, tier) in [("web", "web"), ("batch", "batch")] {
+        let image = format!("{name}:v1");
+        fixtures::rollout(
+            &client,
+            &ns,
+            name,
+            2,
+            &image,
+            &[("tier", tier)],
+            &[(NEVER_READY, image.as_str())],
+        )
+        .await;
+    }
 
     let declared = support::eventually(WAIT, || async {
         let found = auto_declared(&client, &ns).await;
@@ -175,11 +127,13 @@ spec:
     assert_eq!(
         names,
         std::slice::from_ref(&name),
-        "one incident for one outage, none for batch or fresh"
+        "one incident for one outage, none for batch"
     );
 
-    // Health returns: resolved after `healthyFor`.
-    set_available(&client, &ns, "web", true, &ago(0)).await;
+    // A fixed image rolls out and becomes available: resolved after
+    // `healthyFor`.
+    let out = cluster.kubectl(&["-n", &ns, "set", "image", "deploy/web", "web=web:v2"]);
+    assert_success(&out, "kubectl set image");
     let resolved = fixtures::wait_for(&client, &ns, &name, WAIT, "auto-resolution", |i| {
         i.spec.phase == Phase::Resolved
             && i.status.as_ref().is_some_and(|s| s.resolved_at.is_some())

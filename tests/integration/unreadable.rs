@@ -42,7 +42,7 @@ fn declared(incident: &Incident) -> bool {
 async fn unreadable_objects_neither_stop_reconciliation_nor_block_a_restart() {
     // Its own control plane: the objects here would be skipped by the
     // shared operator too, but this test restarts its operator.
-    let cluster = Cluster::start("unreadable");
+    let cluster = Cluster::start_bare("unreadable");
     cluster.install_crds();
     let client = cluster.client().await;
     let ns = support::namespace(&client, "unreadable").await;
@@ -139,7 +139,7 @@ async fn unreadable_objects_neither_stop_reconciliation_nor_block_a_restart() {
 
 #[tokio::test]
 async fn sigterm_stops_an_operator_whose_caches_never_sync() {
-    let cluster = Cluster::start("unsynced");
+    let cluster = Cluster::start_bare("unsynced");
     cluster.install_crds();
     let client = cluster.client().await;
     let system = support::namespace(&client, "unsynced").await;

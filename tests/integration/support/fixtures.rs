@@ -1,6 +1,13 @@
-//! Cluster objects as the Deployment controller and a kubelet would leave
-//! them. The local control plane has neither, so tests write ReplicaSets,
-//! Pods, Pod status, Events and PodMetrics themselves.
+//! Cluster objects for tests.
+//!
+//! [`rollout`] creates a real Deployment: on [`super::cluster()`] the
+//! controllers roll it out, the scheduler places its pods and KWOK's
+//! simulated nodes run them, failing as the pod template's `sim.klaxon.dev/*`
+//! annotations say (see `tests/controlplane/kwok.yaml`).
+//!
+//! The rest write by hand what the Deployment controller and a kubelet
+//! would, for tests on [`super::bare_cluster()`] that need a state no real
+//! component produces (each says which).
 
 use std::time::Duration;
 
@@ -24,7 +31,87 @@ fn from<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).expect("valid fixture")
 }
 
-/// A Deployment at `revision` with `image`, and its status.
+/// The pod-template annotation that makes every container running `IMAGE`
+/// (or any image, for `*`) crash-loop with exit code 1 on the simulated
+/// nodes; `sim.klaxon.dev/message` sets its termination message.
+pub const CRASH_LOOP: &str = "sim.klaxon.dev/crash-loop";
+/// ... crash-loop, each exit OOMKilled.
+pub const OOM_KILLED: &str = "sim.klaxon.dev/oom-killed";
+/// ... fail to pull: ErrImagePull, then ImagePullBackOff.
+pub const IMAGE_PULL: &str = "sim.klaxon.dev/image-pull";
+/// ... run, but never pass their readiness probe.
+pub const NEVER_READY: &str = "sim.klaxon.dev/never-ready";
+/// The crash-looping container's termination message.
+pub const MESSAGE: &str = "sim.klaxon.dev/message";
+/// The CPU and memory each container uses, as KWOK reports them.
+pub const USAGE_CPU: &str = "kwok.x-k8s.io/usage-cpu";
+pub const USAGE_MEMORY: &str = "kwok.x-k8s.io/usage-memory";
+
+/// A real Deployment of `replicas` pods running `image` (one container,
+/// named after the Deployment, requesting 100m CPU and 128Mi), with
+/// `labels` on the Deployment and `annotations` on its pod template.
+pub async fn rollout(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+    image: &str,
+    labels: &[(&str, &str)],
+    annotations: &[(&str, &str)],
+) -> Deployment {
+    let map = |pairs: &[(&str, &str)]| -> serde_json::Map<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect()
+    };
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    api.create(
+        &PostParams::default(),
+        &from(json!({
+            "metadata": {"name": name, "labels": map(labels)},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}, "annotations": map(annotations)},
+                    "spec": {"containers": [{"name": name, "image": image,
+                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                      "limits": {"cpu": "500m", "memory": "256Mi"}}}]}
+                }
+            }
+        })),
+    )
+    .await
+    .expect("create deployment")
+}
+
+/// Waits until every replica of the Deployment is updated and available,
+/// as `kubectl rollout status` would.
+pub async fn rolled_out(client: &Client, ns: &str, name: &str, timeout: Duration) -> Deployment {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let done = eventually(timeout, || async {
+        let d = api.get(name).await.ok()?;
+        let wanted = d.spec.as_ref()?.replicas?;
+        let s = d.status.as_ref()?;
+        (s.observed_generation == d.metadata.generation
+            && s.updated_replicas == Some(wanted)
+            && s.available_replicas == Some(wanted)
+            && s.replicas == Some(wanted))
+        .then_some(d)
+    })
+    .await;
+    match done {
+        Some(d) => d,
+        None => {
+            let last = api.get(name).await.ok().and_then(|d| d.status);
+            panic!("{ns}/{name} not rolled out within {timeout:?}; last status: {last:#?}")
+        }
+    }
+}
+
+/// A Deployment at `revision` with `image`, and its status, written by hand
+/// (bare cluster only).
 pub async fn deployment(
     client: &Client,
     ns: &str,

@@ -1,10 +1,18 @@
-//! Test support: a real control plane (kube-apiserver + etcd, built from
-//! `tests/controlplane`) started once per test binary, the real `kubectl`,
-//! a fresh namespace per test, and the real `klaxon` binary.
+//! Test support: a real cluster (built from `tests/controlplane`) started
+//! once per test binary, the real `kubectl`, a fresh namespace per test, and
+//! the real `klaxon` binary.
 //!
-//! Set `KLAXON_TEST_KUBECONFIG` to run against a control plane that is
-//! already up (e.g. `make cluster`); set `KLAXON_CONTROLPLANE_BIN` to skip
-//! the build script.
+//! [`cluster()`] runs the whole control plane: kube-apiserver, etcd,
+//! kube-controller-manager, kube-scheduler and KWOK's simulated nodes, so
+//! Deployments roll out for real. [`bare_cluster()`] runs kube-apiserver and
+//! etcd only, for tests that write ReplicaSets, Pods and their status by
+//! hand (a state no real component produces) without controllers racing
+//! them.
+//!
+//! Set `KLAXON_TEST_KUBECONFIG` to run against a cluster that is already up
+//! (e.g. `make cluster`); `KLAXON_CONTROLPLANE=bare` to make every cluster
+//! bare (tests that need nodes then say so); `KLAXON_CONTROLPLANE_BIN` to
+//! skip the build script.
 
 #![allow(dead_code)]
 
@@ -36,21 +44,44 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// What a control plane runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// kube-apiserver, etcd, kube-controller-manager, kube-scheduler and
+    /// KWOK's simulated nodes.
+    Full,
+    /// kube-apiserver and etcd only.
+    Bare,
+}
+
+impl Mode {
+    /// `Bare` when `KLAXON_CONTROLPLANE=bare`, else `Full`.
+    pub fn from_env() -> Mode {
+        match std::env::var("KLAXON_CONTROLPLANE").as_deref() {
+            Ok("bare") => Mode::Bare,
+            _ => Mode::Full,
+        }
+    }
+}
+
 /// A running control plane and how to reach it.
 pub struct Cluster {
     pub kubeconfig: PathBuf,
+    pub mode: Mode,
     process: Option<Child>,
 }
 
 static SHARED: OnceLock<Cluster> = OnceLock::new();
+static SHARED_BARE: OnceLock<Cluster> = OnceLock::new();
 
-/// The control plane shared by every test in this binary, with Klaxon's
-/// CRDs installed.
+/// The cluster shared by every test in this binary, with Klaxon's CRDs
+/// installed: the whole control plane unless `KLAXON_CONTROLPLANE=bare`.
 pub fn cluster() -> &'static Cluster {
     SHARED.get_or_init(|| {
         let cluster = match std::env::var_os("KLAXON_TEST_KUBECONFIG") {
             Some(path) => Cluster {
                 kubeconfig: PathBuf::from(path),
+                mode: Mode::from_env(),
                 process: None,
             },
             None => Cluster::start("shared"),
@@ -61,14 +92,40 @@ pub fn cluster() -> &'static Cluster {
     })
 }
 
+/// A shared cluster with no controllers, scheduler or nodes, for tests
+/// that write by hand what those would (each says why no real component
+/// can produce its state).
+pub fn bare_cluster() -> &'static Cluster {
+    if Mode::from_env() == Mode::Bare {
+        return cluster();
+    }
+    SHARED_BARE.get_or_init(|| {
+        let cluster = Cluster::start_with("shared-bare", Mode::Bare);
+        cluster.install_crds();
+        cluster.install_metrics_api();
+        cluster
+    })
+}
+
 impl Cluster {
-    /// Starts a new control plane in its own directory. It stops when this
-    /// value is dropped, or when the test binary exits. A start that lost
-    /// a race for a port (another listener took it first) is retried.
+    /// Starts a new control plane in its own directory, in the mode
+    /// `KLAXON_CONTROLPLANE` names. It stops when this value is dropped, or
+    /// when the test binary exits.
     pub fn start(name: &str) -> Cluster {
+        Cluster::start_with(name, Mode::from_env())
+    }
+
+    /// Starts kube-apiserver and etcd only.
+    pub fn start_bare(name: &str) -> Cluster {
+        Cluster::start_with(name, Mode::Bare)
+    }
+
+    /// Starts a new control plane running what `mode` names. A start that
+    /// lost a race for a port (another listener took it first) is retried.
+    pub fn start_with(name: &str, mode: Mode) -> Cluster {
         const ATTEMPTS: u32 = 3;
         for attempt in 1..=ATTEMPTS {
-            match Cluster::try_start(&format!("{name}-{attempt}")) {
+            match Cluster::try_start(&format!("{name}-{attempt}"), mode) {
                 Ok(cluster) => return cluster,
                 Err(log) if attempt < ATTEMPTS && port_taken(&log) => continue,
                 Err(log) => panic!("klaxon-controlplane exited early; see {}", log.display()),
@@ -78,18 +135,27 @@ impl Cluster {
     }
 
     /// Starts one control plane; the log's path when it exits before ready.
-    fn try_start(name: &str) -> Result<Cluster, PathBuf> {
+    fn try_start(name: &str, mode: Mode) -> Result<Cluster, PathBuf> {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join("controlplane")
             .join(format!("{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create control plane directory");
         let log_path = dir.join("controlplane.log");
         let log = std::fs::File::create(&log_path).expect("create log");
-        let child = Command::new(controlplane_binary())
+        let mut command = Command::new(controlplane_binary());
+        command
             .arg("--dir")
             .arg(&dir)
             .arg("--exit-with-parent")
-            .arg("--audit")
+            .arg("--audit");
+        match mode {
+            Mode::Bare => command.arg("--bare"),
+            Mode::Full => command
+                .arg("--bare=false")
+                .arg("--kwok-config")
+                .arg(repo_root().join("tests/controlplane/kwok.yaml")),
+        };
+        let child = command
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
             .spawn()
@@ -97,6 +163,7 @@ impl Cluster {
         let kubeconfig = dir.join("kubeconfig");
         let mut cluster = Cluster {
             kubeconfig,
+            mode,
             process: Some(child),
         };
         let mut exited = false;
@@ -116,6 +183,17 @@ impl Cluster {
             log_path.display()
         );
         Ok(cluster)
+    }
+
+    /// Panics, saying why, unless this cluster runs controllers, a
+    /// scheduler and nodes.
+    pub fn require_nodes(&self) {
+        assert_eq!(
+            self.mode,
+            Mode::Full,
+            "this test rolls Deployments out on real controllers and simulated nodes; \
+             unset KLAXON_CONTROLPLANE=bare"
+        );
     }
 
     /// The directory holding the kubeconfig, logs and the audit log.
@@ -139,7 +217,7 @@ impl Cluster {
 
     /// Serves metrics.k8s.io PodMetrics from a CRD, as metrics-server would.
     pub fn install_metrics_api(&self) {
-        let out = self.kubectl(&["apply", "-f", "tests/fixtures/podmetrics-crd.yaml"]);
+        let out = self.kubectl(&["apply", "-f", "tests/controlplane/podmetrics-crd.yaml"]);
         assert_success(&out, "installing the PodMetrics CRD");
         let out = self.kubectl(&[
             "wait",

@@ -50,26 +50,39 @@ pub const SHARED_ENV: &[(&str, &str)] = &[
     ("KLAXON_DELIVERY_ATTEMPTS", "4"),
 ];
 
+/// The operator shared by the tests on [`super::cluster()`].
 pub fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        let kubeconfig = super::cluster().kubeconfig.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // The operator dies with the thread that spawned it; this one lives
-        // as long as the test binary.
-        std::thread::spawn(move || {
-            let mut operator = Operator::start(&kubeconfig, "shared", SHARED_ENV);
-            operator.wait_ready(Duration::from_secs(120));
-            let _ = tx.send(Shared {
-                port: operator.port,
-                log: operator.log.clone(),
-            });
-            loop {
-                std::thread::park();
-            }
+    SHARED.get_or_init(|| start_shared(super::cluster(), "shared"))
+}
+
+/// The operator shared by the tests on [`super::bare_cluster()`].
+pub fn shared_bare() -> &'static Shared {
+    if super::Mode::from_env() == super::Mode::Bare {
+        return shared();
+    }
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| start_shared(super::bare_cluster(), "shared-bare"))
+}
+
+fn start_shared(cluster: &super::Cluster, name: &'static str) -> Shared {
+    let kubeconfig = cluster.kubeconfig.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The operator dies with the thread that spawned it; this one lives
+    // as long as the test binary.
+    std::thread::spawn(move || {
+        let mut operator = Operator::start(&kubeconfig, name, SHARED_ENV);
+        operator.wait_ready(Duration::from_secs(120));
+        let _ = tx.send(Shared {
+            port: operator.port,
+            log: operator.log.clone(),
         });
-        rx.recv()
-            .expect("the shared operator did not start; see target/tmp/operator/*-shared.log")
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().unwrap_or_else(|_| {
+        panic!("the {name} operator did not start; see target/tmp/operator/*-{name}.log")
     })
 }
 

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// components are the processes beside the apiserver: controller-manager,
+// scheduler and KWOK.
+type components struct {
+	procs    []*process
+	exited   chan error
+	stopping atomic.Bool
+	config   *rest.Config
+	health   []string
+	kwokAddr string
+	nodes    int
+	interval time.Duration
+	dir      string
+}
+
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startComponents(opts options, dir, kubeconfig, server string, pki *pkiFiles) (*components, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	kwok := opts.kwok
+	if kwok == "" {
+		kwok = filepath.Join(filepath.Dir(self), "kwok")
+	}
+	if _, err := os.Stat(kwok); err != nil {
+		return nil, fmt.Errorf("kwok binary: %w (build.sh builds it; or pass --bare)", err)
+	}
+	// The stages (how pods run and fail) and the usage the nodes report:
+	// tests/controlplane/kwok.yaml, read at each start so that changing it
+	// needs no rebuild.
+	if opts.kwokConfig == "" {
+		return nil, errors.New("--kwok-config is required unless --bare")
+	}
+	kwokConfigPath, err := filepath.Abs(opts.kwokConfig)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(kwokConfigPath); err != nil {
+		return nil, fmt.Errorf("kwok config: %w", err)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	managerPort, schedulerPort, kwokPort := ports[0], ports[1], ports[2]
+	verbosity := fmt.Sprintf("--v=%d", opts.verbosity)
+	c := &components{
+		exited: make(chan error, 3),
+		config: &rest.Config{
+			Host: server,
+			TLSClientConfig: rest.TLSClientConfig{
+				CAFile:   pki.caCert,
+				CertFile: pki.adminCert,
+				KeyFile:  pki.adminKey,
+			},
+			QPS:   50,
+			Burst: 100,
+		},
+		health: []string{
+			fmt.Sprintf("https://127.0.0.1:%d/healthz", managerPort),
+			fmt.Sprintf("https://127.0.0.1:%d/healthz", schedulerPort),
+		},
+		kwokAddr: fmt.Sprintf("127.0.0.1:%d", kwokPort),
+		nodes:    opts.nodes,
+		interval: opts.metricsInterval,
+		dir:      dir,
+	}
+	specs := []struct {
+		name string
+		bin  string
+		args []string
+	}{
+		{"kube-controller-manager", self, []string{
+			"kube-controller-manager",
+			"--kubeconfig=" + kubeconfig,
+			"--authentication-kubeconfig=" + kubeconfig,
+			"--authorization-kubeconfig=" + kubeconfig,
+			"--bind-address=127.0.0.1",
+			fmt.Sprintf("--secure-port=%d", managerPort),
+			"--leader-elect=false",
+			"--service-account-private-key-file=" + pki.saKey,
+			"--root-ca-file=" + pki.caCert,
+			"--use-service-account-credentials=false",
+			"--cluster-name=klaxon-local",
+			// Every default controller, less those that need a cloud, a
+			// signing CA or node CIDRs this cluster does not have.
+			"--controllers=*,-nodeipam,-service-lb-controller,-node-route-controller,-cloud-node-lifecycle-controller,-certificatesigningrequest-signing-controller",
+			// Simulated nodes never go away; do not evict their pods on
+			// a slow heartbeat while the machine is busy.
+			"--node-monitor-grace-period=2m",
+			"--profiling=false",
+			verbosity,
+		}},
+		{"kube-scheduler", self, []string{
+			"kube-scheduler",
+			"--kubeconfig=" + kubeconfig,
+			"--authentication-kubeconfig=" + kubeconfig,
+			"--authorization-kubeconfig=" + kubeconfig,
+			"--bind-address=127.0.0.1",
+			fmt.Sprintf("--secure-port=%d", schedulerPort),
+			"--leader-elect=false",
+			// Retry unschedulable pods every 20s rather than every 5m, so
+			// FailedScheduling events gather a series within a minute.
+			"--pod-max-in-unschedulable-pods-duration=20s",
+			"--profiling=false",
+			verbosity,
+		}},
+		{"kwok", kwok, []string{
+			"--kubeconfig=" + kubeconfig,
+			"--config=" + kwokConfigPath,
+			"--manage-all-nodes=false",
+			"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+			"--server-address=" + c.kwokAddr,
+			"--node-lease-duration-seconds=40",
+		}},
+	}
+	for _, spec := range specs {
+		log, err := os.Create(filepath.Join(dir, spec.name+".log"))
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		cmd := exec.Command(spec.bin, spec.args...)
+		cmd.Stdout, cmd.Stderr = log, log
+		// KWOK keeps its own state under $HOME/.kwok; give it this one.
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			log.Close()
+			c.stop()
+			return nil, fmt.Errorf("starting %s: %w", spec.name, err)
+		}
+		log.Close()
+		p := &process{name: spec.name, cmd: cmd, done: make(chan struct{})}
+		c.procs = append(c.procs, p)
+		go func() {
+			err := p.cmd.Wait()
+			close(p.done)
+			if !c.stopping.Load() {
+				c.exited <- fmt.Errorf("%s exited (%v); see %s", p.name, err, filepath.Join(dir, p.name+".log"))
+			}
+		}()
+	}
+	return c, nil
+}
+
+// ready waits until the cluster can run workloads: the controller-manager
+// and the scheduler answer, the simulated nodes are Ready, the default
+// ServiceAccount exists and the PodMetrics API is served. It then starts
+// feeding PodMetrics.
+func (c *components) ready() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	client, err := kubernetes.NewForConfig(c.config)
+	if err != nil {
+		return err
+	}
+	names, err := createNodes(ctx, client, c.nodes)
+	if err != nil {
+		return fmt.Errorf("creating nodes: %w", err)
+	}
+	if err := installPodMetricsAPI(ctx, c.config); err != nil {
+		return fmt.Errorf("installing the PodMetrics API: %w", err)
+	}
+	insecure := &http.Client{
+		Timeout: 2 * time.Second,
+		// The components serve a self-signed certificate; only whether
+		// they answer matters here.
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec
+	}
+	checks := []struct {
+		what string
+		ok   func() bool
+	}{
+		{"kube-controller-manager and kube-scheduler /healthz", func() bool {
+			for _, url := range c.health {
+				resp, err := insecure.Get(url)
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return false
+				}
+			}
+			return true
+		}},
+		{"every node Ready", func() bool { return nodesReady(ctx, client, names) }},
+		{"the default ServiceAccount", func() bool {
+			_, err := client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
+			return err == nil
+		}},
+	}
+	for _, check := range checks {
+		for !check.ok() {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for %s: %w", check.what, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	dyn, err := dynamic.NewForConfig(c.config)
+	if err != nil {
+		return err
+	}
+	feeder := &podMetricsFeeder{
+		client: dyn,
+		kwok:   c.kwokAddr,
+		nodes:  names,
+		log:    filepath.Join(c.dir, "podmetrics.log"),
+	}
+	go feeder.run(c.interval)
+	return nil
+}
+
+func nodesReady(ctx context.Context, client kubernetes.Interface, names []string) bool {
+	for _, name := range names {
+		node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		ready := false
+		for _, cond := range node.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				ready = true
+			}
+		}
+		if !ready {
+			return false
+		}
+	}
+	return true
+}
+
+// stop ends every component: SIGTERM, then SIGKILL after five seconds.
+func (c *components) stop() {
+	c.stopping.Store(true)
+	for _, p := range c.procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, p := range c.procs {
+		select {
+		case <-p.done:
+		case <-time.After(time.Until(deadline)):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
+
+// isAlreadyExists reports whether err says the object exists.
+func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }
+
+// isNotFound reports whether err says the object is gone.
+func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
