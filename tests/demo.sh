@@ -1,88 +1,135 @@
 #!/usr/bin/env bash
-# `make demo`: Klaxon on a local control plane, no cluster of your own.
-# Starts the control plane, installs the CRDs and examples/, runs the
-# operator, and shows what a responder sees.
+# `make demo`: Klaxon on a local cluster, no cluster of your own needed.
+#
+# The story: checkout v41 runs healthy on three simulated nodes. A rollout
+# of v42 crash-loops; the payments team's CrashLooping signal declares an
+# incident and Klaxon fills it with what a responder needs. The responder
+# runs `kubectl rollout undo`; health returns and the incident resolves
+# itself. The notification sink shows every delivery on the way.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export KUBECONFIG="$root/target/cluster/kubeconfig"
 demo="$root/target/demo"
 port="${KLAXON_DEMO_PORT:-18080}"
+sink="http://127.0.0.1:${KLAXON_SINK_PORT:-18081}"
+notifications="$root/target/cluster/notifications.log"
 mkdir -p "$demo"
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+bold() { if [ -t 1 ]; then printf '\033[1m%s\033[0m\n' "$*"; else printf '%s\n' "$*"; fi; }
+step() { printf '\n'; bold "==> $*"; }
+say() { printf '    %s\n' "$*"; }
+run() { printf '    $ %s\n' "$*"; "$@" 2>&1 | sed 's/^/    /'; }
+# until SECONDS WHAT COMMAND...: polls COMMAND until it succeeds.
+until_ok() {
+  local timeout="$1" what="$2"; shift 2
+  for _ in $(seq 1 "$((timeout * 2))"); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  echo "demo: $what did not happen within ${timeout}s; see $demo/operator.log" >&2
+  exit 1
+}
+deliveries() { # the sink's log, one line per delivery
+  jq -r '"    \(.time)  \(.path)  \((.body.text // (.body | tostring))[0:150])"' "$notifications" 2>/dev/null ||
+    cut -c1-200 "$notifications"
+}
 
 step "Building Klaxon"
 cargo build --quiet --bin klaxon
 
-step "Starting the local control plane (the first run builds kube-apiserver and etcd: a few minutes)"
-tests/controlplane/cluster.sh up
+if [ "${KLAXON_CONTROLPLANE:-}" = bare ]; then
+  echo "demo: the demo needs the whole local cluster; unset KLAXON_CONTROLPLANE=bare" >&2
+  exit 2
+fi
+step "Starting the local cluster: kube-apiserver, etcd, kube-controller-manager, kube-scheduler, three KWOK nodes"
+say "(the first run builds them from Go modules: a few minutes)"
+tests/controlplane/cluster.sh up | sed 's/^/    /'
+run kubectl get nodes
 
-step "Installing the CRDs (and a stand-in for metrics-server's PodMetrics API)"
-kubectl apply -f tests/fixtures/podmetrics-crd.yaml
-kubectl apply --server-side -f crds/
+step "Installing the CRDs"
+kubectl apply --server-side -f crds/ | sed 's/^/    /'
 kubectl wait --for=condition=Established --timeout=60s \
-  crd/incidents.klaxon.dev crd/responsepolicies.klaxon.dev crd/clusterresponsepolicies.klaxon.dev \
-  crd/pods.metrics.k8s.io >/dev/null
+  crd/incidents.klaxon.dev crd/responsepolicies.klaxon.dev crd/clusterresponsepolicies.klaxon.dev >/dev/null
 
 step "Starting the operator (log: target/demo/operator.log)"
 if [ -f "$demo/operator.pid" ] && kill -0 "$(cat "$demo/operator.pid")" 2>/dev/null; then
   kill -TERM "$(cat "$demo/operator.pid")" || true
   for _ in $(seq 1 100); do kill -0 "$(cat "$demo/operator.pid")" 2>/dev/null || break; sleep 0.1; done
 fi
-nohup target/debug/klaxon run --listen-address "127.0.0.1:$port" --metrics-interval 2s >"$demo/operator.log" 2>&1 &
+NO_COLOR=1 nohup target/debug/klaxon run --listen-address "127.0.0.1:$port" --metrics-interval 2s >"$demo/operator.log" 2>&1 &
 echo $! >"$demo/operator.pid"
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  kill -0 "$(cat "$demo/operator.pid")" 2>/dev/null || { cat "$demo/operator.log"; exit 1; }
-  sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "operator not ready; see $demo/operator.log" >&2; exit 1; }
+until_ok 60 "the operator's readiness" curl -fsS "http://127.0.0.1:$port/readyz"
+say "ready: http://127.0.0.1:$port/readyz, metrics on /metrics"
 
-step "Applying the examples: an org baseline, the payments team's policy and the checkout Deployment"
+step "Applying examples/: the org baseline, the payments and search teams' policies, checkout v41"
 for manifest in examples/*.yaml; do
-  [ "$manifest" = examples/incident.yaml ] || kubectl apply -f "$manifest"
+  [ "$manifest" = examples/incident.yaml ] || kubectl apply -f "$manifest" | sed 's/^/    /'
 done
+say "The demo shortens the payments team's timers (5m and 10m in the example) to 20s,"
+say "and drops its Prometheus queries: this cluster runs no Prometheus."
+run kubectl -n shop patch responsepolicy payments --type=merge -p \
+  '{"spec":{"signals":[{"type":"DeploymentUnavailable","for":"2m","severity":"SEV2"},{"type":"CrashLooping","for":"20s","severity":"SEV3"}],"autoResolve":{"healthyFor":"20s"},"enrichment":{"prometheus":null}}}'
 
 step "Pointing the example receivers at the local notification sink (stands in for webhooks and Slack)"
-sink="http://127.0.0.1:${KLAXON_SINK_PORT:-18081}"
 secret() { # namespace name key=path...
   local ns="$1" name="$2"; shift 2
   local args=()
   for pair in "$@"; do args+=("--from-literal=${pair%%=*}=$sink${pair#*=}"); done
-  kubectl -n "$ns" create secret generic "$name" "${args[@]}" --dry-run=client -o yaml | kubectl apply -f -
+  kubectl -n "$ns" create secret generic "$name" "${args[@]}" --dry-run=client -o yaml | kubectl apply -f - | sed 's/^/    /'
 }
 secret shop klaxon-hooks team=/hooks/payments slack=/slack/payments
 secret catalog search-pager url=/pager/search
 secret klaxon-system klaxon-org-hooks commanders=/slack/commanders
-: >"$root/target/cluster/notifications.log"
+: >"$notifications"
 
-step "Breaking checkout: this control plane has no kubelet, so the demo plays one"
-tests/demo/break-checkout.sh
+step "checkout v41 rolls out on the simulated nodes"
+run kubectl -n shop rollout status deploy/checkout --timeout=120s
+run kubectl -n shop get pods -o wide
 
-step "A responder declares the incident: kubectl apply -f examples/incident.yaml"
-kubectl apply -f examples/incident.yaml
+step "The team ships v42"
+run kubectl -n shop set image deploy/checkout checkout=registry.example/shop/checkout:v42
+say "v42 crash-loops. The Deployment controller stops the rollout there; the v41 pods keep serving:"
+until_ok 60 "a crash-looping v42 pod" bash -c \
+  "kubectl -n shop get pods -o jsonpath='{.items[*].status.containerStatuses[*].restartCount}' | tr ' ' '\n' | grep -qv '^0\$'"
+run kubectl -n shop get pods
 
-step "Waiting for Klaxon to enrich the incident"
-kubectl wait inc/checkout-5xx -n shop --timeout=60s \
-  --for=jsonpath='{.status.deployments[0].pods.total}'=4 >/dev/null
+step "The payments team's CrashLooping signal declares an incident after 20s"
+incident() { kubectl -n shop get inc -l klaxon.dev/signal -o jsonpath='{.items[0].metadata.name}' 2>/dev/null; }
+declared() { [ -n "$(incident)" ]; }
+until_ok 120 "an incident declared by the signal" declared
+name="$(incident)"
+run kubectl -n shop get inc "$name"
 
-kubectl wait inc/checkout-5xx -n shop --timeout=60s \
-  --for=jsonpath='{.status.conditions[?(@.type=="NotificationsDelivered")].status}'=True >/dev/null
+step "Klaxon pulls in what a responder would otherwise dig up by hand"
+until_ok 60 "the enrichment" bash -c \
+  "kubectl -n shop get inc $name -o jsonpath='{.status.deployments[0].revision}{.status.deployments[0].usage.cpu}' | grep -q '^2.'"
+until_ok 60 "the notifications" bash -c \
+  "kubectl -n shop get inc $name -o jsonpath='{.status.conditions[?(@.type==\"NotificationsDelivered\")].status}' | grep -qx True"
+run kubectl -n shop describe inc "$name"
 
-step "What the receivers got (target/cluster/notifications.log)"
-cut -c1-400 "$root/target/cluster/notifications.log"
+step "The receivers were told (target/cluster/notifications.log)"
+deliveries
 
-step "kubectl get klaxon -A"
-kubectl get klaxon -A
+step "The responder rolls back"
+run kubectl -n shop rollout undo deploy/checkout
+run kubectl -n shop rollout status deploy/checkout --timeout=120s
+say "Healthy again; after 20s of health Klaxon resolves the incident:"
+until_ok 120 "auto-resolution" bash -c \
+  "kubectl -n shop get inc $name -o jsonpath='{.spec.phase}' | grep -qx Resolved"
+run kubectl -n shop get inc "$name"
+printf '    Timeline:\n'
+kubectl -n shop get inc "$name" -o jsonpath='{range .status.timeline[*]}{.time}  {.type}  {.message}{"\n"}{end}' | sed 's/^/      /'
 
-step "kubectl describe inc checkout-5xx -n shop"
-kubectl describe inc checkout-5xx -n shop
+step "Every delivery, from declaration to resolution"
+until_ok 30 "the Resolved notification" grep -q Resolved "$notifications"
+deliveries
 
 cat <<MSG
 
-The control plane and the operator keep running:
+The cluster and the operator keep running:
   export KUBECONFIG=$KUBECONFIG
   kubectl get inc -A
+  kubectl apply -f examples/incident.yaml     # declare one yourself
 Stop both with: make cluster-down
 MSG
