@@ -1,37 +1,46 @@
 #!/usr/bin/env bash
 # Builds the local control plane (tests/controlplane) once and caches it
 # outside the repository, so only the first build is slow. Prints the path
-# of klaxon-controlplane; kwok lies beside it.
+# of klaxon-controlplane; kwok and metrics-server lie beside it.
 #
 # - klaxon-controlplane (etcd, kube-apiserver, kube-controller-manager and
 #   kube-scheduler from k8s.io/kubernetes) is keyed by the Kubernetes version
 #   and a hash of the harness source.
-# - kwok (sigs.k8s.io/kwok) is keyed by its version alone, so changing the
-#   harness does not rebuild it.
+# - kwok (sigs.k8s.io/kwok) and metrics-server (sigs.k8s.io/metrics-server)
+#   are keyed by their versions alone, so changing the harness does not
+#   rebuild them.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kwok_version=v0.7.0
+metrics_server_version=v0.8.0
 version="$(awk '($1 == "require" && $2 == "k8s.io/kubernetes") {print $3} ($1 == "k8s.io/kubernetes" && $2 ~ /^v/) {print $2}' "$here/go.mod" | head -n1)"
 [ -n "$version" ] || { echo "build.sh: no k8s.io/kubernetes version in go.mod" >&2; exit 1; }
 go_version="$(go env GOVERSION)"
 root="${KLAXON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/klaxon}"
-hash="$(cat "$here/go.mod" "$here/go.sum" "$here"/*.go "$here/podmetrics-crd.yaml" "$here/build.sh" <(echo "$go_version") | sha256sum | cut -c1-12)"
+hash="$(cat "$here/go.mod" "$here/go.sum" "$here"/*.go "$here/build.sh" <(echo "$go_version") | sha256sum | cut -c1-12)"
 cache="$root/controlplane/$version-$hash"
 bin="$cache/klaxon-controlplane"
-kwok_dir="$root/kwok/$kwok_version-$go_version"
-kwok="$kwok_dir/kwok"
-
-if [ ! -x "$kwok" ]; then
-  mkdir -p "$kwok_dir"
-  exec 8>"$kwok_dir/.lock"
-  flock 8
-  if [ ! -x "$kwok" ]; then
-    echo "build.sh: building kwok $kwok_version into $kwok_dir (first time only, a minute or two)" >&2
-    GOBIN="$kwok_dir/bin.tmp" GOFLAGS=-trimpath go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$kwok_version"
-    mv "$kwok_dir/bin.tmp/kwok" "$kwok"
-    rmdir "$kwok_dir/bin.tmp"
+# tool NAME MODULE VERSION: builds MODULE/cmd/NAME@VERSION into the cache
+# once and prints the binary's path.
+tool() {
+  local name="$1" module="$2" v="$3"
+  local dir="$root/$name/$v-$go_version"
+  if [ ! -x "$dir/$name" ]; then
+    mkdir -p "$dir"
+    (
+      flock 8
+      if [ ! -x "$dir/$name" ]; then
+        echo "build.sh: building $name $v into $dir (first time only, a minute or two)" >&2
+        GOBIN="$dir/bin.tmp" GOFLAGS=-trimpath go install -ldflags "-s -w" "$module/cmd/$name@$v"
+        mv "$dir/bin.tmp/$name" "$dir/$name"
+        rmdir "$dir/bin.tmp"
+      fi
+    ) 8>"$dir/.lock"
   fi
-fi
+  echo "$dir/$name"
+}
+kwok="$(tool kwok sigs.k8s.io/kwok "$kwok_version")"
+metrics_server="$(tool metrics-server sigs.k8s.io/metrics-server "$metrics_server_version")"
 
 if [ ! -x "$bin" ]; then
   mkdir -p "$cache"
@@ -47,4 +56,5 @@ if [ ! -x "$bin" ]; then
   fi
 fi
 ln -sfn "$kwok" "$cache/kwok"
+ln -sfn "$metrics_server" "$cache/metrics-server"
 echo "$bin"

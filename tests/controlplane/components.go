@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -24,15 +23,13 @@ import (
 // components are the processes beside the apiserver: controller-manager,
 // scheduler and KWOK.
 type components struct {
-	procs    []*process
-	exited   chan error
-	stopping atomic.Bool
-	config   *rest.Config
-	health   []string
-	kwokAddr string
-	nodes    int
-	interval time.Duration
-	dir      string
+	procs       []*process
+	exited      chan error
+	stopping    atomic.Bool
+	config      *rest.Config
+	health      []string
+	metricsPort int
+	nodes       int
 }
 
 type process struct {
@@ -66,14 +63,21 @@ func startComponents(opts options, dir, kubeconfig, server string, pki *pkiFiles
 	if _, err := os.Stat(kwokConfigPath); err != nil {
 		return nil, fmt.Errorf("kwok config: %w", err)
 	}
-	ports, err := freePorts(3)
+	metricsServer := filepath.Join(filepath.Dir(self), "metrics-server")
+	if opts.metricsServer != "" {
+		metricsServer = opts.metricsServer
+	}
+	if _, err := os.Stat(metricsServer); err != nil {
+		return nil, fmt.Errorf("metrics-server binary: %w (build.sh builds it; or pass --bare)", err)
+	}
+	ports, err := freePorts(4)
 	if err != nil {
 		return nil, err
 	}
-	managerPort, schedulerPort, kwokPort := ports[0], ports[1], ports[2]
+	managerPort, schedulerPort, kwokPort, metricsPort := ports[0], ports[1], ports[2], ports[3]
 	verbosity := fmt.Sprintf("--v=%d", opts.verbosity)
 	c := &components{
-		exited: make(chan error, 3),
+		exited: make(chan error, 4),
 		config: &rest.Config{
 			Host: server,
 			TLSClientConfig: rest.TLSClientConfig{
@@ -88,10 +92,8 @@ func startComponents(opts options, dir, kubeconfig, server string, pki *pkiFiles
 			fmt.Sprintf("https://127.0.0.1:%d/healthz", managerPort),
 			fmt.Sprintf("https://127.0.0.1:%d/healthz", schedulerPort),
 		},
-		kwokAddr: fmt.Sprintf("127.0.0.1:%d", kwokPort),
-		nodes:    opts.nodes,
-		interval: opts.metricsInterval,
-		dir:      dir,
+		metricsPort: metricsPort,
+		nodes:       opts.nodes,
 	}
 	specs := []struct {
 		name string
@@ -138,8 +140,27 @@ func startComponents(opts options, dir, kubeconfig, server string, pki *pkiFiles
 			"--config=" + kwokConfigPath,
 			"--manage-all-nodes=false",
 			"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-			"--server-address=" + c.kwokAddr,
+			// Every node's "kubelet" is this one server: its InternalIP
+			// and port are KWOK's, and each node's annotation names its
+			// own path for metrics-server (see nodes.go).
+			"--node-ip=127.0.0.1",
+			fmt.Sprintf("--node-port=%d", kwokPort),
+			fmt.Sprintf("--server-address=127.0.0.1:%d", kwokPort),
 			"--node-lease-duration-seconds=40",
+		}},
+		{"metrics-server", metricsServer, []string{
+			"--kubeconfig=" + kubeconfig,
+			"--authentication-kubeconfig=" + kubeconfig,
+			"--authorization-kubeconfig=" + kubeconfig,
+			"--bind-address=127.0.0.1",
+			fmt.Sprintf("--secure-port=%d", metricsPort),
+			"--cert-dir=" + filepath.Join(dir, "metrics-server"),
+			"--kubelet-preferred-address-types=InternalIP",
+			"--kubelet-use-node-status-port",
+			// KWOK serves a self-signed certificate.
+			"--kubelet-insecure-tls",
+			"--metric-resolution=10s",
+			"--kubelet-request-timeout=5s",
 		}},
 	}
 	for _, spec := range specs {
@@ -174,8 +195,7 @@ func startComponents(opts options, dir, kubeconfig, server string, pki *pkiFiles
 
 // ready waits until the cluster can run workloads: the controller-manager
 // and the scheduler answer, the simulated nodes are Ready, the default
-// ServiceAccount exists and the PodMetrics API is served. It then starts
-// feeding PodMetrics.
+// ServiceAccount exists and metrics-server serves metrics.k8s.io.
 func (c *components) ready() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -186,9 +206,6 @@ func (c *components) ready() error {
 	names, err := createNodes(ctx, client, c.nodes)
 	if err != nil {
 		return fmt.Errorf("creating nodes: %w", err)
-	}
-	if err := installPodMetricsAPI(ctx, c.config); err != nil {
-		return fmt.Errorf("installing the PodMetrics API: %w", err)
 	}
 	insecure := &http.Client{
 		Timeout: 2 * time.Second,
@@ -228,18 +245,7 @@ func (c *components) ready() error {
 			}
 		}
 	}
-	dyn, err := dynamic.NewForConfig(c.config)
-	if err != nil {
-		return err
-	}
-	feeder := &podMetricsFeeder{
-		client: dyn,
-		kwok:   c.kwokAddr,
-		nodes:  names,
-		log:    filepath.Join(c.dir, "podmetrics.log"),
-	}
-	go feeder.run(c.interval)
-	return nil
+	return registerMetricsServer(ctx, c.config, client, c.metricsPort)
 }
 
 func nodesReady(ctx context.Context, client kubernetes.Interface, names []string) bool {

@@ -2,18 +2,20 @@
 // Klaxon's integration tests, benchmarks and demo: an embedded etcd, an
 // in-process kube-apiserver with RBAC, client-certificate authentication and
 // working service-account tokens, and (unless --bare) kube-controller-manager,
-// kube-scheduler and KWOK running simulated nodes.
+// kube-scheduler, KWOK running simulated nodes, and metrics-server scraping
+// them behind the aggregation layer.
 //
 // It writes a private PKI under --dir, starts etcd and kube-apiserver on free
 // 127.0.0.1 ports, then the other components, and once the cluster is usable
-// (apiserver ready; with nodes, every node Ready and the PodMetrics API
+// (apiserver ready; with nodes, every node Ready and metrics.k8s.io
 // served) writes --dir/kubeconfig atomically, so a waiter that sees the file
 // can use it. SIGTERM or SIGINT stops it and its components.
 //
 // kube-controller-manager and kube-scheduler run as child processes of this
 // same binary (the first argument names them), so their process-wide state
-// (flags, metrics registries, klog) stays apart from the apiserver's. KWOK is
-// its own binary (sigs.k8s.io/kwok), built by build.sh beside this one.
+// (flags, metrics registries, klog) stays apart from the apiserver's. KWOK
+// (sigs.k8s.io/kwok) and metrics-server (sigs.k8s.io/metrics-server) are
+// their own binaries, built by build.sh beside this one.
 //
 // --bare starts etcd and kube-apiserver only: benchmarks and tests that write
 // ReplicaSets, Pods and their status themselves need no controller racing
@@ -79,7 +81,7 @@ func main() {
 	flag.IntVar(&opts.nodes, "nodes", 3, "simulated nodes to run (4 CPUs and 16Gi each)")
 	flag.StringVar(&opts.kwok, "kwok", "", "the kwok binary (default: kwok beside this binary)")
 	flag.StringVar(&opts.kwokConfig, "kwok-config", "", "KWOK's stages and usage (tests/controlplane/kwok.yaml); required unless --bare")
-	flag.DurationVar(&opts.metricsInterval, "metrics-interval", 5*time.Second, "how often PodMetrics are refreshed from the simulated nodes")
+	flag.StringVar(&opts.metricsServer, "metrics-server", "", "the metrics-server binary (default: metrics-server beside this binary)")
 	flag.Parse()
 	if opts.dir == "" {
 		fmt.Fprintln(os.Stderr, "klaxon-controlplane: --dir is required")
@@ -105,13 +107,13 @@ func main() {
 }
 
 type options struct {
-	dir             string
-	audit, bare     bool
-	verbosity       int
-	nodes           int
-	kwok            string
-	kwokConfig      string
-	metricsInterval time.Duration
+	dir           string
+	audit, bare   bool
+	verbosity     int
+	nodes         int
+	kwok          string
+	kwokConfig    string
+	metricsServer string
 }
 
 func run(opts options) error {
@@ -147,11 +149,22 @@ func run(opts options) error {
 	defer etcd.Close()
 
 	admission := "--disable-admission-plugins=ServiceAccount"
+	var aggregation []string
 	if !opts.bare {
 		// The ServiceAccount controller creates each namespace's "default"
-		// account, as in any cluster; pods still mount no token (the
-		// simulated nodes would not use it).
+		// account, as in any cluster.
 		admission = "--disable-admission-plugins="
+		// The aggregation layer proxies metrics.k8s.io to metrics-server
+		// as the admin client, passing the caller's identity in headers.
+		aggregation = []string{
+			"--proxy-client-cert-file=" + pki.adminCert,
+			"--proxy-client-key-file=" + pki.adminKey,
+			"--requestheader-client-ca-file=" + pki.caCert,
+			"--requestheader-allowed-names=klaxon-admin",
+			"--requestheader-username-headers=X-Remote-User",
+			"--requestheader-group-headers=X-Remote-Group",
+			"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		}
 	}
 	args := []string{
 		"--etcd-servers=" + fmt.Sprintf("http://127.0.0.1:%d", etcdClientPort),
@@ -174,6 +187,7 @@ func run(opts options) error {
 		"--profiling=false",
 		fmt.Sprintf("--v=%d", opts.verbosity),
 	}
+	args = append(args, aggregation...)
 	if opts.audit {
 		policy := filepath.Join(dir, "audit-policy.yaml")
 		if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {

@@ -13,6 +13,9 @@ import (
 // createNodes registers n simulated nodes for KWOK to run (it manages nodes
 // annotated kwok.x-k8s.io/node=fake): 4 CPUs, 16Gi and 110 pods each, like
 // a small cloud instance, spread over zones. It returns their names.
+//
+// One KWOK server is every node's kubelet, so each node names its own
+// resource-metrics path for metrics-server (which reads this annotation).
 func createNodes(ctx context.Context, client kubernetes.Interface, n int) ([]string, error) {
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:              resource.MustParse("4"),
@@ -36,8 +39,9 @@ func createNodes(ctx context.Context, client kubernetes.Interface, n int) ([]str
 					"topology.kubernetes.io/zone":      zones[i%len(zones)],
 				},
 				Annotations: map[string]string{
-					"kwok.x-k8s.io/node":           "fake",
-					"node.alpha.kubernetes.io/ttl": "0",
+					"kwok.x-k8s.io/node":                   "fake",
+					"node.alpha.kubernetes.io/ttl":         "0",
+					"metrics.k8s.io/resource-metrics-path": "/metrics/nodes/" + name + "/metrics/resource",
 				},
 			},
 			Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},

@@ -215,9 +215,14 @@ impl Cluster {
         assert_success(&out, "waiting for the CRDs to be established");
     }
 
-    /// Serves metrics.k8s.io PodMetrics from a CRD, as metrics-server would.
+    /// On a bare cluster, serves metrics.k8s.io PodMetrics from a CRD in
+    /// metrics-server's shape, which tests fill themselves. The whole
+    /// cluster runs the real metrics-server.
     pub fn install_metrics_api(&self) {
-        let out = self.kubectl(&["apply", "-f", "tests/controlplane/podmetrics-crd.yaml"]);
+        if self.mode == Mode::Full {
+            return;
+        }
+        let out = self.kubectl(&["apply", "-f", "tests/fixtures/podmetrics-crd.yaml"]);
         assert_success(&out, "installing the PodMetrics CRD");
         let out = self.kubectl(&[
             "wait",
