@@ -44,6 +44,16 @@ fn deployment<'a>(
         .find(|d| d.name == name)
 }
 
+/// The whole cluster, the shared operator, a client and a fresh namespace.
+async fn on_nodes(prefix: &str) -> (&'static support::Cluster, Client, String) {
+    let cluster = support::cluster();
+    cluster.require_nodes();
+    operator::shared();
+    let client = cluster.client().await;
+    let ns = support::namespace(&client, prefix).await;
+    (cluster, client, ns)
+}
+
 /// A responder declares an incident naming `deployments`.
 fn declare(cluster: &support::Cluster, ns: &str, name: &str, severity: &str, deployments: &[&str]) {
     let affected: Vec<String> = deployments
@@ -67,11 +77,8 @@ fn declare(cluster: &support::Cluster, ns: &str, name: &str, severity: &str, dep
 /// incident resolves itself.
 #[tokio::test]
 async fn a_bad_rollout_declares_an_incident_and_rollout_undo_resolves_it() {
-    let cluster = support::cluster();
-    cluster.require_nodes();
+    let (cluster, client, ns) = on_nodes("rollout").await;
     let shared = operator::shared();
-    let client = cluster.client().await;
-    let ns = support::namespace(&client, "rollout").await;
     // The same service in a namespace with no policy: nothing of it may
     // reach the incident, and no incident is declared there.
     let decoy = support::namespace(&client, "rollout-decoy").await;
@@ -265,11 +272,7 @@ spec:
 /// readiness probe, each as its simulated kubelet reports it.
 #[tokio::test]
 async fn failing_pods_show_the_reasons_their_kubelet_reports() {
-    let cluster = support::cluster();
-    cluster.require_nodes();
-    operator::shared();
-    let client = cluster.client().await;
-    let ns = support::namespace(&client, "failing").await;
+    let (cluster, client, ns) = on_nodes("failing").await;
     for (name, failure) in [
         ("ledger", OOM_KILLED),
         ("search", IMAGE_PULL),
@@ -337,11 +340,7 @@ async fn failing_pods_show_the_reasons_their_kubelet_reports() {
 /// Pending and says why, again and again, in one FailedScheduling series.
 #[tokio::test]
 async fn unschedulable_pods_show_the_schedulers_failed_scheduling_events() {
-    let cluster = support::cluster();
-    cluster.require_nodes();
-    operator::shared();
-    let client = cluster.client().await;
-    let ns = support::namespace(&client, "unschedulable").await;
+    let (cluster, client, ns) = on_nodes("unschedulable").await;
     fixtures::rollout(&client, &ns, "reports", 1, "reports:v1", &[], &[]).await;
     // 64 CPUs: more than any simulated node has (4).
     let out = cluster.kubectl(&[
@@ -405,11 +404,7 @@ async fn unschedulable_pods_show_the_schedulers_failed_scheduling_events() {
 /// collector removes the ReplicaSets and pods, KWOK lets the pods go.
 #[tokio::test]
 async fn deleting_a_namespace_completes() {
-    let cluster = support::cluster();
-    cluster.require_nodes();
-    operator::shared();
-    let client = cluster.client().await;
-    let ns = support::namespace(&client, "deleted").await;
+    let (cluster, client, ns) = on_nodes("deleted").await;
     fixtures::rollout(&client, &ns, "api", 2, "api:v1", &[], &[]).await;
     fixtures::rolled_out(&client, &ns, "api", WAIT).await;
     apply(
