@@ -251,10 +251,20 @@ pub struct Condition {
     pub status: String,
     pub reason: Option<String>,
     pub last_transition_time: Option<Time>,
-    /// Deployment conditions only: when the controller last made progress,
-    /// and about which ReplicaSet.
-    pub last_update_time: Option<Time>,
+}
+
+/// A Deployment's condition: a pod's, plus when the controller last made
+/// progress and about which ReplicaSet.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: Option<String>,
     pub message: Option<String>,
+    pub last_transition_time: Option<Time>,
+    pub last_update_time: Option<Time>,
 }
 
 // ---------------------------------------------------------------------------
@@ -283,7 +293,7 @@ pub struct DeploymentStatus {
     pub ready_replicas: Option<i32>,
     pub available_replicas: Option<i32>,
     pub updated_replicas: Option<i32>,
-    pub conditions: Option<Vec<Condition>>,
+    pub conditions: Option<Vec<DeploymentCondition>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

@@ -45,6 +45,10 @@ fi
 step "Starting the local cluster: kube-apiserver, etcd, kube-controller-manager, kube-scheduler, three KWOK nodes"
 say "(the first run builds them from Go modules: a few minutes)"
 tests/controlplane/cluster.sh up | sed 's/^/    /'
+if [ -z "$(kubectl get nodes -o name 2>/dev/null)" ]; then
+  echo "demo: the running local cluster has no nodes (KLAXON_CONTROLPLANE=bare?); run make cluster-down first" >&2
+  exit 2
+fi
 run kubectl get nodes
 
 step "Installing the CRDs"
@@ -83,6 +87,9 @@ secret catalog search-pager url=/pager/search
 secret klaxon-system klaxon-org-hooks commanders=/slack/commanders
 : >"$notifications"
 
+# A second run starts the story afresh: no incidents of the last one.
+kubectl -n shop delete inc --all --ignore-not-found --wait=true >/dev/null
+
 step "checkout v41 rolls out on the simulated nodes"
 run kubectl -n shop rollout status deploy/checkout --timeout=120s
 run kubectl -n shop get pods -o wide
@@ -103,7 +110,7 @@ run kubectl -n shop get inc "$name"
 
 step "Klaxon pulls in what a responder would otherwise dig up by hand"
 until_ok 60 "the enrichment" bash -c \
-  "kubectl -n shop get inc $name -o jsonpath='{.status.deployments[0].revision}{.status.deployments[0].usage.cpu}' | grep -q '^2.'"
+  "kubectl -n shop get inc $name -o jsonpath='{.status.deployments[0].usage.cpu}' | grep -q ."
 until_ok 60 "the notifications" bash -c \
   "kubectl -n shop get inc $name -o jsonpath='{.status.conditions[?(@.type==\"NotificationsDelivered\")].status}' | grep -qx True"
 run kubectl -n shop describe inc "$name"

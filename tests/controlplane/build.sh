@@ -10,6 +10,8 @@
 #   are keyed by their versions alone, so changing the harness does not
 #   rebuild them.
 set -euo pipefail
+# A failed `go install` inside $(tool ...) must fail the script.
+shopt -s inherit_errexit
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kwok_version=v0.7.0
 metrics_server_version=v0.8.0
@@ -37,6 +39,7 @@ tool() {
       fi
     ) 8>"$dir/.lock"
   fi
+  [ -x "$dir/$name" ] || { echo "build.sh: building $name failed" >&2; return 1; }
   echo "$dir/$name"
 }
 kwok="$(tool kwok sigs.k8s.io/kwok "$kwok_version")"
@@ -55,6 +58,10 @@ if [ ! -x "$bin" ]; then
     mv "$bin.tmp" "$bin"
   fi
 fi
-ln -sfn "$kwok" "$cache/kwok"
-ln -sfn "$metrics_server" "$cache/metrics-server"
+# The tools lie beside the binary; a link is replaced only when it changes,
+# so a cluster starting meanwhile never finds it missing.
+for link in "kwok:$kwok" "metrics-server:$metrics_server"; do
+  name="${link%%:*}" target="${link#*:}"
+  [ "$(readlink "$cache/$name" 2>/dev/null)" = "$target" ] || ln -sfn "$target" "$cache/$name"
+done
 echo "$bin"

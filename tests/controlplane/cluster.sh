@@ -31,7 +31,12 @@ case "${1:-}" in
       fi
       sleep 0.1
     done
-    [ -f "$dir/kubeconfig" ] || { echo "the control plane was not ready within 180s; see $dir/controlplane.log" >&2; exit 1; }
+    if [ ! -f "$dir/kubeconfig" ]; then
+      echo "the control plane was not ready within 180s; see $dir/controlplane.log" >&2
+      kill -TERM "$(cat "$pidfile")" 2>/dev/null || true
+      rm -f "$pidfile"
+      exit 1
+    fi
     echo "control plane ready; KUBECONFIG=$dir/kubeconfig"
     echo "notification sink: http://127.0.0.1:${KLAXON_SINK_PORT:-18081}/<anything> (requests in $dir/notifications.log)"
     ;;

@@ -173,7 +173,9 @@ func startComponents(opts options, dir, kubeconfig, server string, pki *pkiFiles
 		cmd.Stdout, cmd.Stderr = log, log
 		// KWOK keeps its own state under $HOME/.kwok; give it this one.
 		cmd.Env = append(os.Environ(), "HOME="+dir)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		// Their own process group: a terminal's Ctrl-C reaches only this
+		// process, which stops them in order.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			log.Close()
 			c.stop()
@@ -215,32 +217,32 @@ func (c *components) ready() error {
 	}
 	checks := []struct {
 		what string
-		ok   func() bool
+		ok   func() error
 	}{
-		{"kube-controller-manager and kube-scheduler /healthz", func() bool {
+		{"kube-controller-manager and kube-scheduler /healthz", func() error {
 			for _, url := range c.health {
 				resp, err := insecure.Get(url)
 				if err != nil {
-					return false
+					return err
 				}
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					return false
+					return fmt.Errorf("%s: %s", url, resp.Status)
 				}
 			}
-			return true
+			return nil
 		}},
-		{"every node Ready", func() bool { return nodesReady(ctx, client, names) }},
-		{"the default ServiceAccount", func() bool {
+		{"every node Ready", func() error { return nodesReady(ctx, client, names) }},
+		{"the default ServiceAccount", func() error {
 			_, err := client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
-			return err == nil
+			return err
 		}},
 	}
 	for _, check := range checks {
-		for !check.ok() {
+		for err := check.ok(); err != nil; err = check.ok() {
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("waiting for %s: %w", check.what, ctx.Err())
+				return fmt.Errorf("waiting for %s (last: %v): %w", check.what, err, ctx.Err())
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
@@ -248,11 +250,11 @@ func (c *components) ready() error {
 	return registerMetricsServer(ctx, c.config, client, c.metricsPort)
 }
 
-func nodesReady(ctx context.Context, client kubernetes.Interface, names []string) bool {
+func nodesReady(ctx context.Context, client kubernetes.Interface, names []string) error {
 	for _, name := range names {
 		node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false
+			return err
 		}
 		ready := false
 		for _, cond := range node.Status.Conditions {
@@ -261,13 +263,14 @@ func nodesReady(ctx context.Context, client kubernetes.Interface, names []string
 			}
 		}
 		if !ready {
-			return false
+			return fmt.Errorf("node %s is not Ready", name)
 		}
 	}
-	return true
+	return nil
 }
 
 // stop ends every component: SIGTERM, then SIGKILL after five seconds.
+// Calling it again waits for the same processes.
 func (c *components) stop() {
 	c.stopping.Store(true)
 	for _, p := range c.procs {

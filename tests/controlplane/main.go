@@ -219,6 +219,7 @@ func run(opts options) error {
 		}
 	}
 
+	died := make(chan error, 1)
 	if !opts.bare {
 		// The components use the admin identity; the public kubeconfig is
 		// written only once the whole cluster is usable.
@@ -246,8 +247,10 @@ func run(opts options) error {
 		go func() {
 			// A component that dies takes the cluster down with it, so no
 			// test runs against a cluster that silently lost a controller.
-			err := <-c.exited
-			fmt.Fprintln(os.Stderr, "klaxon-controlplane:", err)
+			// The others go first: the apiserver's graceful shutdown
+			// would wait for their watches.
+			died <- <-c.exited
+			c.stop()
 			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
 		}()
 	}
@@ -261,7 +264,13 @@ func run(opts options) error {
 	}
 	fmt.Printf("klaxon-controlplane: ready at %s (%s); kubeconfig %s\n", server, mode, kubeconfigPath)
 
-	if code := <-done; code != 0 {
+	code := <-done
+	select {
+	case err := <-died:
+		return err
+	default:
+	}
+	if code != 0 {
 		return fmt.Errorf("kube-apiserver exited with code %d", code)
 	}
 	return nil

@@ -60,7 +60,9 @@ func registerMetricsServer(ctx context.Context, config *rest.Config, client kube
 	var last string
 	for {
 		got, err := registrations.Get(ctx, apiService.Name, metav1.GetOptions{})
-		if err == nil {
+		if err != nil {
+			last = err.Error()
+		} else {
 			for _, cond := range got.Status.Conditions {
 				if cond.Type == apiregistrationv1.Available {
 					if cond.Status == apiregistrationv1.ConditionTrue {

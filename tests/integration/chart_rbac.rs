@@ -99,6 +99,7 @@ fn to(requests: &[Request], token: &str, trigger: &str, incident: &str) -> usize
 async fn the_whole_lifecycle_runs_under_exactly_the_charts_rbac() {
     let started = std::time::Instant::now();
     let cluster = Cluster::start("chart-lifecycle");
+    cluster.require_nodes();
     cluster.install_crds();
     let client = cluster.client().await;
     let system = support::namespace(&client, "klaxon-system").await;
@@ -185,7 +186,6 @@ spec:
 
     // A real rollout whose pods never become ready: unavailable for
     // longer than `for`, Klaxon declares it.
-    cluster.require_nodes();
     fixtures::rollout(
         &client,
         &team,

@@ -55,9 +55,10 @@ impl Rollout<'_> {
     /// When the rollout started: the current ReplicaSet's creation, unless
     /// the Deployment controller reused an older ReplicaSet for it (a
     /// rollback, e.g. `kubectl rollout undo`). Then its creation is the
-    /// first rollout of that template; the closest time the cluster records
-    /// is the Deployment's last progress, once its Progressing condition
-    /// names that ReplicaSet (until then, unknown).
+    /// first rollout of that template, and the cluster records no start:
+    /// the closest is the Deployment's last progress once its Progressing
+    /// condition names that ReplicaSet (until then, unknown). That is
+    /// seconds after the rollback began, or when it last progressed.
     pub fn started_at<'d>(&'d self, deployment: &'d Deployment) -> Option<&'d Time> {
         if !self.reused() {
             return self.current.metadata.creation_timestamp.as_ref();
@@ -218,7 +219,7 @@ mod tests {
         let mut deployment = deployment("checkout", 3, 3, Some("3"), "shop/checkout:v41");
         let progressed = "2026-11-24T15:30:00Z";
         if let Some(status) = deployment.status.as_mut() {
-            status.conditions = Some(vec![crate::kinds::Condition {
+            status.conditions = Some(vec![crate::kinds::DeploymentCondition {
                 type_: "Progressing".into(),
                 status: "True".into(),
                 reason: Some("NewReplicaSetAvailable".into()),

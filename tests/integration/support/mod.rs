@@ -9,10 +9,12 @@
 //! hand (a state no real component produces) without controllers racing
 //! them.
 //!
-//! Set `KLAXON_TEST_KUBECONFIG` to run against a cluster that is already up
-//! (e.g. `make cluster`); `KLAXON_CONTROLPLANE=bare` to make every cluster
-//! bare (tests that need nodes then say so); `KLAXON_CONTROLPLANE_BIN` to
-//! skip the build script.
+//! Set `KLAXON_TEST_KUBECONFIG` to run the tests of [`cluster()`] against a
+//! cluster that is already up (e.g. `make cluster`; say
+//! `KLAXON_CONTROLPLANE=bare` too if that one is bare); the others still
+//! start their own. `KLAXON_CONTROLPLANE=bare` makes every cluster bare
+//! (tests that need nodes then say so). `KLAXON_CONTROLPLANE_BIN` skips the
+//! build script; `kwok` and `metrics-server` must lie beside that binary.
 
 #![allow(dead_code)]
 
@@ -167,7 +169,13 @@ impl Cluster {
             process: Some(child),
         };
         let mut exited = false;
-        let ready = poll_until(Duration::from_secs(180), || {
+        // The harness itself allows 3 minutes for the apiserver and 3 for
+        // the other components, on a busy machine.
+        let patience = match mode {
+            Mode::Bare => Duration::from_secs(180),
+            Mode::Full => Duration::from_secs(360),
+        };
+        let ready = poll_until(patience, || {
             if let Some(Ok(Some(_))) = cluster.process.as_mut().map(Child::try_wait) {
                 exited = true;
                 return Some(());
@@ -179,7 +187,7 @@ impl Cluster {
         }
         assert!(
             ready.is_some(),
-            "control plane not ready within 180s; see {}",
+            "control plane not ready within {patience:?}; see {}",
             log_path.display()
         );
         Ok(cluster)
@@ -291,8 +299,19 @@ impl Drop for Cluster {
     }
 }
 
+/// Whether the control plane or one of its components (each logs to its
+/// own file beside `log`) lost a race for a port.
 fn port_taken(log: &Path) -> bool {
-    std::fs::read_to_string(log).is_ok_and(|text| text.contains("address already in use"))
+    let Some(Ok(entries)) = log.parent().map(std::fs::read_dir) else {
+        return false;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "log"))
+        .any(|path| {
+            std::fs::read_to_string(path).is_ok_and(|text| text.contains("address already in use"))
+        })
 }
 
 /// Runs the real kubectl with `kubeconfig` from the repository root.
