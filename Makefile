@@ -20,11 +20,12 @@ fmt-check:
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Build (once; cached outside the repo) the local kube-apiserver + etcd.
+## Build (once; cached outside the repo) the local cluster: kube-apiserver, etcd,
+## kube-controller-manager, kube-scheduler, KWOK and metrics-server.
 controlplane:
 	@tests/controlplane/build.sh >/dev/null
 
-## Benchmarks on a fresh local control plane; prints a table.
+## Benchmarks on a fresh bare control plane (apiserver and etcd); prints a table.
 bench: controlplane
 	$(CARGO) bench --bench enrichment
 
@@ -37,13 +38,13 @@ crds:
 	$(CARGO) run --quiet -- crds --out-dir crds
 	$(CARGO) run --quiet -- crds --out-dir charts/klaxon/crds
 
-## Start / stop the local control plane in the background.
+## Start / stop the local cluster in the background (KLAXON_CONTROLPLANE=bare: apiserver and etcd only).
 cluster:
 	@tests/controlplane/cluster.sh up
 
 cluster-down:
 	@tests/controlplane/cluster.sh down
 
-## See Klaxon work on a local control plane, no cluster of your own needed.
+## See Klaxon work on a local cluster, no cluster of your own needed.
 demo:
 	@tests/demo.sh
