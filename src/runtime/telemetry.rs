@@ -22,6 +22,13 @@ pub enum TelemetryError {
     AlreadyInstalled(#[source] tracing_subscriber::util::TryInitError),
 }
 
+/// Colour only for a person at a terminal: never in a file or a pipe, and
+/// not when `NO_COLOR` is set (<https://no-color.org>).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global subscriber. Logs go to stderr.
 pub fn init(format: LogFormat, filter: &str) -> Result<(), TelemetryError> {
     let env_filter = EnvFilter::try_new(filter).map_err(|source| TelemetryError::Filter {
@@ -31,7 +38,11 @@ pub fn init(format: LogFormat, filter: &str) -> Result<(), TelemetryError> {
     let registry = tracing_subscriber::registry().with(env_filter);
     match format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_ansi(colour())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

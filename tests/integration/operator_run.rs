@@ -74,9 +74,11 @@ fn run_serves_health_and_metrics_and_stops_on_sigterm() {
         "exit status {status}:\n{}",
         operator.log_text()
     );
+    let log = operator.log_text();
+    assert!(log.contains("SIGTERM received"), "{log}");
+    // The log went to a file: plain text, no terminal colour codes.
     assert!(
-        operator.log_text().contains("SIGTERM received"),
-        "{}",
-        operator.log_text()
+        !log.contains('\u{1b}'),
+        "ANSI escapes in a log file:\n{log}"
     );
 }
