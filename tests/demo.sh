@@ -61,7 +61,7 @@ if [ -f "$demo/operator.pid" ] && kill -0 "$(cat "$demo/operator.pid")" 2>/dev/n
   kill -TERM "$(cat "$demo/operator.pid")" || true
   for _ in $(seq 1 100); do kill -0 "$(cat "$demo/operator.pid")" 2>/dev/null || break; sleep 0.1; done
 fi
-NO_COLOR=1 nohup target/debug/klaxon run --listen-address "127.0.0.1:$port" --metrics-interval 2s >"$demo/operator.log" 2>&1 &
+nohup target/debug/klaxon run --listen-address "127.0.0.1:$port" --metrics-interval 2s >"$demo/operator.log" 2>&1 &
 echo $! >"$demo/operator.pid"
 until_ok 60 "the operator's readiness" curl -fsS "http://127.0.0.1:$port/readyz"
 say "ready: http://127.0.0.1:$port/readyz, metrics on /metrics"

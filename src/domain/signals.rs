@@ -41,9 +41,14 @@ pub struct Firing {
 
 impl Firing {
     /// A name that is the same for one outage on every evaluation, so
-    /// declaring twice (or from two replicas) creates one incident.
+    /// declaring twice (or from two replicas) creates one incident, and that
+    /// a person reads at a glance: the outage's start in UTC, to the second
+    /// (`web-unavailable-20261125-061402`). Seconds, not minutes: an outage
+    /// that starts in the minute an earlier one of the same Deployment
+    /// started must not find its name taken.
     pub fn incident_name(&self) -> String {
-        let suffix = format!("-{}-{}", slug(self.signal), self.since.as_second());
+        let start = self.since.strftime("%Y%m%d-%H%M%S");
+        let suffix = format!("-{}-{start}", slug(self.signal));
         let room = 253usize.saturating_sub(suffix.len());
         let mut base: String = self.deployment.chars().take(room).collect();
         while base.ends_with(['-', '.']) {
@@ -210,7 +215,10 @@ mod tests {
         let s = signal(SignalType::DeploymentUnavailable, "2m");
         assert_eq!(evaluate(&s, &d, &[], at("2026-11-24T14:01:59Z")), None);
         let firing = evaluate(&s, &d, &[], at("2026-11-24T14:02:00Z")).expect("fires");
-        assert_eq!(firing.incident_name(), "checkout-unavailable-1795528800");
+        assert_eq!(
+            firing.incident_name(),
+            "checkout-unavailable-20261124-140000"
+        );
         assert_eq!(firing.title(), "checkout is unavailable");
         assert!(firing.message.contains("1/3 ready"), "{}", firing.message);
         let fine = deployment("True", "2026-11-24T14:00:00Z");
