@@ -14,7 +14,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -286,9 +285,3 @@ func (c *components) stop() {
 		}
 	}
 }
-
-// isAlreadyExists reports whether err says the object exists.
-func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }
-
-// isNotFound reports whether err says the object is gone.
-func isNotFound(err error) bool { return apierrors.IsNotFound(err) }

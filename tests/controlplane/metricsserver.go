@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -29,7 +30,7 @@ func registerMetricsServer(ctx context.Context, config *rest.Config, client kube
 			Ports:        []corev1.ServicePort{{Name: "https", Port: int32(port)}},
 		},
 	}
-	if _, err := client.CoreV1().Services(metav1.NamespaceSystem).Create(ctx, service, metav1.CreateOptions{}); err != nil && !isAlreadyExists(err) {
+	if _, err := client.CoreV1().Services(metav1.NamespaceSystem).Create(ctx, service, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	apiServices, err := aggregator.NewForConfig(config)
@@ -54,7 +55,7 @@ func registerMetricsServer(ctx context.Context, config *rest.Config, client kube
 		},
 	}
 	registrations := apiServices.ApiregistrationV1().APIServices()
-	if _, err := registrations.Create(ctx, apiService, metav1.CreateOptions{}); err != nil && !isAlreadyExists(err) {
+	if _, err := registrations.Create(ctx, apiService, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	var last string

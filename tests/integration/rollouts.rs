@@ -415,17 +415,10 @@ apiVersion: klaxon.dev/v1alpha1
 kind: ResponsePolicy
 metadata: {{name: team, namespace: {ns}}}
 spec: {{}}
----
-apiVersion: klaxon.dev/v1alpha1
-kind: Incident
-metadata: {{name: api-slow, namespace: {ns}}}
-spec:
-  title: API slow
-  severity: SEV3
-  affected: {{deployments: [{{name: api}}]}}
 "#
         ),
     );
+    declare(cluster, &ns, "api-slow", "SEV3", &["api"]);
     wait_for(&client, &ns, "api-slow", WAIT, "enrichment", |i| {
         deployment(i, "api").is_some_and(|d| d.found)
     })

@@ -3,10 +3,10 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-pub use crate::kinds::{REVISION_ANNOTATION, REVISION_HISTORY_ANNOTATION};
+pub use crate::kinds::REVISION_ANNOTATION;
 use crate::{
     api::{incident::DeploymentState, limits::MAX_IMAGES},
-    kinds::{Deployment, PodTemplateSpec, ReplicaSet},
+    kinds::{Deployment, PodTemplateSpec, REVISION_HISTORY_ANNOTATION, ReplicaSet},
 };
 
 fn revision_of(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<i64> {
@@ -78,7 +78,7 @@ impl Rollout<'_> {
     }
 
     /// Whether the current ReplicaSet ran earlier revisions: a rollback.
-    pub fn reused(&self) -> bool {
+    fn reused(&self) -> bool {
         self.current
             .metadata
             .annotations
