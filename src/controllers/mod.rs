@@ -23,7 +23,7 @@ use crate::{
     cluster::{cache, watch::Watches},
     domain::incident::Backoff,
     health::Health,
-    integrations::secrets::Secrets,
+    integrations::secrets::{self, Secrets},
     metrics::Metrics,
 };
 
@@ -39,6 +39,8 @@ pub struct Context {
     pub concurrent_reconciles: u16,
     /// How notification deliveries are retried.
     pub delivery: Backoff,
+    /// Which Secrets receivers may name.
+    pub secrets: secrets::Access,
 }
 
 /// Runs every controller until `shutdown`; marks the operator ready once
@@ -47,7 +49,7 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
     let (invalid, unreadable) = futures::channel::mpsc::unbounded();
     let watches = Watches::new(health.clone(), context.metrics.clone(), Some(invalid));
     let (caches, streams) = cache::start(&context.client, &watches);
-    let secrets = Secrets::new(context.client.clone());
+    let secrets = Secrets::new(context.client.clone(), context.secrets);
     let policy_status = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(unreadable::run(
         context.client.clone(),

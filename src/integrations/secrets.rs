@@ -20,10 +20,30 @@ pub const TTL: Duration = Duration::from_secs(30);
 /// receiver is noticed soon.
 pub const FAILED_TTL: Duration = Duration::from_secs(5);
 
+/// The label a Secret carries for the operator to read it in
+/// [`Access::Labelled`] mode.
+pub const RECEIVER_LABEL: &str = "klaxon.dev/receiver";
+
+/// Which Secrets the operator reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Access {
+    /// Any Secret a policy names (a GET by name; RBAC `get` on Secrets).
+    #[default]
+    All,
+    /// Only Secrets labelled `klaxon.dev/receiver: "true"`: the operator
+    /// asks with that label selector (and a field selector on the name),
+    /// so the apiserver never hands it another Secret (RBAC `list`).
+    Labelled,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
     #[error("Secret {namespace}/{name} does not exist")]
     NotFound { namespace: String, name: String },
+    #[error(
+        "Secret {namespace}/{name} does not exist or is not labelled {RECEIVER_LABEL}: \"true\" (the operator reads only labelled Secrets)"
+    )]
+    NotLabelled { namespace: String, name: String },
     #[error("Secret {namespace}/{name} has no key {key}")]
     KeyMissing {
         namespace: String,
@@ -66,6 +86,7 @@ impl Entry {
 #[derive(Clone)]
 pub struct Secrets {
     client: Client,
+    access: Access,
     cache: Arc<Mutex<HashMap<(String, String), Entry>>>,
     /// One read per Secret at a time: concurrent askers for the same
     /// Secret wait for it; others do not.
@@ -79,9 +100,10 @@ type Gate = Arc<tokio::sync::Mutex<()>>;
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Secrets {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: Client, access: Access) -> Self {
         Self {
             client,
+            access,
             cache: Arc::default(),
             reading: Arc::default(),
         }
@@ -147,7 +169,20 @@ impl Secrets {
 
     async fn read(&self, namespace: &str, name: &str) -> Result<Data, SecretError> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let read = tokio::time::timeout(READ_TIMEOUT, api.get_opt(name)).await;
+        let read = async {
+            match self.access {
+                Access::All => api.get_opt(name).await,
+                Access::Labelled => {
+                    let params = kube::api::ListParams::default()
+                        .labels(&format!("{RECEIVER_LABEL}=true"))
+                        .fields(&format!("metadata.name={name}"));
+                    api.list(&params)
+                        .await
+                        .map(|list| list.items.into_iter().next())
+                }
+            }
+        };
+        let read = tokio::time::timeout(READ_TIMEOUT, read).await;
         let read = read.unwrap_or_else(|_| {
             Err(kube::Error::Service(
                 format!("no answer within {}s", READ_TIMEOUT.as_secs()).into(),
@@ -155,6 +190,10 @@ impl Secrets {
         });
         let data = match read {
             Ok(Some(secret)) => Ok(bytes(secret)),
+            Ok(None) if self.access == Access::Labelled => Err(SecretError::NotLabelled {
+                namespace: namespace.into(),
+                name: name.into(),
+            }),
             Ok(None) => Err(SecretError::NotFound {
                 namespace: namespace.into(),
                 name: name.into(),
@@ -172,7 +211,7 @@ impl Secrets {
         // Only the apiserver's answers are remembered: a read that could not
         // reach it says nothing about the Secret, and the next one may work.
         let answered = match &data {
-            Ok(_) | Err(SecretError::NotFound { .. }) => true,
+            Ok(_) | Err(SecretError::NotFound { .. } | SecretError::NotLabelled { .. }) => true,
             Err(SecretError::Unreadable { answered, .. }) => *answered,
             Err(SecretError::KeyMissing { .. }) => true,
         };

@@ -59,6 +59,16 @@ pub struct RunArgs {
     /// replicas (or an old pod during a rollout) never work at once.
     #[arg(long, env = "KLAXON_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set)]
     pub leader_election: bool,
+    /// Where the Lease lives (default: --namespace). One namespace for
+    /// every release (the chart uses kube-system) keeps one operator
+    /// working per cluster.
+    #[arg(long, env = "KLAXON_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Which Secrets receivers may name: `all`, or only those labelled
+    /// `klaxon.dev/receiver: "true"` (`labelled`, read with a label
+    /// selector so no other Secret ever reaches the operator).
+    #[arg(long, env = "KLAXON_RECEIVER_SECRETS", value_enum, default_value_t)]
+    pub receiver_secrets: crate::integrations::secrets::Access,
     /// How long a leader's Lease lasts without renewal: the longest a
     /// standby waits after the leader died.
     #[arg(long, env = "KLAXON_LEADER_ELECTION_LEASE", default_value = "15s", value_parser = parse_interval)]
@@ -157,6 +167,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             cap: args.delivery_backoff_max.max(args.delivery_backoff),
             max_attempts: args.delivery_attempts,
         },
+        secrets: args.receiver_secrets,
     };
     controllers::run(context, health, shutdown.clone()).await;
     // Controllers end on shutdown; make sure the server does too.
@@ -209,12 +220,16 @@ async fn lead(
     });
     let lease = args.leader_election_lease.as_secs().max(3);
     let grace = (lease / 3).max(1);
+    let namespace = args
+        .leader_election_namespace
+        .as_deref()
+        .unwrap_or(&args.namespace);
     let failed = |source| RunError::LeaderElection {
-        namespace: args.namespace.clone(),
+        namespace: namespace.to_string(),
         source,
     };
     let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
-        .with_namespace(&args.namespace)
+        .with_namespace(namespace)
         .with_identity(&identity)
         .with_duration(lease)
         .with_grace(grace)
@@ -223,7 +238,7 @@ async fn lead(
         .await
         .map_err(failed)?;
     health.set_ready(true);
-    info!(%identity, lease = LEASE_NAME, namespace = %args.namespace, "standing by until this instance holds the Lease");
+    info!(%identity, lease = LEASE_NAME, %namespace, "standing by until this instance holds the Lease");
     loop {
         let started = std::time::Instant::now();
         tokio::select! {
