@@ -16,12 +16,20 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     ]
 }
 
-/// The ValidatingAdmissionPolicy that rejects unknown severities at apply
-/// time, and its binding; kept beside the CRDs in `crds/`.
-pub const SEVERITY_ADMISSION: &str = include_str!("admission/severity-policy.yaml");
-
-/// Its file name in `crds/`.
-pub const SEVERITY_ADMISSION_FILE: &str = "severity-admission.yaml";
+/// The ValidatingAdmissionPolicies, each with its binding, kept beside
+/// the CRDs in `crds/` under these file names:
+/// - unknown severities are rejected at apply time;
+/// - the annotations naming who made a change cannot be forged.
+pub const ADMISSION: [(&str, &str); 2] = [
+    (
+        "severity-admission.yaml",
+        include_str!("admission/severity-policy.yaml"),
+    ),
+    (
+        "actor-admission.yaml",
+        include_str!("admission/actor-policy.yaml"),
+    ),
+];
 
 /// One CRD as the YAML committed in `crds/`.
 pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::ser::Error> {
@@ -35,8 +43,10 @@ pub fn all_yaml() -> Result<String, serde_saphyr::ser::Error> {
         out.push_str("---\n");
         out.push_str(&to_yaml(&crd)?);
     }
-    out.push_str("---\n");
-    out.push_str(SEVERITY_ADMISSION);
+    for (_, policy) in ADMISSION {
+        out.push_str("---\n");
+        out.push_str(policy);
+    }
     Ok(out)
 }
 
@@ -47,8 +57,9 @@ pub fn write_all(dir: &std::path::Path) -> Result<(), WriteError> {
         std::fs::write(dir.join(file), to_yaml(&crd).map_err(WriteError::Yaml)?)
             .map_err(WriteError::Io)?;
     }
-    std::fs::write(dir.join(SEVERITY_ADMISSION_FILE), SEVERITY_ADMISSION)
-        .map_err(WriteError::Io)?;
+    for (file, policy) in ADMISSION {
+        std::fs::write(dir.join(file), policy).map_err(WriteError::Io)?;
+    }
     Ok(())
 }
 
@@ -79,12 +90,14 @@ mod tests {
                     "{dir}/{file} is out of date with the Rust types: run `make crds` and commit the result"
                 );
             }
-            let committed = std::fs::read_to_string(root.join(dir).join(SEVERITY_ADMISSION_FILE))
-                .unwrap_or_default();
-            assert!(
-                committed == SEVERITY_ADMISSION,
-                "{dir}/{SEVERITY_ADMISSION_FILE} is out of date: run `make crds`"
-            );
+            for (file, policy) in ADMISSION {
+                let committed =
+                    std::fs::read_to_string(root.join(dir).join(file)).unwrap_or_default();
+                assert!(
+                    committed == policy,
+                    "{dir}/{file} is out of date: run `make crds`"
+                );
+            }
         }
     }
 

@@ -16,6 +16,26 @@ use super::limits::*;
 /// the schema refuses the rest, so no stored object is unreadable.
 const NOTE_TIME_RULE: &str = "!has(self.time) || (timestamp(self.time) >= timestamp('1000-01-01T00:00:00Z') && timestamp(self.time) < timestamp('9000-01-01T00:00:00Z'))";
 
+/// The user who made the change that produced the generation named by
+/// [`ACTOR_GENERATION_ANNOTATION`]; `kubectl incident` sets both, and an
+/// admission policy makes sure they name the requester.
+pub const ACTOR_ANNOTATION: &str = "klaxon.dev/actor";
+/// The generation [`ACTOR_ANNOTATION`]'s change made.
+pub const ACTOR_GENERATION_ANNOTATION: &str = "klaxon.dev/actor-generation";
+
+impl Incident {
+    /// Who made the change that produced this generation, when the
+    /// plugin recorded it for exactly this generation.
+    pub fn actor(&self) -> Option<&str> {
+        let annotations = self.metadata.annotations.as_ref()?;
+        let generation = annotations.get(ACTOR_GENERATION_ANNOTATION)?;
+        let actor = annotations.get(ACTOR_ANNOTATION)?;
+        (self.metadata.generation.map(|g| g.to_string()).as_ref() == Some(generation)
+            && !actor.is_empty())
+        .then_some(actor.as_str())
+    }
+}
+
 /// An incident a team is responding to, and the affected Deployments whose
 /// state the operator collects into its status.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -31,18 +51,14 @@ const NOTE_TIME_RULE: &str = "!has(self.time) || (timestamp(self.time) >= timest
     doc = "An incident a team is responding to; the operator links the affected Deployments and keeps their state in the status.",
     printcolumn(name = "Severity", type_ = "string", json_path = ".spec.severity"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".spec.phase"),
+    printcolumn(name = "Title", type_ = "string", json_path = ".spec.title"),
     printcolumn(name = "Team", type_ = "string", json_path = ".status.team"),
+    printcolumn(name = "Overdue", type_ = "boolean", json_path = ".status.overdue"),
     printcolumn(name = "Summary", type_ = "string", json_path = ".status.summary"),
     printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    ),
-    printcolumn(
-        name = "Title",
-        type_ = "string",
-        json_path = ".spec.title",
-        priority = 1
     ),
     printcolumn(
         name = "Ready",
@@ -229,6 +245,10 @@ pub struct IncidentStatus {
     /// When the deadline passed unacknowledged and the incident escalated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated_at: Option<Time>,
+    /// True while the acknowledgement deadline has passed unacknowledged
+    /// (absent otherwise); the `Overdue` printer column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue: Option<bool>,
 
     /// When the enrichment below was last refreshed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

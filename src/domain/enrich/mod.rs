@@ -26,6 +26,9 @@ pub fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
+/// Deployments the summary names one by one; beyond this it counts them.
+pub const SUMMARY_NAMED: usize = 3;
+
 /// Longest `status.summary`.
 pub const SUMMARY_MAX: usize = 200;
 
@@ -33,6 +36,19 @@ pub const SUMMARY_MAX: usize = 200;
 /// `checkout 1/3 ready; 2 CrashLoopBackOff, 1 OOMKilled; 14 warnings`.
 pub fn summary(deployments: &[DeploymentState], warnings: i64) -> String {
     let mut parts = Vec::new();
+    if deployments.len() > SUMMARY_NAMED {
+        // Too many to name: `50 deployments, 0/100 ready` (and how many
+        // are missing), then the reasons as for a few.
+        let found: Vec<&DeploymentState> = deployments.iter().filter(|d| d.found).collect();
+        let ready: i32 = found.iter().map(|d| d.ready_replicas.unwrap_or(0)).sum();
+        let desired: i32 = found.iter().map(|d| d.replicas.unwrap_or(0)).sum();
+        let mut line = format!("{} deployments, {ready}/{desired} ready", deployments.len());
+        let missing = deployments.len() - found.len();
+        if missing > 0 {
+            line.push_str(&format!(", {missing} not found"));
+        }
+        parts.push(line);
+    }
     let states: Vec<String> = deployments
         .iter()
         .map(|d| {
@@ -48,7 +64,7 @@ pub fn summary(deployments: &[DeploymentState], warnings: i64) -> String {
             }
         })
         .collect();
-    if !states.is_empty() {
+    if !states.is_empty() && deployments.len() <= SUMMARY_NAMED {
         parts.push(states.join(", "));
     }
     let mut reasons: Vec<(String, i32)> = Vec::new();
@@ -244,6 +260,41 @@ mod tests {
             Some("checkout 1/3 ready, ledger not found")
         );
         assert_eq!(summary(&[], 0), "no affected workloads");
+    }
+
+    #[test]
+    fn many_deployments_are_counted_not_named() {
+        let failing = |i: usize| DeploymentState {
+            name: format!("web-{i}"),
+            found: true,
+            replicas: Some(2),
+            ready_replicas: Some(0),
+            pods: Some(PodsSummary {
+                reasons: vec![
+                    ReasonCount {
+                        reason: "CrashLoopBackOff".into(),
+                        count: 1,
+                    },
+                    ReasonCount {
+                        reason: "OOMKilled".into(),
+                        count: 1,
+                    },
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let many: Vec<DeploymentState> = (0..50).map(failing).collect();
+        assert_eq!(
+            summary(&many, 0),
+            "50 deployments, 0/100 ready; 50 CrashLoopBackOff, 50 OOMKilled"
+        );
+        let mut some_missing = many[..4].to_vec();
+        some_missing.push(deployment::not_found("ledger"));
+        assert_eq!(
+            summary(&some_missing, 2),
+            "5 deployments, 0/8 ready, 1 not found; 4 CrashLoopBackOff, 4 OOMKilled; 2 warnings"
+        );
     }
 
     #[test]

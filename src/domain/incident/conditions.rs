@@ -106,6 +106,16 @@ pub fn build(
             ),
         ));
     }
+    if overdue && let Some(by) = &status.acknowledge_by {
+        problems.push((
+            ACKNOWLEDGEMENT_OVERDUE,
+            format!(
+                "Not acknowledged by {}: run kubectl incident ack {} -n {namespace}.",
+                by.0,
+                incident.metadata.name.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
     conditions.push(match problems.first() {
         Some((reason, _)) => set(
             READY,

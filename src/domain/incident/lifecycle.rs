@@ -32,6 +32,11 @@ pub fn apply(
         .creation_timestamp
         .clone()
         .unwrap_or_else(|| now.clone());
+    // Who made this generation's change, as the apiserver vouched for it.
+    let by = incident
+        .actor()
+        .map(|actor| format!(" by {}", enrich::truncate(actor, 128)))
+        .unwrap_or_default();
     let mut changes = Vec::new();
     if status.declared_at.is_none() {
         status.declared_at = Some(declared.clone());
@@ -43,7 +48,7 @@ pub fn apply(
             &mut status.timeline,
             declared.clone(),
             "Declared",
-            format!("Declared {}: {}", spec.severity, spec.title),
+            format!("Declared {}{by}: {}", spec.severity, spec.title),
         );
         if let Some(message) = incident
             .metadata
@@ -81,7 +86,7 @@ pub fn apply(
     if let Some(old) = previous.observed_phase
         && old != spec.phase
     {
-        let text = format!("{old} → {}", spec.phase);
+        let text = format!("{old} → {}{by}", spec.phase);
         let mut triggers = vec![Trigger::PhaseChanged];
         if spec.phase == Phase::Resolved {
             triggers.push(Trigger::Resolved);
@@ -95,7 +100,7 @@ pub fn apply(
     if let Some(old) = &previous.observed_severity
         && *old != spec.severity
     {
-        let text = format!("{old} → {}", spec.severity);
+        let text = format!("{old} → {}{by}", spec.severity);
         changes.push(Change {
             triggers: vec![Trigger::SeverityChanged],
             text: text.clone(),
@@ -176,5 +181,51 @@ mod tests {
             "two changes, numbered apart"
         );
         assert_eq!(reports, 2);
+    }
+
+    fn acted(inc: &mut Incident, actor: &str, generation: &str) {
+        inc.metadata.annotations = Some(
+            [
+                (crate::api::incident::ACTOR_ANNOTATION, actor),
+                (
+                    crate::api::incident::ACTOR_GENERATION_ANNOTATION,
+                    generation,
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+    }
+
+    #[test]
+    fn a_change_names_who_made_it_only_for_the_generation_they_made() {
+        let mut inc = incident(Phase::Triggered, "SEV2");
+        inc.metadata.generation = Some(1);
+        acted(&mut inc, "alice", "1");
+        let (status, _, _) = run(&inc, "2026-11-24T14:10:05Z");
+        assert!(
+            status.timeline[0]
+                .message
+                .starts_with("Declared SEV2 by alice: "),
+            "{:?}",
+            status.timeline
+        );
+
+        // alice acknowledges (generation 2): hers.
+        inc.status = Some(status);
+        inc.spec.phase = Phase::Acknowledged;
+        inc.metadata.generation = Some(2);
+        acted(&mut inc, "alice", "2");
+        let (status, changes, _) = run(&inc, "2026-11-24T14:12:00Z");
+        assert_eq!(changes[0].text, "Triggered → Acknowledged by alice");
+
+        // Someone else raises the severity without the plugin: the
+        // annotations still name generation 2, so nobody is named.
+        inc.status = Some(status);
+        inc.spec.severity = "SEV1".into();
+        inc.metadata.generation = Some(3);
+        let (_, changes, _) = run(&inc, "2026-11-24T14:13:00Z");
+        assert_eq!(changes[0].text, "SEV2 → SEV1");
     }
 }

@@ -131,6 +131,7 @@ pub fn plan(
         deadline.overdue,
         &now,
     );
+    status.overdue = deadline.overdue.then_some(true);
     conditions::prefix_summary(incident, policy, &mut status, deadline.overdue);
     budget::fit(&mut status, budget::MAX_STATUS_BYTES);
     Plan {

@@ -266,6 +266,16 @@ fn requirements_deadlines_routes_and_escalation_follow_the_ladder() {
     let overdue = crate::domain::conditions::find(&late.status.conditions, ACKNOWLEDGEMENT_OVERDUE)
         .expect("overdue");
     assert_eq!(overdue.status, "True");
+    let ready = crate::domain::conditions::find(&late.status.conditions, "Ready").expect("Ready");
+    // Not Ready; the commander (missing since the start) leads, the
+    // deadline follows in the message.
+    assert_eq!(ready.status, "False", "an overdue incident is not Ready");
+    assert!(
+        ready.message.contains("kubectl incident ack"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(late.status.overdue, Some(true));
     assert!(
         late.events
             .iter()
