@@ -1,9 +1,10 @@
 # Klaxon: `make demo` to see it work, `make test` to check everything.
 SHELL := /bin/bash
 CARGO ?= cargo
+IMAGE ?= klaxon:dev
 KUBECONFIG_LOCAL := $(CURDIR)/target/cluster/kubeconfig
 
-.PHONY: all build test fmt-check lint unit crds cluster cluster-down demo bench controlplane prometheus
+.PHONY: all build test fmt-check lint unit crds cluster cluster-down demo bench controlplane prometheus image
 
 all: build
 
@@ -37,6 +38,16 @@ prometheus:
 crds:
 	$(CARGO) run --quiet -- crds --out-dir crds
 	$(CARGO) run --quiet -- crds --out-dir charts/klaxon/crds
+
+## The operator image, tagged $(IMAGE) (IMAGE=<registry>/klaxon:<tag> to push it),
+## built with the first of docker, podman and buildah on PATH.
+image:
+	@builder="$$(command -v docker || command -v podman || command -v buildah)"; \
+	case "$$builder" in \
+	  "") echo "make image: no container builder on PATH: install docker, podman or buildah" >&2; exit 1 ;; \
+	  */buildah) set -x; "$$builder" bud -t "$(IMAGE)" . ;; \
+	  *) set -x; "$$builder" build -t "$(IMAGE)" . ;; \
+	esac
 
 ## Start / stop the local cluster in the background (KLAXON_CONTROLPLANE=bare: apiserver and etcd only).
 cluster:

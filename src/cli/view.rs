@@ -591,7 +591,11 @@ mod tests {
         assert_eq!(span(t, at("2026-11-24T16:05:00Z")), "2h5m");
         assert_eq!(span(t, at("2026-11-24T16:00:00Z")), "2h");
         assert_eq!(span(t, at("2026-11-27T15:00:00Z")), "3d");
-        assert_eq!(span(at("2026-11-24T14:05:00Z"), t), "5m", "either way round");
+        assert_eq!(
+            span(at("2026-11-24T14:05:00Z"), t),
+            "5m",
+            "either way round"
+        );
     }
 
     #[test]

@@ -1,13 +1,18 @@
-//! The chart's RBAC is all the operator needs for everything it does, not
-//! only enrichment: policy status, signals, deliveries, escalation,
-//! auto-resolution and leader election, run under a ServiceAccount token
-//! bound to exactly the rules of `charts/klaxon/templates/rbac.yaml`. The
-//! apiserver's audit log is the judge: no request of the operator's may
-//! have been refused.
+//! The chart, installed by the real Helm, is all the operator needs for
+//! everything it does, not only enrichment: policy status, signals,
+//! deliveries, escalation, auto-resolution and leader election. The
+//! operator runs with the args and env of the release's Deployment, under
+//! a token of the release's ServiceAccount, bound to exactly the rules the
+//! chart rendered. The apiserver's audit log is the judge: no request of
+//! the operator's may have been refused.
 
 use std::time::Duration;
 
-use k8s_openapi::api::{coordination::v1::Lease, core::v1::Namespace};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    coordination::v1::Lease,
+    core::v1::{Namespace, Pod},
+};
 use klaxon::api::{ClusterResponsePolicy, Incident, Phase, ResponsePolicy};
 use kube::{
     Api,
@@ -16,9 +21,9 @@ use kube::{
 use serde_json::json;
 
 use crate::support::{
-    self, Cluster, assert_success, audit,
+    self, Cluster, audit, chart,
     fixtures::{self, apply, reason_count, secret, wait_for},
-    operator::{self, Operator},
+    operator,
     receiver::{Receiver, Request},
     stdout,
 };
@@ -27,38 +32,94 @@ const WAIT: Duration = Duration::from_secs(60);
 /// Long enough for the shortest deadline the schema allows (1m) to pass.
 const DEADLINE_WAIT: Duration = Duration::from_secs(150);
 
-/// The chart's `rbac.yaml` with its few template expressions rendered, as
-/// `helm template` would for a release in `namespace`.
-fn chart_rbac(namespace: &str) -> String {
-    let template =
-        std::fs::read_to_string(support::repo_root().join("charts/klaxon/templates/rbac.yaml"))
-            .expect("read the chart's RBAC");
-    let rendered: String = template
-        .lines()
-        .filter(|line| !line.contains("{{-"))
-        .map(|line| {
-            line.replace("{{ include \"klaxon.name\" . }}", "klaxon")
-                .replace("{{ .Release.Namespace }}", namespace)
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+/// `edit` and `admin` may drive Incidents and ResponsePolicies in their
+/// namespace, `view` may read them, and neither touches the cluster-wide
+/// baseline: the chart's roles aggregated into the built-in ones (by the
+/// controller-manager's aggregation controller), checked by impersonation.
+async fn teams_use_the_built_in_roles(cluster: &Cluster, team: &str) {
+    for (user, role) in [("dev", "edit"), ("lead", "admin"), ("viewer", "view")] {
+        let out = cluster.kubectl(&[
+            "create",
+            "rolebinding",
+            &format!("{user}-{role}"),
+            &format!("--clusterrole={role}"),
+            &format!("--user={user}"),
+            "-n",
+            team,
+        ]);
+        support::assert_success(&out, "bind a built-in role");
+    }
+    let can = |user: &str, verb: &str, resource: &str| {
+        let mut args = vec!["auth", "can-i", verb, "-n", team, "--as", user];
+        let subresource;
+        match resource.split_once('/') {
+            Some((resource, sub)) => {
+                subresource = format!("--subresource={sub}");
+                args.extend([resource, subresource.as_str()]);
+            }
+            None => args.push(resource),
+        }
+        stdout(&cluster.kubectl(&args)).trim() == "yes"
+    };
+    // Aggregation is asynchronous: wait for the last role to carry ours.
     assert!(
-        !rendered.contains("{{"),
-        "unrendered template left:\n{rendered}"
+        support::poll_until(WAIT, || (can("dev", "create", "incidents.klaxon.dev")
+            && can("lead", "create", "incidents.klaxon.dev")
+            && can("viewer", "list", "incidents.klaxon.dev"))
+        .then_some(()))
+        .is_some(),
+        "the chart's roles never aggregated into edit, admin and view"
     );
-    rendered
-}
+    let expected = [
+        ("dev", "create", "incidents.klaxon.dev", true),
+        ("dev", "patch", "incidents.klaxon.dev", true),
+        ("dev", "delete", "incidents.klaxon.dev", true),
+        ("dev", "update", "responsepolicies.klaxon.dev", true),
+        ("dev", "create", "clusterresponsepolicies.klaxon.dev", false),
+        ("dev", "patch", "incidents.klaxon.dev/status", false),
+        ("lead", "delete", "responsepolicies.klaxon.dev", true),
+        (
+            "lead",
+            "create",
+            "clusterresponsepolicies.klaxon.dev",
+            false,
+        ),
+        ("viewer", "get", "incidents.klaxon.dev", true),
+        ("viewer", "watch", "responsepolicies.klaxon.dev", true),
+        ("viewer", "create", "incidents.klaxon.dev", false),
+        ("viewer", "patch", "incidents.klaxon.dev", false),
+        (
+            "viewer",
+            "list",
+            "clusterresponsepolicies.klaxon.dev",
+            false,
+        ),
+    ];
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(user, verb, resource, allowed)| can(user, verb, resource) != *allowed)
+        .map(|(user, verb, resource, allowed)| {
+            format!("{user} {verb} {resource}: expected allowed={allowed}")
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 
-/// A kubeconfig holding the token of ServiceAccount `klaxon` in `system`,
-/// bound to the chart's rules and nothing else.
-fn service_account_kubeconfig(cluster: &Cluster, system: &str, name: &str) -> std::path::PathBuf {
-    let out = cluster.kubectl(&["create", "serviceaccount", "klaxon", "-n", system]);
-    assert_success(&out, "create serviceaccount");
-    let out = cluster.kubectl_with_stdin(&["apply", "-f", "-"], Some(&chart_rbac(system)));
-    assert_success(&out, "apply the chart's RBAC");
-    let out = cluster.kubectl(&["create", "token", "klaxon", "-n", system, "--duration=1h"]);
-    assert_success(&out, "token");
-    cluster.kubeconfig_with_token(name, stdout(&out).trim())
+    // And for real, as the apiserver answers them.
+    let incident = format!(
+        "apiVersion: klaxon.dev/v1alpha1\nkind: Incident\nmetadata: {{name: by-dev, namespace: {team}}}\nspec: {{title: Declared by a team member, severity: SEV3}}\n"
+    );
+    let out = cluster.kubectl_with_stdin(&["--as", "dev", "apply", "-f", "-"], Some(&incident));
+    support::assert_success(&out, "edit declares an incident");
+    let out = cluster.kubectl(&["--as", "viewer", "get", "inc", "by-dev", "-n", team]);
+    support::assert_success(&out, "view reads it");
+    let out = cluster.kubectl(&["--as", "viewer", "delete", "inc", "by-dev", "-n", team]);
+    assert!(
+        !out.status.success() && support::stderr(&out).contains("forbidden"),
+        "view deleted an incident: {}",
+        support::stderr(&out)
+    );
+    let out = cluster.kubectl(&["--as", "dev", "delete", "inc", "by-dev", "-n", team]);
+    support::assert_success(&out, "edit deletes it");
 }
 
 /// Waits until the policy's `Ready` condition is `True` for its current
@@ -113,16 +174,79 @@ async fn the_whole_lifecycle_runs_under_exactly_the_charts_rbac() {
         )
         .await
         .expect("label the team namespace");
-    let kubeconfig = service_account_kubeconfig(&cluster, &system, "chart-lifecycle");
-
-    let mut env: Vec<(&str, &str)> = operator::SHARED_ENV.to_vec();
-    // As the chart runs it: the Lease in its own namespace.
-    env.extend([
-        ("KLAXON_LEADER_ELECTION", "true"),
-        ("KLAXON_NAMESPACE", system.as_str()),
+    // Pods of the release must meet the restricted Pod Security Standard.
+    let out = cluster.kubectl(&[
+        "label",
+        "namespace",
+        &system,
+        "pod-security.kubernetes.io/enforce=restricted",
     ]);
-    let mut operator = Operator::start(&kubeconfig, "chart-lifecycle", &env);
+    support::assert_success(&out, "label the release namespace restricted");
+    // Fast clocks through the chart's own extraEnv; Secrets narrowed to
+    // labelled ones.
+    let extra_env = serde_json::to_string(
+        &operator::SHARED_ENV
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect::<Vec<_>>(),
+    )
+    .expect("extraEnv");
+    chart::install(
+        &cluster,
+        "klaxon",
+        &system,
+        &[
+            "--set",
+            "receiverSecrets.mode=labelled",
+            "--set-json",
+            &format!("extraEnv={extra_env}"),
+        ],
+    );
+    let mut operator =
+        chart::start_operator(&cluster, &client, "klaxon", &system, "chart-lifecycle").await;
     operator.wait_ready(WAIT);
+
+    // The release's own pods (simulated by KWOK) were admitted under the
+    // restricted Pod Security Standard.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &system);
+    let running = support::eventually(WAIT, || async {
+        let list = pods
+            .list(&ListParams::default().labels("app.kubernetes.io/instance=klaxon"))
+            .await
+            .ok()?;
+        let running = list
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        (running == 2).then_some(running)
+    })
+    .await;
+    assert_eq!(
+        running,
+        Some(2),
+        "the release's 2 pods were not admitted as restricted; events:\n{}",
+        stdout(&cluster.kubectl(&["get", "events", "-n", &system]))
+    );
+
+    // A second release elsewhere finds the Lease in kube-system and stands
+    // by (ready, doing nothing) while the first works.
+    let other = support::namespace(&client, "klaxon-other").await;
+    chart::install(&cluster, "klaxon-b", &other, &[]);
+    let mut standby =
+        chart::start_operator(&cluster, &client, "klaxon-b", &other, "chart-standby").await;
+    standby.wait_ready(WAIT);
+    assert!(
+        support::poll_until(WAIT, || standby
+            .log_text()
+            .contains("standing by until this instance holds the Lease")
+            .then_some(()))
+        .is_some(),
+        "the second release did not stand by:\n{}",
+        standby.log_text()
+    );
+
+    teams_use_the_built_in_roles(&cluster, &team).await;
 
     // Policies: the platform's baseline and the team's own, with a webhook
     // whose URL is in a Secret of the team's namespace, a route on every
@@ -139,6 +263,16 @@ async fn the_whole_lifecycle_runs_under_exactly_the_charts_rbac() {
         ],
     )
     .await;
+    // The release reads only Secrets labelled for Klaxon.
+    let out = cluster.kubectl(&[
+        "label",
+        "secret",
+        "hooks",
+        "-n",
+        &team,
+        "klaxon.dev/receiver=true",
+    ]);
+    support::assert_success(&out, "label the receivers' Secret");
     let baseline = format!("baseline-{team}");
     apply(
         &cluster,
@@ -282,20 +416,44 @@ spec:
         })
         .await;
 
-    // Leader election was in use: the Lease in the operator's namespace.
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &system);
+    // Leader election was in use: the Lease the chart puts in kube-system.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
     let lease = leases
         .get_opt("klaxon")
         .await
         .expect("get Lease")
-        .expect("the Lease klaxon in the operator's namespace");
+        .expect("the Lease klaxon in kube-system");
     let holder = lease
         .spec
         .and_then(|s| s.holder_identity)
         .unwrap_or_default();
     assert!(!holder.is_empty(), "the Lease has no holder");
 
+    // helm upgrade changes what the operator runs with.
+    chart::upgrade(
+        &cluster,
+        "klaxon",
+        &system,
+        &["--set", "concurrentReconciles=8"],
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &system);
+    let args = deployments
+        .get("klaxon")
+        .await
+        .expect("the release's Deployment")
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers.into_iter().next())
+        .and_then(|c| c.args)
+        .unwrap_or_default();
+    assert!(
+        args.contains(&"--concurrent-reconciles=8".to_string())
+            && args.contains(&"--receiver-secrets=labelled".to_string()),
+        "{args:?}"
+    );
+
     // Nothing was refused: not in the operator's log, not in the audit log.
+    let _ = standby.terminate(WAIT);
     let _ = operator.terminate(WAIT);
     let log = operator.log_text();
     assert!(
@@ -304,8 +462,25 @@ spec:
     );
     let audit_log = cluster.dir().join("audit.log");
     audit::wait_until_quiet(&audit_log, Duration::from_secs(1), Duration::from_secs(20)).await;
-    let requests = audit::operator_requests(&audit_log);
+    let all = audit::operator_requests(&audit_log);
     let account = format!("system:serviceaccount:{system}:klaxon");
+    let standby_account = format!("system:serviceaccount:{other}:klaxon-b");
+    // The standby only ever looked at the Lease (and discovery).
+    let touched: Vec<String> = all
+        .iter()
+        .filter(|r| r.user == standby_account && r.resource.is_some())
+        .filter(|r| !r.is("get", Some("coordination.k8s.io"), "leases"))
+        .map(audit::Request::describe)
+        .collect();
+    assert!(
+        touched.is_empty(),
+        "the standby did more than watch the Lease:\n{}",
+        touched.join("\n")
+    );
+    let requests: Vec<audit::Request> = all
+        .into_iter()
+        .filter(|r| r.user != standby_account)
+        .collect();
     assert!(
         !requests.is_empty() && requests.iter().all(|r| r.user == account),
         "the operator's requests are not all by {account}"
@@ -351,7 +526,7 @@ spec:
             "clusterresponsepolicies/status",
             "baseline status",
         ),
-        ("get", None, "secrets", "receiver URLs"),
+        ("list", None, "secrets", "receiver URLs, labelled only"),
         ("create", Some("events.k8s.io"), "events", "Events"),
     ];
     for (verb, group, resource, what) in must {
@@ -378,7 +553,7 @@ async fn the_operator_works_under_the_charts_rbac() {
     bare.install_crds();
     let client = bare.client().await;
     let system = support::namespace(&client, "klaxon-system").await;
-    let kubeconfig = service_account_kubeconfig(&bare, &system, "chart-rbac");
+    chart::install(&bare, "klaxon", &system, &[]);
 
     let ns = support::namespace(&client, "rbac-enrich").await;
     let deployment = fixtures::deployment(&client, &ns, "api", &[], (2, 1), "1", "api:v1").await;
@@ -400,16 +575,7 @@ async fn the_operator_works_under_the_charts_rbac() {
         2,
     )
     .await;
-    let mut operator = Operator::start(
-        &kubeconfig,
-        "chart-rbac",
-        &[
-            ("KLAXON_METRICS_INTERVAL", "1s"),
-            // As the chart runs it: the Lease in its own namespace.
-            ("KLAXON_LEADER_ELECTION", "true"),
-            ("KLAXON_NAMESPACE", system.as_str()),
-        ],
-    );
+    let mut operator = chart::start_operator(&bare, &client, "klaxon", &system, "chart-rbac").await;
     operator.wait_ready(WAIT);
     fixtures::apply(
         &bare,

@@ -6,6 +6,7 @@ mod support;
 
 mod api_schema;
 mod bounded;
+mod chart;
 mod chart_rbac;
 mod control_plane;
 mod enrichment;

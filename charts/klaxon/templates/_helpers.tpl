@@ -1,3 +1,8 @@
+{{/*
+The name of every object the chart creates: the release name, so that
+`helm install klaxon` makes ServiceAccount, ClusterRole, Deployment
+`klaxon` (the tests rely on it).
+*/}}
 {{- define "klaxon.name" -}}
 {{- default .Chart.Name .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -12,4 +17,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "klaxon.selectorLabels" -}}
 app.kubernetes.io/name: klaxon
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/*
+The operator's ServiceAccount: serviceAccount.name, else the release's
+name. With serviceAccount.create=false it must already exist.
+*/}}
+{{- define "klaxon.serviceAccountName" -}}
+{{- default (include "klaxon.name" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{/*
+Where the Lease `klaxon` lives: leaderElection.namespace, else the
+release namespace.
+*/}}
+{{- define "klaxon.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.leaderElection.namespace -}}
 {{- end -}}

@@ -19,6 +19,7 @@
 #![allow(dead_code)]
 
 pub mod audit;
+pub mod chart;
 pub mod fixtures;
 pub mod operator;
 pub mod prometheus;
@@ -341,7 +342,7 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output 
     child.wait_with_output().expect("kubectl output")
 }
 
-fn controlplane_binary() -> PathBuf {
+pub(crate) fn controlplane_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("KLAXON_CONTROLPLANE_BIN") {
         return PathBuf::from(bin);
     }

@@ -102,6 +102,17 @@ impl Operator {
     /// Starts `klaxon run` against `kubeconfig` with a free port for its
     /// HTTP endpoints.
     pub fn start(kubeconfig: &Path, name: &str, env: &[(&str, &str)]) -> Operator {
+        Self::start_with_args(kubeconfig, name, &["run".to_string()], env)
+    }
+
+    /// Starts `klaxon ARGS` (ARGS starting with `run`), with
+    /// `--listen-address` added for a free port.
+    pub fn start_with_args(
+        kubeconfig: &Path,
+        name: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Operator {
         let port = free_port();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("operator");
         std::fs::create_dir_all(&dir).expect("create operator log directory");
@@ -119,7 +130,7 @@ impl Operator {
             });
         }
         let child = command
-            .arg("run")
+            .args(args)
             .arg("--listen-address")
             .arg(format!("127.0.0.1:{port}"))
             .env("KUBECONFIG", kubeconfig)
