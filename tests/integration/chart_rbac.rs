@@ -263,16 +263,6 @@ async fn the_whole_lifecycle_runs_under_exactly_the_charts_rbac() {
         ],
     )
     .await;
-    // The release reads only Secrets labelled for Klaxon.
-    let out = cluster.kubectl(&[
-        "label",
-        "secret",
-        "hooks",
-        "-n",
-        &team,
-        "klaxon.dev/receiver=true",
-    ]);
-    support::assert_success(&out, "label the receivers' Secret");
     let baseline = format!("baseline-{team}");
     apply(
         &cluster,
@@ -316,6 +306,34 @@ spec:
     let crps: Api<ClusterResponsePolicy> = Api::all(client.clone());
     wait_ready(&crps, &baseline, |p| p.status.as_ref()).await;
     let rps: Api<ResponsePolicy> = Api::namespaced(client.clone(), &team);
+    // The release reads only Secrets labelled for Klaxon: until the label
+    // is there, the policy says so, and nothing of the Secret was read.
+    let unlabelled = support::eventually(WAIT, || async {
+        let policy = rps.get("team").await.ok()?;
+        let ready = policy
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (ready.reason == "ReceiverSecretMissing").then_some(ready.message)
+    })
+    .await
+    .expect("the team policy names its unlabelled receiver Secret");
+    assert!(
+        unlabelled.contains(&format!(
+            "Secret {team}/hooks does not exist or is not labelled klaxon.dev/receiver: \"true\""
+        )),
+        "{unlabelled}"
+    );
+    let out = cluster.kubectl(&[
+        "label",
+        "secret",
+        "hooks",
+        "-n",
+        &team,
+        "klaxon.dev/receiver=true",
+    ]);
+    support::assert_success(&out, "label the receivers' Secret");
     wait_ready(&rps, "team", |p| p.status.as_ref()).await;
 
     // A real rollout whose pods never become ready: unavailable for

@@ -3,10 +3,14 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use klaxon::api::{Incident, Phase};
+use klaxon::api::{Incident, Phase, ResponsePolicy};
 use kube::Api;
 
-use crate::support::{self, fixtures::wait_for, operator, stderr, stdout};
+use crate::support::{
+    self,
+    fixtures::{self, wait_for},
+    operator, stderr, stdout,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -77,6 +81,23 @@ async fn responders_declare_and_drive_an_incident_with_kubectl_incident() {
     // drive incidents in this namespace, and nothing else.
     let kc = &responder(cluster, &ns, "alice");
     let alice = format!("system:serviceaccount:{ns}:alice");
+    // The team wants a postmortem for every resolved SEV1.
+    fixtures::apply(
+        cluster,
+        &format!(
+            "apiVersion: klaxon.dev/v1alpha1\nkind: ResponsePolicy\nmetadata: {{name: team, namespace: {ns}}}\nspec:\n  severities:\n    - {{name: SEV1, requirePostmortem: true}}\n    - {{name: SEV2}}\n    - {{name: SEV3}}\n"
+        ),
+    );
+    let policies: Api<ResponsePolicy> = Api::namespaced(client.clone(), &ns);
+    support::eventually(WAIT, || async {
+        let ready = policies.get("team").await.ok()?.status?.conditions;
+        ready
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(())
+    })
+    .await
+    .expect("the team policy is Ready");
 
     let out = plugin(
         kc,
@@ -236,6 +257,51 @@ async fn responders_declare_and_drive_an_incident_with_kubectl_incident() {
         "{}",
         stderr(&forged)
     );
+
+    // Resolving a SEV1 without its postmortem: done, with a warning that
+    // says how to add it, once the operator has looked.
+    let out = plugin(
+        kc,
+        &[
+            "declare",
+            "db-down",
+            "-n",
+            &ns,
+            "--title",
+            "DB down",
+            "--severity",
+            "SEV1",
+            "--no-wait",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = plugin(kc, &["resolve", "db-down", "-n", &ns]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("warning: the policy requires a postmortem for resolved SEV1 incidents")
+            && stderr(&out).contains(&format!(
+                "kubectl incident resolve db-down -n {ns} --postmortem URL"
+            )),
+        "{}",
+        stderr(&out)
+    );
+    // checkout-5xx linked its postmortem: no warning there (asked again,
+    // it changes nothing and says so).
+    let out = plugin(
+        kc,
+        &[
+            "resolve",
+            "checkout-5xx",
+            "-n",
+            &ns,
+            "--postmortem",
+            "https://wiki.example/pm/1",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("unchanged"), "{}", stdout(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 
     let missing = plugin(kc, &["ack", "nope", "-n", &ns]);
     assert!(!missing.status.success());
