@@ -250,6 +250,11 @@ pub struct IncidentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overdue: Option<bool>,
 
+    /// The few lines a responder needs first: `kubectl describe` prints
+    /// fields alphabetically, and this one sorts before the conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brief: Option<Brief>,
+
     /// When the enrichment below was last refreshed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enriched_at: Option<Time>,
@@ -299,6 +304,28 @@ pub struct IncidentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_FINDINGS), inner(length(max = 600)))]
     pub findings: Vec<String>,
+}
+
+/// What `kubectl describe` shows first (its fields print in this order).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Brief {
+    /// What needs a human, from the conditions that report trouble.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5), inner(length(max = 300)))]
+    pub attention: Vec<String>,
+    /// Where the acknowledgement deadline stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 300))]
+    pub deadline: Option<String>,
+    /// One line per affected Deployment (the first few).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 6), inner(length(max = 300)))]
+    pub deployments: Vec<String>,
+    /// The summary line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 300))]
+    pub summary: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

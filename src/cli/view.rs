@@ -191,7 +191,7 @@ pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
         out.push(style.green(&line));
     }
 
-    let attention = attention(status);
+    let attention = crate::domain::incident::brief::attention(status);
     if !attention.is_empty() {
         out.blank();
         out.push(style.bold("Needs attention"));
@@ -307,26 +307,6 @@ pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
     out.finish()
 }
 
-/// What needs a human: `Ready`'s message when it is False (it names the
-/// missing commander or postmortem and an overdue acknowledgement), then
-/// the other conditions that report trouble.
-fn attention(status: &IncidentStatus) -> Vec<String> {
-    use crate::domain::incident::conditions::{
-        DEPLOYMENTS_FOUND, METRICS_AVAILABLE, NOTIFICATIONS_DELIVERED, QUERIES_SUCCEEDED,
-    };
-    let ready = status
-        .conditions
-        .iter()
-        .filter(|c| c.type_ == "Ready" && c.status == "False");
-    let others = status.conditions.iter().filter(|c| {
-        matches!(
-            c.type_.as_str(),
-            DEPLOYMENTS_FOUND | METRICS_AVAILABLE | NOTIFICATIONS_DELIVERED | QUERIES_SUCCEEDED
-        ) && c.status == "False"
-    });
-    ready.chain(others).map(|c| c.message.clone()).collect()
-}
-
 fn deployment(out: &mut Lines, d: &DeploymentState, now: Timestamp, style: Style) {
     if !d.found {
         out.push(format!(
@@ -382,8 +362,10 @@ fn deployment(out: &mut Lines, d: &DeploymentState, now: Timestamp, style: Style
     {
         let with_ratio = |value: &Option<String>, ratio: &Option<String>, of: &str| {
             let value = value.clone().unwrap_or_else(|| "?".into());
-            match ratio {
-                Some(r) => format!("{value} ({r} of {of})"),
+            // Ratios are fractions ("0.82"); people read percentages.
+            match ratio.as_deref().map(|r| (r, r.parse::<f64>())) {
+                Some((_, Ok(r))) => format!("{value} ({:.0}% of {of})", r * 100.0),
+                Some((r, Err(_))) => format!("{value} ({r} of {of})"),
                 None => value,
             }
         };

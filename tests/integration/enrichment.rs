@@ -323,6 +323,26 @@ spec:
         events_section.contains("Declared"),
         "no transition Event in describe:\n{described}"
     );
+    // The brief comes first in the status: each Deployment's line and the
+    // summary (and the deadline, where one applies) before the conditions.
+    let status_part = described.split("\nStatus:").nth(1).unwrap_or_default();
+    let position = |text: &str| {
+        status_part
+            .find(text)
+            .unwrap_or_else(|| panic!("describe's status lacks {text}:\n{described}"))
+    };
+    let conditions = position("Conditions:");
+    for first in [
+        "Brief:",
+        "Deployments:",
+        "checkout 1/4 ready, 13 restarts",
+        "Summary:",
+    ] {
+        assert!(
+            position(first) < conditions,
+            "{first} comes after the conditions:\n{described}"
+        );
+    }
 
     // A pod that starts crash-looping shows up, with no change to the Incident.
     let new_rs = rs_api.get("checkout-7b9c4d2f1").await.expect("rs");

@@ -12,6 +12,7 @@
 //! outbox ledger) → [`resolution`] (auto-resolution) → [`conditions`] →
 //! [`budget`] (the status stays under its size bound).
 
+pub mod brief;
 pub mod budget;
 pub mod conditions;
 pub mod deadlines;
@@ -133,6 +134,7 @@ pub fn plan(
     );
     status.overdue = deadline.overdue.then_some(true);
     conditions::prefix_summary(incident, policy, &mut status, deadline.overdue);
+    status.brief = Some(brief::build(&status, incident.spec.phase));
     budget::fit(&mut status, budget::MAX_STATUS_BYTES);
     Plan {
         status,

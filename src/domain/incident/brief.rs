@@ -1,0 +1,207 @@
+//! `status.brief`: the few lines a responder needs, where `kubectl
+//! describe` shows them first. kubectl prints a status's fields in
+//! alphabetical order, so the summary, the deadline and the Deployments
+//! would otherwise come after fifty lines of conditions; `brief` sorts
+//! before `conditions`, and its own fields (attention, deadline,
+//! deployments, summary) read in a sensible order too. Every line is
+//! derived from the rest of the status and holds no clock-relative text,
+//! so it changes only when the status does.
+
+use crate::{
+    api::{
+        IncidentStatus, Phase,
+        incident::{Brief, DeploymentState},
+    },
+    domain::{
+        enrich::truncate,
+        incident::conditions::{
+            DEPLOYMENTS_FOUND, METRICS_AVAILABLE, NOTIFICATIONS_DELIVERED, QUERIES_SUCCEEDED,
+        },
+    },
+};
+
+/// Deployments the brief gives a line each; the rest are counted.
+pub const BRIEF_DEPLOYMENTS: usize = 5;
+/// What-needs-attention lines kept.
+pub const BRIEF_ATTENTION: usize = 5;
+/// Longest line.
+pub const BRIEF_LINE: usize = 300;
+
+/// What needs a human: `Ready`'s message when it is False (it names a
+/// missing commander or postmortem, an unknown severity, an overdue
+/// acknowledgement), then the other conditions that report trouble.
+pub fn attention(status: &IncidentStatus) -> Vec<String> {
+    let ready = status
+        .conditions
+        .iter()
+        .filter(|c| c.type_ == "Ready" && c.status == "False");
+    let others = status.conditions.iter().filter(|c| {
+        matches!(
+            c.type_.as_str(),
+            DEPLOYMENTS_FOUND | METRICS_AVAILABLE | NOTIFICATIONS_DELIVERED | QUERIES_SUCCEEDED
+        ) && c.status == "False"
+    });
+    ready.chain(others).map(|c| c.message.clone()).collect()
+}
+
+/// Where the acknowledgement deadline stands, in absolute times.
+pub fn deadline(status: &IncidentStatus, phase: Phase) -> Option<String> {
+    let by = status.acknowledge_by.as_ref()?;
+    Some(match (&status.acknowledged_at, phase) {
+        (Some(at), _) if at.0 > by.0 => format!("acknowledged late at {} (due {})", at.0, by.0),
+        (Some(at), _) => format!("acknowledged at {} (due {})", at.0, by.0),
+        (None, Phase::Triggered) if status.overdue == Some(true) => {
+            format!("OVERDUE: not acknowledged by {}", by.0)
+        }
+        (None, Phase::Triggered) => format!("acknowledge by {}", by.0),
+        (None, _) => return None,
+    })
+}
+
+/// One line per Deployment: `checkout 1/3 ready, 14 restarts: 2
+/// CrashLoopBackOff, 1 OOMKilled; revision 7 changed v41 → v42`.
+pub fn deployment(d: &DeploymentState) -> String {
+    if !d.found {
+        return format!("{} not found", d.name);
+    }
+    let mut line = format!(
+        "{} {}/{} ready",
+        d.name,
+        d.ready_replicas.unwrap_or(0),
+        d.replicas.unwrap_or(0)
+    );
+    if let Some(pods) = &d.pods {
+        if pods.restarts > 0 {
+            line.push_str(&format!(", {} restarts", pods.restarts));
+        }
+        if !pods.reasons.is_empty() {
+            let reasons: Vec<String> = pods
+                .reasons
+                .iter()
+                .map(|r| format!("{} {}", r.count, r.reason))
+                .collect();
+            line.push_str(&format!(": {}", reasons.join(", ")));
+        }
+    }
+    if !d.previous_images.is_empty() {
+        line.push_str(&format!(
+            "; revision {} changed {} → {}",
+            d.revision.as_deref().unwrap_or("?"),
+            d.previous_images.join(", "),
+            d.images.join(", ")
+        ));
+    }
+    if let Some(usage) = &d.usage
+        && let (Some(cpu), Some(memory)) = (&usage.cpu, &usage.memory)
+    {
+        line.push_str(&format!("; using {cpu} CPU, {memory} memory"));
+    }
+    truncate(&line, BRIEF_LINE)
+}
+
+pub fn build(status: &IncidentStatus, phase: Phase) -> Brief {
+    let mut deployments: Vec<String> = status
+        .deployments
+        .iter()
+        .take(BRIEF_DEPLOYMENTS)
+        .map(deployment)
+        .collect();
+    if status.deployments.len() > BRIEF_DEPLOYMENTS {
+        deployments.push(format!(
+            "… and {} more in deployments below",
+            status.deployments.len() - BRIEF_DEPLOYMENTS
+        ));
+    }
+    Brief {
+        attention: attention(status)
+            .iter()
+            .take(BRIEF_ATTENTION)
+            .map(|l| truncate(l, BRIEF_LINE))
+            .collect(),
+        deadline: deadline(status, phase),
+        deployments,
+        summary: status.summary.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::incident::{PodsSummary, ReasonCount};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    fn time(text: &str) -> Time {
+        Time(text.parse().expect("time"))
+    }
+
+    #[test]
+    fn the_brief_leads_with_what_needs_a_human() {
+        let condition = |type_: &str, status: &str, message: &str| Condition {
+            type_: type_.into(),
+            status: status.into(),
+            message: message.into(),
+            reason: "R".into(),
+            last_transition_time: time("2026-11-24T14:00:00Z"),
+            observed_generation: None,
+        };
+        let status = IncidentStatus {
+            summary: Some("checkout 1/3 ready".into()),
+            acknowledge_by: Some(time("2026-11-24T14:05:00Z")),
+            overdue: Some(true),
+            conditions: vec![
+                condition("Ready", "False", "Not acknowledged by 14:05."),
+                condition("DeploymentsFound", "True", "All found."),
+                condition("NotificationsDelivered", "False", "hook: 503."),
+            ],
+            deployments: vec![
+                DeploymentState {
+                    name: "checkout".into(),
+                    found: true,
+                    replicas: Some(3),
+                    ready_replicas: Some(1),
+                    revision: Some("7".into()),
+                    images: vec!["shop/checkout:v42".into()],
+                    previous_images: vec!["shop/checkout:v41".into()],
+                    pods: Some(PodsSummary {
+                        restarts: 14,
+                        reasons: vec![ReasonCount {
+                            reason: "CrashLoopBackOff".into(),
+                            count: 2,
+                        }],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                DeploymentState {
+                    name: "ledger".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let brief = build(&status, Phase::Triggered);
+        assert_eq!(
+            brief.attention,
+            ["Not acknowledged by 14:05.", "hook: 503."]
+        );
+        assert_eq!(
+            brief.deadline.as_deref(),
+            Some("OVERDUE: not acknowledged by 2026-11-24T14:05:00Z")
+        );
+        assert_eq!(
+            brief.deployments,
+            [
+                "checkout 1/3 ready, 14 restarts: 2 CrashLoopBackOff; revision 7 changed shop/checkout:v41 → shop/checkout:v42",
+                "ledger not found"
+            ]
+        );
+        assert_eq!(brief.summary.as_deref(), Some("checkout 1/3 ready"));
+
+        let mut acked = status.clone();
+        acked.acknowledged_at = Some(time("2026-11-24T14:03:00Z"));
+        assert_eq!(
+            deadline(&acked, Phase::Acknowledged).as_deref(),
+            Some("acknowledged at 2026-11-24T14:03:00Z (due 2026-11-24T14:05:00Z)")
+        );
+    }
+}
