@@ -13,6 +13,8 @@ export KUBECONFIG="$root/target/cluster/kubeconfig"
 demo="$root/target/demo"
 port="${KLAXON_DEMO_PORT:-18080}"
 sink="http://127.0.0.1:${KLAXON_SINK_PORT:-18081}"
+prometheus_port="${KLAXON_PROMETHEUS_PORT:-18082}"
+exporter_port="${KLAXON_EXPORTER_PORT:-18083}"
 notifications="$root/target/cluster/notifications.log"
 mkdir -p "$demo"
 
@@ -30,13 +32,21 @@ until_ok() {
   echo "demo: $what did not happen within ${timeout}s; see $demo/operator.log" >&2
   exit 1
 }
+# stop PIDFILE: stops what an earlier run left running.
+stop() {
+  if [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; then
+    kill -TERM "$(cat "$1")" || true
+    for _ in $(seq 1 100); do kill -0 "$(cat "$1")" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$1"
+}
 deliveries() { # the sink's log, one line per delivery
   jq -r '"    \(.time)  \(.path)  \((.body.text // (.body | tostring))[0:150])"' "$notifications" 2>/dev/null ||
     cut -c1-200 "$notifications"
 }
 
 step "Building Klaxon"
-cargo build --quiet --bin klaxon
+cargo build --quiet --bin klaxon --bin kubectl-incident
 
 if [ "${KLAXON_CONTROLPLANE:-}" = bare ]; then
   echo "demo: the demo needs the whole local cluster; unset KLAXON_CONTROLPLANE=bare" >&2
@@ -56,11 +66,27 @@ kubectl apply --server-side -f crds/ | sed 's/^/    /'
 kubectl wait --for=condition=Established --timeout=60s \
   crd/incidents.klaxon.dev crd/responsepolicies.klaxon.dev crd/clusterresponsepolicies.klaxon.dev >/dev/null
 
+step "Starting Prometheus (Debian's package), scraping a small exporter that stands in for checkout's metrics"
+stop "$demo/exporter.pid"
+stop "$demo/prometheus.pid"
+nohup "$(tests/controlplane/build.sh)" demo-exporter "127.0.0.1:$exporter_port" >"$demo/exporter.log" 2>&1 &
+echo $! >"$demo/exporter.pid"
+cat >"$demo/prometheus.yml" <<YAML
+global: {scrape_interval: 2s, evaluation_interval: 2s}
+scrape_configs:
+  - job_name: checkout
+    static_configs: [{targets: ['127.0.0.1:$exporter_port']}]
+YAML
+rm -rf "$demo/prometheus-data"
+nohup "$(tests/prometheus/fetch.sh)" --config.file="$demo/prometheus.yml" \
+  --storage.tsdb.path="$demo/prometheus-data" --web.listen-address="127.0.0.1:$prometheus_port" \
+  >"$demo/prometheus.log" 2>&1 &
+echo $! >"$demo/prometheus.pid"
+until_ok 60 "Prometheus's readiness" curl -fsS "http://127.0.0.1:$prometheus_port/-/ready"
+say "ready: http://127.0.0.1:$prometheus_port (log: target/demo/prometheus.log)"
+
 step "Starting the operator (log: target/demo/operator.log)"
-if [ -f "$demo/operator.pid" ] && kill -0 "$(cat "$demo/operator.pid")" 2>/dev/null; then
-  kill -TERM "$(cat "$demo/operator.pid")" || true
-  for _ in $(seq 1 100); do kill -0 "$(cat "$demo/operator.pid")" 2>/dev/null || break; sleep 0.1; done
-fi
+stop "$demo/operator.pid"
 nohup target/debug/klaxon run --listen-address "127.0.0.1:$port" --metrics-interval 2s >"$demo/operator.log" 2>&1 &
 echo $! >"$demo/operator.pid"
 until_ok 60 "the operator's readiness" curl -fsS "http://127.0.0.1:$port/readyz"
@@ -71,9 +97,9 @@ for manifest in examples/*.yaml; do
   [ "$manifest" = examples/incident.yaml ] || kubectl apply -f "$manifest" | sed 's/^/    /'
 done
 say "The demo shortens the payments team's timers (5m and 10m in the example) to 20s,"
-say "and drops its Prometheus queries: this cluster runs no Prometheus."
+say "and points its Prometheus queries at the local Prometheus."
 run kubectl -n shop patch responsepolicy payments --type=merge -p \
-  '{"spec":{"signals":[{"type":"DeploymentUnavailable","for":"2m","severity":"SEV2"},{"type":"CrashLooping","for":"20s","severity":"SEV3"}],"autoResolve":{"healthyFor":"20s"},"enrichment":{"prometheus":null}}}'
+  '{"spec":{"signals":[{"type":"DeploymentUnavailable","for":"2m","severity":"SEV2"},{"type":"CrashLooping","for":"20s","severity":"SEV3"}],"autoResolve":{"healthyFor":"20s"},"enrichment":{"prometheus":{"url":"http://127.0.0.1:'"$prometheus_port"'"}}}}'
 
 step "Pointing the example receivers at the local notification sink (stands in for webhooks and Slack)"
 secret() { # namespace name key=path...
@@ -113,7 +139,11 @@ until_ok 60 "the enrichment" bash -c \
   "kubectl -n shop get inc $name -o jsonpath='{.status.deployments[0].usage.cpu}' | grep -q ."
 until_ok 60 "the notifications" bash -c \
   "kubectl -n shop get inc $name -o jsonpath='{.status.conditions[?(@.type==\"NotificationsDelivered\")].status}' | grep -qx True"
+until_ok 60 "the Prometheus queries" bash -c \
+  "kubectl -n shop get inc $name -o jsonpath='{.status.conditions[?(@.type==\"QueriesSucceeded\")].status}' | grep -qx True"
 run kubectl -n shop describe inc "$name"
+step "The same, as a responder reads it at 3 a.m.: kubectl incident show"
+run target/debug/kubectl-incident show "$name" -n shop
 
 step "The receivers were told (target/cluster/notifications.log)"
 deliveries
@@ -134,9 +164,10 @@ deliveries
 
 cat <<MSG
 
-The cluster and the operator keep running:
-  export KUBECONFIG=$KUBECONFIG
-  kubectl get inc -A
+The cluster, the operator and Prometheus keep running:
+  export KUBECONFIG=$KUBECONFIG PATH=$root/target/debug:\$PATH
+  kubectl incident list -A
+  kubectl incident show $name -n shop
   kubectl apply -f examples/incident.yaml     # declare one yourself
 Stop both with: make cluster-down
 MSG

@@ -41,7 +41,7 @@ case "${1:-}" in
     echo "notification sink: http://127.0.0.1:${KLAXON_SINK_PORT:-18081}/<anything> (requests in $dir/notifications.log)"
     ;;
   down)
-    for pf in "$root/target/demo/operator.pid" "$pidfile"; do
+    for pf in "$root"/target/demo/{operator,prometheus,exporter}.pid "$pidfile"; do
       if [ -f "$pf" ] && kill -0 "$(cat "$pf")" 2>/dev/null; then
         pid="$(cat "$pf")"
         kill -TERM "$pid"

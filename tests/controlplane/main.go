@@ -65,6 +65,16 @@ func main() {
 			cmd := scheduler.NewSchedulerCommand()
 			cmd.SetArgs(os.Args[2:])
 			os.Exit(cli.Run(cmd))
+		case "demo-exporter":
+			// `klaxon-controlplane demo-exporter ADDR`, for `make demo`.
+			if len(os.Args) != 3 {
+				fmt.Fprintln(os.Stderr, "usage: klaxon-controlplane demo-exporter ADDR")
+				os.Exit(2)
+			}
+			if err := serveExporter(os.Args[2]); err != nil {
+				fmt.Fprintln(os.Stderr, "klaxon-controlplane: demo exporter:", err)
+				os.Exit(1)
+			}
 		}
 	}
 	// Children are started with a parent-death signal, which Linux ties to
