@@ -122,7 +122,9 @@ spec:
         .collect();
     assert_eq!(
         header,
-        ["NAME", "SEVERITY", "PHASE", "TEAM", "SUMMARY", "AGE"]
+        [
+            "NAME", "SEVERITY", "PHASE", "TITLE", "TEAM", "OVERDUE", "SUMMARY", "AGE"
+        ]
     );
     let row: Vec<&str> = text
         .lines()
@@ -136,10 +138,10 @@ spec:
     assert_success(&out, "kubectl get inc -o wide");
     let wide = stdout(&out);
     assert!(
-        wide.lines().next().unwrap_or_default().contains("TITLE"),
+        wide.lines().next().unwrap_or_default().contains("READY"),
         "{wide}"
     );
-    assert!(wide.contains("Database latency"), "{wide}");
+    assert!(text.contains("Database latency"), "{text}");
 
     let out = cluster.kubectl(&["get", "klaxon", "-A"]);
     assert_success(&out, "kubectl get klaxon -A");

@@ -376,3 +376,62 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `make image` builds with whichever of docker, podman and buildah is on
+/// PATH, and says which to install when none is.
+#[test]
+fn make_image_uses_whichever_builder_is_installed() {
+    let make = which("make");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let calls = dir.path().join("calls");
+    let stub = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"{name} $*\" >> '{}'\n", calls.display()),
+        )
+        .expect("write stub");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    };
+    let run = || {
+        std::process::Command::new(&make)
+            .args([
+                "--no-print-directory",
+                "image",
+                "IMAGE=registry.example/klaxon:v1",
+            ])
+            .current_dir(support::repo_root())
+            .env("PATH", dir.path())
+            .output()
+            .expect("run make image")
+    };
+    let out = run();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no container builder on PATH: install docker, podman or buildah"),
+        "{}",
+        stderr(&out)
+    );
+    stub("buildah");
+    assert!(run().status.success());
+    stub("podman");
+    assert!(run().status.success());
+    let called = std::fs::read_to_string(&calls).expect("calls");
+    assert_eq!(
+        called.lines().collect::<Vec<_>>(),
+        [
+            "buildah bud -t registry.example/klaxon:v1 .",
+            "podman build -t registry.example/klaxon:v1 ."
+        ]
+    );
+}
+
+fn which(program: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("{program} is not on PATH"))
+}

@@ -410,6 +410,9 @@ spec:
         |i| {
             fixtures::condition(i, "AcknowledgementOverdue")
                 .is_some_and(|c| c.status == "True" && c.reason == "Overdue")
+                // Overdue is not Ready, and the Overdue column says so.
+                && fixtures::condition(i, "Ready").is_some_and(|c| c.status == "False")
+                && i.status.as_ref().and_then(|s| s.overdue) == Some(true)
         },
     )
     .await;

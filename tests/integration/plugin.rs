@@ -414,6 +414,102 @@ async fn show_list_and_timeline_print_what_a_responder_reads() {
     let parsed: Incident =
         serde_saphyr::from_str(&stdout(&yaml)).expect("show -o yaml is an Incident");
     assert_eq!(parsed.spec.title, "Checkout returns 5xx");
+
+    // kubectl get's columns: the Title, and Overdue for the one overdue.
+    let out = cluster.kubectl(&["get", "inc", "-A"]);
+    support::assert_success(&out, "kubectl get inc");
+    let table = stdout(&out);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    for column in [
+        "SEVERITY", "PHASE", "TITLE", "TEAM", "OVERDUE", "SUMMARY", "AGE",
+    ] {
+        assert!(header.contains(&column), "{table}");
+    }
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let overdue = |name: &str| row(name).split_whitespace().any(|w| w == "true");
+    assert!(
+        row("checkout-5xx").contains("Checkout returns 5xx"),
+        "{table}"
+    );
+    assert!(
+        overdue("checkout-5xx") && !overdue("ledger-latency"),
+        "{table}"
+    );
+
+    // --watch draws the incident again when it changes.
+    let bin = Path::new(env!("CARGO_BIN_EXE_kubectl-incident"));
+    let mut watch = std::process::Command::new(bin)
+        .args(["show", "checkout-5xx", "-n", "shop", "--watch"])
+        .env("KUBECONFIG", kc)
+        .env("KLAXON_NOW", "2026-11-24T14:12:30Z")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start show --watch");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        let out = watch.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().expect("lines").push(line);
+            }
+        })
+    };
+    let seen = |text: &str| {
+        let text = text.to_string();
+        let lines = lines.clone();
+        support::poll_until(WAIT, move || {
+            lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .any(|l| l.contains(&text))
+                .then_some(())
+        })
+    };
+    assert!(
+        seen("checkout-5xx  SEV1  Triggered").is_some(),
+        "no first view"
+    );
+    let out = cluster.kubectl(&[
+        "patch",
+        "inc",
+        "checkout-5xx",
+        "-n",
+        "shop",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"phase":"Acknowledged","commander":"carol"}}"#,
+    ]);
+    support::assert_success(&out, "acknowledge");
+    let followed = seen("checkout-5xx  SEV1  Acknowledged");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let _ = reader.join();
+    assert!(
+        followed.is_some(),
+        "show --watch did not follow the change:\n{}",
+        lines.lock().expect("lines").join("\n")
+    );
+    assert!(
+        lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .any(|l| l.contains("commander carol"))
+    );
 }
 
 /// Compares with a golden file, or rewrites it with KLAXON_GOLDEN=update.
