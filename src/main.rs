@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator (in-cluster config, or KUBECONFIG).
-    Run(operator::RunArgs),
+    Run(Box<operator::RunArgs>),
     /// Print every CustomResourceDefinition as YAML.
     Crds {
         /// Write one file per CRD into this directory instead.
@@ -59,7 +59,7 @@ async fn main() -> ExitCode {
             if let Err(error) = telemetry::init(args.log_format, &args.log_level) {
                 return fail(&error);
             }
-            match operator::run(args).await {
+            match operator::run(*args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => fail(&error),
             }

@@ -33,6 +33,12 @@ pub struct NotificationLabels {
 }
 
 /// The operator's own metrics. Cheap to clone: every field is shared.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    /// accepted, unmatched, refused, unauthorized, malformed
+    pub outcome: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub reconciliations: Family<ControllerLabels, Counter>,
@@ -57,6 +63,8 @@ pub struct Metrics {
     /// Kubernetes Events not published: the queue was full (the status
     /// timeline still records what they said).
     pub events_dropped: Counter,
+    /// Alertmanager's alerts and requests, by outcome.
+    pub alerts: Family<AlertLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -75,6 +83,7 @@ impl Default for Metrics {
             status_conflicts: Counter::default(),
             objects_read: Counter::default(),
             events_dropped: Counter::default(),
+            alerts: Family::default(),
         }
     }
 }
@@ -115,6 +124,11 @@ impl Metrics {
             "klaxon_unreadable_objects",
             "Objects skipped because the operator cannot read them (logged with their name)",
             self.unreadable_objects.clone(),
+        );
+        registry.register(
+            "klaxon_alerts",
+            "Alertmanager's alerts (accepted into an incident, unmatched by any policy, refused by the API) and refused requests (unauthorized, malformed), by outcome",
+            self.alerts.clone(),
         );
         registry.register(
             "klaxon_notifications",

@@ -263,6 +263,12 @@ pub struct IncidentStatus {
     #[schemars(length(max = MAX_LINKED_DEPLOYMENTS))]
     pub deployments: Vec<DeploymentState>,
 
+    /// Alerts grouped into this incident (when Alertmanager declared or
+    /// joined it): firing first, then the most recently seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_ALERTS))]
+    pub alerts: Vec<AlertState>,
+
     /// Warning events of the affected workloads, most recent first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_EVENTS))]
@@ -304,6 +310,35 @@ pub struct IncidentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_FINDINGS), inner(length(max = 600)))]
     pub findings: Vec<String>,
+}
+
+/// One alert of the group an incident was declared from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertState {
+    /// Alertmanager's fingerprint of the alert's labels.
+    #[schemars(length(max = 64))]
+    pub fingerprint: String,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(length(max = MAX_ALERT_LABELS))]
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub state: AlertStatus,
+    pub starts_at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<Time>,
+    /// When Alertmanager last sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Time>,
+    /// Where it came from (the alert's generatorURL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub link: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum AlertStatus {
+    Firing,
+    Resolved,
 }
 
 /// What `kubectl describe` shows first (its fields print in this order).

@@ -36,3 +36,8 @@ pub const MAX_SEVERITIES: u32 = 10;
 pub const MAX_POLICY_ITEMS: u32 = 20;
 /// Names of receivers, severities, queries: a DNS label's length.
 pub const MAX_NAME: u32 = 63;
+
+/// Alerts an incident records (`status.alerts`), firing ones first.
+pub const MAX_ALERTS: u32 = 50;
+/// Labels kept per recorded alert.
+pub const MAX_ALERT_LABELS: u32 = 30;

@@ -87,6 +87,87 @@ pub struct ResponsePolicySpec {
     /// Resolve auto-declared incidents once their workload stays healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_resolve: Option<AutoResolve>,
+
+    /// Alerts from Alertmanager (`klaxon run --alerts-address`) that
+    /// declare incidents here. A namespace opts in only through these: an
+    /// alert naming a namespace whose effective policy has no matching
+    /// entry declares nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_POLICY_ITEMS))]
+    pub alerts: Vec<AlertRule>,
+
+    /// A dead man's switch: an alert that always fires (Alertmanager's
+    /// Watchdog); when it stops arriving, the monitoring pipeline is silent
+    /// and that is itself an incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Heartbeat>,
+}
+
+/// Which alerts declare incidents, and how.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = kube::core::Rule::new("has(self.severity) != has(self.severityFrom)")
+    .message("set exactly one of severity and severityFrom"))]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRule {
+    /// Alertmanager matchers, all of which must hold: `name=value`,
+    /// `name!=value`, `name=~regex`, `name!~regex` (values may be quoted;
+    /// regexes are anchored, as in Alertmanager). None: every alert.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_POLICY_ITEMS), inner(length(min = 1, max = 512)))]
+    pub matchers: Vec<String>,
+    /// The incident's severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32))]
+    pub severity: Option<String>,
+    /// The severity from a label of the alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_from: Option<SeverityFrom>,
+    /// The label naming the namespace (default `namespace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub namespace_label: Option<String>,
+    /// The label naming the affected Deployment (default `deployment`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub deployment_label: Option<String>,
+    /// Alerts with the same values of these labels form one incident
+    /// (default `[alertname, namespace, deployment]`, with the rule's own
+    /// namespace and deployment labels).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(min = 1, max = 128)))]
+    pub group_by: Vec<String>,
+    /// Resolve the incident once all its alerts resolved and stayed so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_with_alerts: Option<AutoResolve>,
+}
+
+/// `severityFrom: {label: severity, map: {critical: SEV1, warning: SEV3}}`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeverityFrom {
+    #[schemars(length(min = 1, max = 128))]
+    pub label: String,
+    /// Label value → severity; a value not listed is used as the severity
+    /// itself.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(length(max = 20))]
+    pub map: std::collections::BTreeMap<String, String>,
+    /// When the alert lacks the label (or maps to nothing on the ladder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32))]
+    pub default: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    /// The alert that always fires, e.g. `Watchdog`.
+    #[schemars(length(min = 1, max = 128))]
+    pub alertname: String,
+    /// How long without it before the silence is an incident.
+    pub missing_for: Duration,
+    #[schemars(length(min = 1, max = 32))]
+    pub severity: String,
 }
 
 /// The organisation's baseline for the namespaces its selector picks. Team

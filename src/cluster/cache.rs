@@ -229,6 +229,30 @@ impl Caches {
             .unwrap_or_default()
     }
 
+    pub fn namespace_exists(&self, namespace: &str) -> bool {
+        self.namespaces
+            .get(&reflector::ObjectRef::new(namespace))
+            .is_some()
+    }
+
+    /// Every alert rule of every policy: as many as there are policies,
+    /// not objects in the cluster.
+    pub fn alert_rules(&self) -> Vec<crate::api::policy::AlertRule> {
+        let mut rules: Vec<crate::api::policy::AlertRule> = self
+            .cluster_policies
+            .state()
+            .iter()
+            .flat_map(|p| p.spec.policy.alerts.clone())
+            .collect();
+        rules.extend(
+            self.policies
+                .state()
+                .iter()
+                .flat_map(|p| p.spec.alerts.clone()),
+        );
+        rules
+    }
+
     /// The objects `index` files under `key`, from `store`.
     pub fn lookup<K>(store: &Store<K>, index: &Keyed<K>, key: &str) -> Vec<Arc<K>>
     where

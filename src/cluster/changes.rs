@@ -64,6 +64,19 @@ pub fn spec_and_labels<K: Resource>(object: &K) -> u64 {
     hash((meta.generation, &meta.labels))
 }
 
+/// An Incident's inputs: its spec, its labels, and the alerts Alertmanager
+/// recorded in its status (the one part of the status the incident
+/// controller does not write, so it never wakes itself).
+pub fn incident_inputs(incident: &crate::api::Incident) -> u64 {
+    let meta = &incident.metadata;
+    let alerts = incident
+        .status
+        .as_ref()
+        .map(|s| serde_json::to_string(&s.alerts).unwrap_or_default())
+        .unwrap_or_default();
+    hash((meta.generation, &meta.labels, alerts))
+}
+
 /// Spec (generation) only.
 pub fn spec<K: Resource>(object: &K) -> u64 {
     hash(object.meta().generation)

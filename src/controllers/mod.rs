@@ -7,6 +7,7 @@
 //! - [`signals`]: declares incidents from policy signals;
 //! - [`unreadable`]: reports objects the operator cannot read on them.
 
+pub mod alerts;
 pub mod incident;
 pub mod narrate;
 pub mod policy;
@@ -41,6 +42,11 @@ pub struct Context {
     pub delivery: Backoff,
     /// Which Secrets receivers may name.
     pub secrets: secrets::Access,
+    /// Where Alertmanager's alerts go in, once the caches exist.
+    pub intake: Arc<std::sync::OnceLock<alerts::Intake>>,
+    /// The Secret (in `namespace`, key `token`) Alertmanager's bearer
+    /// token must match.
+    pub alerts_token_secret: String,
 }
 
 /// Runs every controller until `shutdown`; marks the operator ready once
@@ -51,6 +57,14 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
     let (caches, streams) = cache::start(&context.client, &watches);
     let secrets = Secrets::new(context.client.clone(), context.secrets);
     let policy_status = Arc::new(tokio::sync::Notify::new());
+    let _ = context.intake.set(alerts::Intake {
+        client: context.client.clone(),
+        caches: caches.clone(),
+        secrets: secrets.clone(),
+        metrics: context.metrics.clone(),
+        namespace: context.namespace.clone(),
+        token_secret: context.alerts_token_secret.clone(),
+    });
     tokio::spawn(unreadable::run(
         context.client.clone(),
         unreadable,

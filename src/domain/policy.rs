@@ -116,6 +116,10 @@ pub struct EffectivePolicy {
     /// How long an auto-declared incident's workload must stay healthy
     /// before it is resolved (the team's, else the first baseline's).
     pub auto_resolve: Option<Duration>,
+    /// Alert rules, the team's first, then the baselines'.
+    pub alerts: Vec<crate::api::policy::AlertRule>,
+    /// The heartbeat: the team's, else the first baseline's.
+    pub heartbeat: Option<crate::api::policy::Heartbeat>,
 }
 
 impl EffectivePolicy {
@@ -404,6 +408,10 @@ pub fn effective(
                 .extend(escalation.receivers.iter().map(|r| id(r)));
         }
         policy.signals.extend(spec.signals.iter().cloned());
+        policy.alerts.extend(spec.alerts.iter().cloned());
+        if policy.heartbeat.is_none() {
+            policy.heartbeat = spec.heartbeat.clone();
+        }
         if policy.auto_resolve.is_none() {
             policy.auto_resolve = spec
                 .auto_resolve

@@ -69,6 +69,18 @@ pub struct RunArgs {
     /// selector so no other Secret ever reaches the operator).
     #[arg(long, env = "KLAXON_RECEIVER_SECRETS", value_enum, default_value_t)]
     pub receiver_secrets: crate::integrations::secrets::Access,
+    /// Also serve Alertmanager's webhook, `POST /alertmanager`, on this
+    /// address (e.g. 0.0.0.0:9093).
+    #[arg(long, env = "KLAXON_ALERTS_ADDRESS")]
+    pub alerts_address: Option<SocketAddr>,
+    /// The Secret in --namespace whose key `token` Alertmanager's bearer
+    /// token must match.
+    #[arg(
+        long,
+        env = "KLAXON_ALERTS_TOKEN_SECRET",
+        default_value = "klaxon-alerts"
+    )]
+    pub alerts_token_secret: String,
     /// How long a leader's Lease lasts without renewal: the longest a
     /// standby waits after the leader died.
     #[arg(long, env = "KLAXON_LEADER_ELECTION_LEASE", default_value = "15s", value_parser = parse_interval)]
@@ -141,6 +153,24 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shutdown.clone(),
     ));
 
+    let intake = std::sync::Arc::new(std::sync::OnceLock::new());
+    let alerts_server = match args.alerts_address {
+        Some(addr) => {
+            let listener = server::bind(addr)
+                .await
+                .map_err(|source| RunError::Bind { addr, source })?;
+            info!(address = %addr, "serving Alertmanager's webhook on POST /alertmanager");
+            Some(tokio::spawn(server::serve_alerts(
+                listener,
+                health.clone(),
+                intake.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+
     let leadership = if args.leader_election {
         match lead(&client, &args, &health, &shutdown).await? {
             Some(leadership) => Some(leadership),
@@ -168,6 +198,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             max_attempts: args.delivery_attempts,
         },
         secrets: args.receiver_secrets,
+        intake,
+        alerts_token_secret: args.alerts_token_secret,
     };
     controllers::run(context, health, shutdown.clone()).await;
     // Controllers end on shutdown; make sure the server does too.
@@ -180,6 +212,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     match server.await {
         Ok(result) => result.map_err(RunError::Serve)?,
         Err(join) => warn!(error = %join, "the HTTP server task ended abnormally"),
+    }
+    if let Some(alerts_server) = alerts_server {
+        match alerts_server.await {
+            Ok(result) => result.map_err(RunError::Serve)?,
+            Err(join) => warn!(error = %join, "the alerts server task ended abnormally"),
+        }
     }
     if lost {
         return Err(RunError::LostLeadership);

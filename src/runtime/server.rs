@@ -74,3 +74,115 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ),
     }
 }
+
+/// Alertmanager's webhooks are this large at most (a batch of a few
+/// hundred alerts); larger is refused with 413.
+pub const MAX_ALERTS_BODY: usize = 1024 * 1024;
+
+#[derive(Clone)]
+struct AlertsState {
+    health: Health,
+    intake: Arc<std::sync::OnceLock<crate::controllers::alerts::Intake>>,
+    metrics: crate::metrics::Metrics,
+}
+
+/// `POST /alertmanager` on its own address (`--alerts-address`).
+pub async fn serve_alerts(
+    listener: tokio::net::TcpListener,
+    health: Health,
+    intake: Arc<std::sync::OnceLock<crate::controllers::alerts::Intake>>,
+    metrics: crate::metrics::Metrics,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let state = AlertsState {
+        health,
+        intake,
+        metrics,
+    };
+    let app = Router::new()
+        .route("/alertmanager", axum::routing::post(alertmanager))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_ALERTS_BODY))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+async fn alertmanager(
+    State(state): State<AlertsState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use subtle::ConstantTimeEq;
+    let refuse = |outcome: &'static str, code: StatusCode, text: String| {
+        state
+            .metrics
+            .alerts
+            .get_or_create(&crate::metrics::AlertLabels { outcome })
+            .inc();
+        (code, text).into_response()
+    };
+    let Some(intake) = state.intake.get() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "standing by: another instance holds the Lease; retry".to_string(),
+        )
+            .into_response();
+    };
+    if !state.health.is_ready() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "caches not synced yet; retry".to_string(),
+        )
+            .into_response();
+    }
+    let token = match intake.token().await {
+        Ok(token) if !token.is_empty() => token,
+        Ok(_) => {
+            tracing::warn!(secret = %intake.token_secret, "the alerts token Secret holds an empty token; refusing Alertmanager's requests");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "no token configured: key token of Secret {}/{} is empty",
+                    intake.namespace, intake.token_secret
+                ),
+            )
+                .into_response();
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot check Alertmanager's token");
+            return (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response();
+        }
+    };
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    if sent.is_empty() || !bool::from(sent.as_bytes().ct_eq(&token)) {
+        return refuse(
+            "unauthorized",
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (Alertmanager: http_config.authorization)".into(),
+        );
+    }
+    let payload = match crate::domain::alerts::parse(&body) {
+        Ok(payload) => payload,
+        Err(error) => {
+            return refuse("malformed", StatusCode::BAD_REQUEST, error.to_string());
+        }
+    };
+    match intake.accept(payload).await {
+        Ok(outcome) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string(&outcome).unwrap_or_default(),
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "could not record Alertmanager's batch; it will retry");
+            (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
+        }
+    }
+}

@@ -302,7 +302,7 @@ pub async fn run(
     let incidents = changes::meaningful(
         incidents,
         caches.incidents.clone(),
-        changes::spec_and_labels,
+        changes::incident_inputs,
     );
     let policies = changes::meaningful(streams.policies, caches.policies.clone(), changes::spec);
     let cluster_policies = changes::meaningful(

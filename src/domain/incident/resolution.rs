@@ -8,6 +8,7 @@ use super::timeline::Reports;
 use crate::{
     api::{Incident, IncidentStatus, Phase, policy::SignalType},
     domain::{
+        alerts,
         policy::{EffectivePolicy, humantime},
         signals,
     },
@@ -23,6 +24,67 @@ fn signal(incident: &Incident) -> Option<SignalType> {
         .and_then(|s| signals::signal_type(s))
 }
 
+/// For an incident declared from alerts whose rule said
+/// `resolveWithAlerts`: how long its alerts must stay resolved.
+fn with_alerts(incident: &Incident) -> Option<std::time::Duration> {
+    let labels = incident.metadata.labels.as_ref()?;
+    labels.get(alerts::GROUP_LABEL)?;
+    crate::api::duration::parse(
+        incident
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(alerts::RESOLVE_ANNOTATION)?,
+    )
+    .ok()
+}
+
+/// Alert-declared incidents: healthy since every alert resolved (the last
+/// `endsAt`); due once that held for the rule's `healthyFor`.
+fn apply_alerts(
+    after: std::time::Duration,
+    status: &mut IncidentStatus,
+    reports: &mut Reports,
+    now: &Time,
+) -> bool {
+    let Some(ended) = alerts::all_resolved(&status.alerts) else {
+        status.healthy_since = None;
+        return false;
+    };
+    status.healthy_since = Some(Time(ended));
+    settle(
+        ended,
+        after,
+        status,
+        reports,
+        now,
+        format!(
+            "Every alert resolved by {ended} and stayed so for {}; resolving",
+            humantime(after)
+        ),
+    )
+}
+
+/// Due once `since` plus `after` has passed; enters the resolution in the
+/// timeline once.
+fn settle(
+    since: jiff::Timestamp,
+    after: std::time::Duration,
+    status: &mut IncidentStatus,
+    reports: &mut Reports,
+    now: &Time,
+    message: String,
+) -> bool {
+    let due = SignedDuration::try_from(after)
+        .ok()
+        .and_then(|after| since.checked_add(after).ok())
+        .is_some_and(|at| at <= now.0);
+    if due && !status.timeline.iter().any(|e| e.type_ == "AutoResolved") {
+        reports.add(&mut status.timeline, now.clone(), "AutoResolved", message);
+    }
+    due
+}
+
 /// Keeps `healthySince` current; true when the incident should resolve.
 pub fn apply(
     incident: &Incident,
@@ -34,6 +96,13 @@ pub fn apply(
 ) -> bool {
     if frozen {
         return false;
+    }
+    if let Some(after) = with_alerts(incident) {
+        if incident.spec.phase == Phase::Resolved {
+            status.healthy_since = None;
+            return false;
+        }
+        return apply_alerts(after, status, reports, now);
     }
     let (Some(signal), Some(after)) = (signal(incident), policy.auto_resolve) else {
         status.healthy_since = None;
@@ -51,23 +120,18 @@ pub fn apply(
         .healthy_since
         .get_or_insert_with(|| now.clone())
         .clone();
-    let due = SignedDuration::try_from(after)
-        .ok()
-        .and_then(|after| since.0.checked_add(after).ok())
-        .is_some_and(|at| at <= now.0);
-    if due && !status.timeline.iter().any(|e| e.type_ == "AutoResolved") {
-        reports.add(
-            &mut status.timeline,
-            now.clone(),
-            "AutoResolved",
-            format!(
-                "Healthy since {} (for {}); resolving",
-                since.0,
-                humantime(after)
-            ),
-        );
-    }
-    due
+    settle(
+        since.0,
+        after,
+        status,
+        reports,
+        now,
+        format!(
+            "Healthy since {} (for {}); resolving",
+            since.0,
+            humantime(after)
+        ),
+    )
 }
 
 /// When the incident resolves itself if it stays healthy.
@@ -80,7 +144,11 @@ pub fn next(
         return None;
     }
     let since = status.healthy_since.as_ref()?;
-    let after = SignedDuration::try_from(policy.auto_resolve?).ok()?;
+    let after = match with_alerts(incident) {
+        Some(after) => after,
+        None => policy.auto_resolve?,
+    };
+    let after = SignedDuration::try_from(after).ok()?;
     since.0.checked_add(after).ok()
 }
 

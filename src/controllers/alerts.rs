@@ -1,0 +1,333 @@
+//! Alertmanager's alerts in: each accepted batch declares or joins
+//! incidents, and is answered only once that is recorded, so Alertmanager's
+//! retry is the delivery guarantee.
+//!
+//! - An alert goes to the namespace its own label names (the rule's
+//!   `namespaceLabel`), never one the request names, and only when that
+//!   namespace's effective policy has a rule that takes it.
+//! - Alerts of one group (`groupBy`) share one incident while it is open.
+//!   Its name is derived from the group and its first alert's start, so a
+//!   retry, a restart or a second replica finds the same incident instead
+//!   of declaring another.
+//! - The incident's `status.alerts` and timeline are written with the
+//!   resourceVersion they were read at; a conflict reads again.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::{
+    api::{
+        Incident, IncidentSpec, Phase,
+        incident::{Affected, AffectedDeployment},
+    },
+    cluster::cache::Caches,
+    domain::{
+        alerts::{self, Alert, GROUP_LABEL, Payload, RESOLVE_ANNOTATION, Routed},
+        enrich::truncate,
+        incident::timeline::Reports,
+        signals::MESSAGE_ANNOTATION,
+    },
+    integrations::secrets::{SecretError, Secrets},
+    metrics::{AlertLabels, Metrics},
+};
+
+/// Writes of one incident's alerts retried on a conflict.
+const ATTEMPTS: usize = 8;
+
+#[derive(Clone)]
+pub struct Intake {
+    pub client: Client,
+    pub caches: Caches,
+    pub secrets: Secrets,
+    pub metrics: Metrics,
+    /// The operator's namespace: where the token Secret lives.
+    pub namespace: String,
+    /// The token Secret's name (key `token`).
+    pub token_secret: String,
+}
+
+/// What a batch did.
+#[derive(Debug, Default, serde::Serialize, PartialEq)]
+pub struct Outcome {
+    pub declared: Vec<String>,
+    pub updated: Vec<String>,
+    /// Alerts no policy took.
+    pub unmatched: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("the token Secret cannot be read: {0}")]
+    Token(SecretError),
+    #[error("cannot record the alerts of incident {namespace}/{name}: {reason}")]
+    Write {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+}
+
+impl Intake {
+    /// The bearer token Alertmanager must send.
+    pub async fn token(&self) -> Result<Vec<u8>, IntakeError> {
+        self.secrets
+            .value(&self.namespace, &self.token_secret, "token")
+            .await
+            .map(|t| trim(&t).to_vec())
+            .map_err(IntakeError::Token)
+    }
+
+    pub async fn accept(&self, payload: Payload) -> Result<Outcome, IntakeError> {
+        let now = Timestamp::now();
+        let labels = self.namespace_labels();
+        let mut groups: BTreeMap<(String, String), (Routed, Vec<&Alert>)> = BTreeMap::new();
+        let mut outcome = Outcome::default();
+        for alert in &payload.alerts {
+            match self.route(alert, &labels) {
+                Some(routed) => {
+                    groups
+                        .entry((routed.namespace.clone(), routed.group_key.clone()))
+                        .or_insert_with(|| (routed, Vec::new()))
+                        .1
+                        .push(alert);
+                }
+                None => {
+                    outcome.unmatched += 1;
+                    self.count("unmatched");
+                    info!(
+                        alert = %alerts::describe(alert),
+                        "no policy takes this alert: no namespace it names opts in"
+                    );
+                }
+            }
+        }
+        for (_, (routed, group)) in groups {
+            let Some(name) = self.incident_for(&routed, &group).await? else {
+                // Only resolved alerts of a group with no incident.
+                continue;
+            };
+            let (name, created) = name;
+            self.record(&routed.namespace, &name, &group, now).await?;
+            self.count("accepted");
+            if created {
+                outcome
+                    .declared
+                    .push(format!("{}/{name}", routed.namespace));
+            } else {
+                outcome.updated.push(format!("{}/{name}", routed.namespace));
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.metrics
+            .alerts
+            .get_or_create(&AlertLabels { outcome })
+            .inc();
+    }
+
+    /// The labels that may name an alert's namespace: `namespace` and
+    /// every `namespaceLabel` a policy uses. Bounded by the policies, not
+    /// the cluster.
+    fn namespace_labels(&self) -> BTreeSet<String> {
+        let mut labels = BTreeSet::from([alerts::DEFAULT_NAMESPACE_LABEL.to_string()]);
+        for rule in self.caches.alert_rules() {
+            labels.insert(rule.namespace_label().to_string());
+        }
+        labels
+    }
+
+    fn route(&self, alert: &Alert, labels: &BTreeSet<String>) -> Option<Routed> {
+        labels.iter().find_map(|label| {
+            let namespace = alert.labels.get(label)?;
+            if !self.caches.namespace_exists(namespace) {
+                return None;
+            }
+            let policy = self.caches.effective_policy(namespace, &self.namespace);
+            alerts::route(alert, namespace, label, &policy.alerts)
+        })
+    }
+
+    /// The incident the group belongs to: the open one of its group, else
+    /// the one named for its first firing alert, declared now if it does
+    /// not exist. `None` when nothing fires and nothing is open.
+    async fn incident_for(
+        &self,
+        routed: &Routed,
+        group: &[&Alert],
+    ) -> Result<Option<(String, bool)>, IntakeError> {
+        let open = self
+            .caches
+            .incidents_in(&routed.namespace)
+            .into_iter()
+            .filter(|i| i.spec.phase != Phase::Resolved)
+            .find(|i| {
+                i.metadata.labels.as_ref().and_then(|l| l.get(GROUP_LABEL))
+                    == Some(&routed.group_key)
+            });
+        if let Some(open) = open {
+            return Ok(open.metadata.name.clone().map(|n| (n, false)));
+        }
+        let Some(first) = group
+            .iter()
+            .filter(|a| a.firing())
+            .min_by_key(|a| a.starts_at)
+        else {
+            return Ok(None);
+        };
+        let name = alerts::incident_name(first.name(), &routed.group_key, first.starts_at);
+        let api: Api<Incident> = Api::namespaced(self.client.clone(), &routed.namespace);
+        let failed = |reason: String| IntakeError::Write {
+            namespace: routed.namespace.clone(),
+            name: name.clone(),
+            reason,
+        };
+        if api
+            .get_opt(&name)
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .is_some()
+        {
+            return Ok(Some((name, false)));
+        }
+        let incident = declaration(&name, routed, first);
+        match api.create(&PostParams::default(), &incident).await {
+            Ok(_) => {
+                info!(namespace = %routed.namespace, %name, alert = %alerts::describe(first), "declared from an alert");
+                Ok(Some((name, true)))
+            }
+            // Another replica, or an earlier try of this batch, won.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Some((name, false))),
+            // The API refused it (a severity off the ladder, say): a retry
+            // would be refused too. Counted and logged, not retried.
+            Err(kube::Error::Api(status)) if (400..500).contains(&status.code) => {
+                self.count("refused");
+                warn!(namespace = %routed.namespace, %name, reason = %status.message, "an alert's incident was refused");
+                Ok(None)
+            }
+            Err(error) => Err(failed(error.to_string())),
+        }
+    }
+
+    /// Records the group's alerts in the incident's status, with timeline
+    /// entries for those that joined or resolved.
+    async fn record(
+        &self,
+        namespace: &str,
+        name: &str,
+        group: &[&Alert],
+        now: Timestamp,
+    ) -> Result<(), IntakeError> {
+        let api: Api<Incident> = Api::namespaced(self.client.clone(), namespace);
+        let failed = |reason: String| IntakeError::Write {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            reason,
+        };
+        for _ in 0..ATTEMPTS {
+            let incident = api.get(name).await.map_err(|e| failed(e.to_string()))?;
+            let status = incident.status.clone().unwrap_or_default();
+            let merged = alerts::merge(&status.alerts, group, now);
+            let mut timeline = status.timeline.clone();
+            let mut reports = Reports::default();
+            let at = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now);
+            for line in &merged.joined {
+                reports.add(&mut timeline, at.clone(), "AlertFiring", line.clone());
+            }
+            for line in &merged.resolved {
+                reports.add(&mut timeline, at.clone(), "AlertResolved", line.clone());
+            }
+            if merged.alerts == status.alerts && timeline == status.timeline {
+                return Ok(());
+            }
+            let body = json!({
+                "metadata": {"resourceVersion": incident.metadata.resource_version},
+                "status": {"alerts": merged.alerts, "timeline": timeline},
+            });
+            match api
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(body))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(status)) if status.code == 409 => continue,
+                Err(error) => return Err(failed(error.to_string())),
+            }
+        }
+        warn!(%namespace, %name, "the incident kept changing while its alerts were recorded");
+        Err(failed("it kept changing; Alertmanager will retry".into()))
+    }
+}
+
+/// The incident a group's first alert declares.
+fn declaration(name: &str, routed: &Routed, first: &Alert) -> Incident {
+    let alertname = first.name();
+    let title = match first.annotations.get("summary") {
+        Some(summary) => format!("{alertname}: {summary}"),
+        None => match &routed.deployment {
+            Some(deployment) => format!("{alertname} on {deployment}"),
+            None => alertname.to_string(),
+        },
+    };
+    let mut labels = BTreeMap::from([(GROUP_LABEL.to_string(), routed.group_key.clone())]);
+    labels.insert(
+        "klaxon.dev/declared-by".to_string(),
+        "alertmanager".to_string(),
+    );
+    let mut annotations = BTreeMap::from([(
+        MESSAGE_ANNOTATION.to_string(),
+        format!("alert {}", alerts::describe(first)),
+    )]);
+    if let Some(after) = &routed.resolve_after {
+        annotations.insert(RESOLVE_ANNOTATION.to_string(), after.clone());
+    }
+    Incident {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(routed.namespace.clone()),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..Default::default()
+        },
+        spec: IncidentSpec {
+            title: truncate(&title, 200),
+            severity: routed.severity.clone(),
+            phase: Phase::Triggered,
+            summary: first
+                .annotations
+                .get("description")
+                .map(|d| truncate(d, 4096)),
+            commander: None,
+            responders: vec![],
+            affected: routed.deployment.as_ref().map(|d| Affected {
+                deployments: vec![AffectedDeployment {
+                    name: Some(d.clone()),
+                    selector: None,
+                }],
+            }),
+            notes: vec![],
+            postmortem: None,
+        },
+        status: None,
+    }
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &bytes[start..end]
+}

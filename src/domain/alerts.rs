@@ -1,0 +1,577 @@
+//! Alerts from Alertmanager, as pure logic: the webhook payload (version
+//! 4), Alertmanager's matchers, which policy rule an alert falls under, the
+//! group it joins, the incident's deterministic name, and how a batch
+//! changes the alerts an incident records.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde::Deserialize;
+
+use crate::api::{
+    incident::{AlertState, AlertStatus},
+    limits::{MAX_ALERT_LABELS, MAX_ALERTS},
+    policy::AlertRule,
+};
+
+/// The label of an incident declared from alerts: its group's key.
+pub const GROUP_LABEL: &str = "klaxon.dev/alert-group";
+/// The annotation holding `resolveWithAlerts.healthyFor`, fixed when the
+/// incident is declared.
+pub const RESOLVE_ANNOTATION: &str = "klaxon.dev/resolve-with-alerts";
+pub const DEFAULT_NAMESPACE_LABEL: &str = "namespace";
+pub const DEFAULT_DEPLOYMENT_LABEL: &str = "deployment";
+
+/// Alertmanager's webhook payload, version 4.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Payload {
+    pub version: String,
+    #[serde(default)]
+    pub group_key: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub receiver: String,
+    #[serde(default)]
+    pub external_url: String,
+    pub alerts: Vec<Alert>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    /// `firing` or `resolved`.
+    pub status: String,
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: Timestamp,
+    /// `0001-01-01T00:00:00Z` while firing.
+    #[serde(default)]
+    pub ends_at: Option<String>,
+    #[serde(default, rename = "generatorURL")]
+    pub generator_url: String,
+    #[serde(default)]
+    pub fingerprint: String,
+}
+
+impl Alert {
+    pub fn name(&self) -> &str {
+        self.labels
+            .get("alertname")
+            .map(String::as_str)
+            .unwrap_or("alert")
+    }
+
+    pub fn firing(&self) -> bool {
+        self.status != "resolved"
+    }
+
+    /// When it resolved: `endsAt`, unless it is the zero time of a firing
+    /// alert.
+    pub fn ended(&self) -> Option<Timestamp> {
+        let ends: Timestamp = self.ends_at.as_deref()?.parse().ok()?;
+        (!self.firing() && ends.as_second() > 0).then_some(ends)
+    }
+
+    /// Its identity: Alertmanager's fingerprint, else its labels.
+    pub fn id(&self) -> String {
+        if self.fingerprint.is_empty() {
+            format!("{:016x}", fnv(&label_text(&self.labels)))
+        } else {
+            self.fingerprint.clone()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PayloadError {
+    #[error("not JSON an Alertmanager webhook sends: {0}")]
+    Malformed(String),
+    #[error("webhook payload version {0:?}; this receiver takes version 4")]
+    Version(String),
+}
+
+pub fn parse(body: &[u8]) -> Result<Payload, PayloadError> {
+    let payload: Payload =
+        serde_json::from_slice(body).map_err(|e| PayloadError::Malformed(e.to_string()))?;
+    if payload.version != "4" {
+        return Err(PayloadError::Version(payload.version));
+    }
+    Ok(payload)
+}
+
+/// One Alertmanager matcher: `name=value`, `name!=value`, `name=~re`,
+/// `name!~re`.
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    name: String,
+    op: Op,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Equal(String),
+    NotEqual(String),
+    Regex(regex::Regex),
+    NotRegex(regex::Regex),
+}
+
+impl Matcher {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let at = text.find(['=', '!']).ok_or_else(|| {
+            format!("{text:?} is not a matcher such as alertname=\"HighErrorRate\"")
+        })?;
+        let name = text[..at].trim().to_string();
+        let rest = &text[at..];
+        let (op, value) = ["=~", "!~", "!=", "="]
+            .iter()
+            .find_map(|op| rest.strip_prefix(op).map(|v| (*op, v)))
+            .ok_or_else(|| format!("{text:?}: expected =, !=, =~ or !~ after the label name"))?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("{text:?}: {name:?} is not a label name"));
+        }
+        let value = value.trim();
+        let value = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Some(quoted) => quoted.replace("\\\"", "\"").replace("\\\\", "\\"),
+            None => value.to_string(),
+        };
+        let regex = |v: &str| {
+            regex::Regex::new(&format!("^(?:{v})$")).map_err(|e| format!("{text:?}: {e}"))
+        };
+        let op = match op {
+            "=~" => Op::Regex(regex(&value)?),
+            "!~" => Op::NotRegex(regex(&value)?),
+            "!=" => Op::NotEqual(value),
+            _ => Op::Equal(value),
+        };
+        Ok(Self { name, op })
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let value = labels.get(&self.name).map(String::as_str).unwrap_or("");
+        match &self.op {
+            Op::Equal(v) => value == v,
+            Op::NotEqual(v) => value != v,
+            Op::Regex(r) => r.is_match(value),
+            Op::NotRegex(r) => !r.is_match(value),
+        }
+    }
+}
+
+/// Where an alert goes under one rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Routed {
+    pub namespace: String,
+    pub deployment: Option<String>,
+    pub severity: String,
+    /// The `groupBy` labels and their values.
+    pub group: BTreeMap<String, String>,
+    /// A stable hash of `group`: the incident's [`GROUP_LABEL`].
+    pub group_key: String,
+    pub resolve_after: Option<String>,
+}
+
+impl AlertRule {
+    pub fn namespace_label(&self) -> &str {
+        self.namespace_label
+            .as_deref()
+            .unwrap_or(DEFAULT_NAMESPACE_LABEL)
+    }
+
+    pub fn deployment_label(&self) -> &str {
+        self.deployment_label
+            .as_deref()
+            .unwrap_or(DEFAULT_DEPLOYMENT_LABEL)
+    }
+}
+
+/// The first rule of a namespace's effective policy that takes `alert`,
+/// given that the alert named that namespace with `namespace_label`.
+/// Rules whose matchers do not parse take nothing (the policy's status
+/// says why).
+pub fn route(
+    alert: &Alert,
+    namespace: &str,
+    namespace_label: &str,
+    rules: &[AlertRule],
+) -> Option<Routed> {
+    rules.iter().find_map(|rule| {
+        if rule.namespace_label() != namespace_label {
+            return None;
+        }
+        for text in &rule.matchers {
+            if !Matcher::parse(text).ok()?.matches(&alert.labels) {
+                return None;
+            }
+        }
+        let severity = match (&rule.severity, &rule.severity_from) {
+            (Some(severity), _) => severity.clone(),
+            (None, Some(from)) => match alert.labels.get(&from.label) {
+                Some(value) => from
+                    .map
+                    .get(value)
+                    .cloned()
+                    .unwrap_or_else(|| value.clone()),
+                None => from.default.clone()?,
+            },
+            (None, None) => return None,
+        };
+        let deployment = alert.labels.get(rule.deployment_label()).cloned();
+        let keys: Vec<String> = if rule.group_by.is_empty() {
+            vec![
+                "alertname".into(),
+                rule.namespace_label().into(),
+                rule.deployment_label().into(),
+            ]
+        } else {
+            rule.group_by.clone()
+        };
+        let mut group: BTreeMap<String, String> = keys
+            .iter()
+            .map(|k| (k.clone(), alert.labels.get(k).cloned().unwrap_or_default()))
+            .collect();
+        // The namespace is always part of the group: a group never spans two.
+        group.insert(namespace_label.to_string(), namespace.to_string());
+        let group_key = format!("{:016x}", fnv(&label_text(&group)));
+        Some(Routed {
+            namespace: namespace.to_string(),
+            deployment,
+            severity,
+            group,
+            group_key,
+            resolve_after: rule
+                .resolve_with_alerts
+                .as_ref()
+                .map(|r| r.healthy_for.as_str().to_string()),
+        })
+    })
+}
+
+fn label_text(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// FNV-1a, 64 bits: stable across versions and machines.
+fn fnv(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// The incident's name for a group that started at `start`:
+/// `<alertname>-<group key>-YYYYMMDD-HHMMSS` (UTC), at most 63 characters.
+/// The same group and start give the same name on every replica and after
+/// every restart, so an alert never declares twice.
+pub fn incident_name(alertname: &str, group_key: &str, start: Timestamp) -> String {
+    let mut slug: String = alertname
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    while slug.contains("--") {
+        slug = slug.replace("--", "-");
+    }
+    let slug = slug.trim_matches('-');
+    let slug = if slug.is_empty() { "alert" } else { slug };
+    let suffix = format!(
+        "-{}-{}",
+        &group_key[..group_key.len().min(8)],
+        start.strftime("%Y%m%d-%H%M%S")
+    );
+    let room = 63 - suffix.len();
+    let slug: String = slug.chars().take(room).collect();
+    format!("{}{suffix}", slug.trim_end_matches('-'))
+}
+
+/// What a batch did to an incident's alerts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Merged {
+    pub alerts: Vec<AlertState>,
+    /// Timeline lines: alerts that joined or resolved.
+    pub joined: Vec<String>,
+    pub resolved: Vec<String>,
+}
+
+/// Records `incoming` into `existing`: a new alert joins, a repeat moves
+/// only `lastSeen`, a resolution sets the state and `endsAt`. Firing
+/// alerts come first, then the most recently seen; the list is bounded.
+pub fn merge(existing: &[AlertState], incoming: &[&Alert], now: Timestamp) -> Merged {
+    let mut out = Merged {
+        alerts: existing.to_vec(),
+        ..Default::default()
+    };
+    for alert in incoming {
+        let id = alert.id();
+        let state = if alert.firing() {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Resolved
+        };
+        match out.alerts.iter_mut().find(|a| a.fingerprint == id) {
+            Some(known) => {
+                if known.state == AlertStatus::Firing && state == AlertStatus::Resolved {
+                    out.resolved.push(describe(alert));
+                } else if known.state == AlertStatus::Resolved && state == AlertStatus::Firing {
+                    out.joined.push(describe(alert));
+                }
+                known.state = state;
+                known.ends_at = alert.ended().map(Time);
+                known.last_seen = Some(Time(now));
+            }
+            None => {
+                if alert.firing() {
+                    out.joined.push(describe(alert));
+                } else {
+                    out.resolved.push(describe(alert));
+                }
+                out.alerts.push(state_of(alert, state, now));
+            }
+        }
+    }
+    out.alerts.sort_by_key(|a| {
+        (
+            a.state != AlertStatus::Firing,
+            std::cmp::Reverse(a.last_seen.as_ref().map(|t| t.0.as_second())),
+        )
+    });
+    out.alerts.truncate(MAX_ALERTS as usize);
+    out
+}
+
+fn state_of(alert: &Alert, state: AlertStatus, now: Timestamp) -> AlertState {
+    AlertState {
+        fingerprint: alert.id(),
+        labels: alert
+            .labels
+            .iter()
+            .take(MAX_ALERT_LABELS as usize)
+            .map(|(k, v)| (k.clone(), crate::domain::enrich::truncate(v, 256)))
+            .collect(),
+        state,
+        starts_at: Time(alert.starts_at),
+        ends_at: alert.ended().map(Time),
+        last_seen: Some(Time(now)),
+        link: (alert.generator_url.starts_with("http://")
+            || alert.generator_url.starts_with("https://"))
+        .then(|| crate::domain::enrich::truncate(&alert.generator_url, 1024)),
+    }
+}
+
+/// `HighErrorRate (deployment=checkout, severity=critical): 5xx above 5%`.
+pub fn describe(alert: &Alert) -> String {
+    let labels: Vec<String> = alert
+        .labels
+        .iter()
+        .filter(|(k, _)| *k != "alertname")
+        .take(4)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut text = alert.name().to_string();
+    if !labels.is_empty() {
+        text.push_str(&format!(" ({})", labels.join(", ")));
+    }
+    if let Some(summary) = alert.annotations.get("summary") {
+        text.push_str(&format!(": {summary}"));
+    }
+    crate::domain::enrich::truncate(&text, 300)
+}
+
+/// True when every recorded alert has resolved; the latest end.
+pub fn all_resolved(alerts: &[AlertState]) -> Option<Timestamp> {
+    if alerts.is_empty() || alerts.iter().any(|a| a.state == AlertStatus::Firing) {
+        return None;
+    }
+    alerts
+        .iter()
+        .filter_map(|a| a.ends_at.as_ref().or(a.last_seen.as_ref()).map(|t| t.0))
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn alert(status: &str, pairs: &[(&str, &str)], fingerprint: &str) -> Alert {
+        Alert {
+            status: status.into(),
+            labels: labels(pairs),
+            annotations: BTreeMap::from([("summary".into(), "5xx above 5%".into())]),
+            starts_at: "2026-11-24T14:00:00Z".parse().expect("time"),
+            ends_at: Some(if status == "resolved" {
+                "2026-11-24T14:10:00Z".into()
+            } else {
+                "0001-01-01T00:00:00Z".into()
+            }),
+            generator_url: "http://prometheus:9090/graph?g0.expr=x".into(),
+            fingerprint: fingerprint.into(),
+        }
+    }
+
+    #[test]
+    fn matchers_are_alertmanagers() {
+        let l = labels(&[
+            ("alertname", "KubePodCrashLooping"),
+            ("severity", "critical"),
+        ]);
+        let yes = [
+            r#"alertname=~"KubePod.*|HighErrorRate""#,
+            "severity=critical",
+            r#"severity!="warning""#,
+            "team!~payments|search",
+            "missing=",
+        ];
+        for m in yes {
+            assert!(Matcher::parse(m).expect(m).matches(&l), "{m}");
+        }
+        let no = [
+            "alertname=~Kube",
+            "severity!=critical",
+            r#"alertname="Other""#,
+        ];
+        for m in no {
+            assert!(!Matcher::parse(m).expect(m).matches(&l), "{m}");
+        }
+        for bad in ["alertname", "=x", "a=~(", "al ert=x"] {
+            assert!(Matcher::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rule_routes_with_severity_group_and_a_stable_name() {
+        let rule = AlertRule {
+            matchers: vec![r#"alertname=~"HighErrorRate""#.into()],
+            severity_from: Some(crate::api::policy::SeverityFrom {
+                label: "severity".into(),
+                map: BTreeMap::from([("critical".into(), "SEV1".into())]),
+                default: Some("SEV3".into()),
+            }),
+            ..Default::default()
+        };
+        let a = alert(
+            "firing",
+            &[
+                ("alertname", "HighErrorRate"),
+                ("namespace", "shop"),
+                ("deployment", "checkout"),
+                ("severity", "critical"),
+                ("pod", "a"),
+            ],
+            "f1",
+        );
+        let routed = route(&a, "shop", "namespace", std::slice::from_ref(&rule)).expect("routed");
+        assert_eq!(routed.severity, "SEV1");
+        assert_eq!(routed.deployment.as_deref(), Some("checkout"));
+        assert_eq!(routed.group.len(), 3, "alertname, namespace, deployment");
+        // Another pod's alert of the same group: the same key.
+        let mut b = a.clone();
+        b.labels.insert("pod".into(), "b".into());
+        b.labels.remove("severity");
+        let other = route(&b, "shop", "namespace", std::slice::from_ref(&rule)).expect("routed");
+        assert_eq!(other.group_key, routed.group_key);
+        assert_eq!(other.severity, "SEV3", "the default");
+        // Another namespace label, or a non-matching alert: not this rule.
+        assert!(
+            route(
+                &a,
+                "shop",
+                "kubernetes_namespace",
+                std::slice::from_ref(&rule)
+            )
+            .is_none()
+        );
+        let mut c = a.clone();
+        c.labels.insert("alertname".into(), "Other".into());
+        assert!(route(&c, "shop", "namespace", &[rule]).is_none());
+
+        let name = incident_name("HighErrorRate", &routed.group_key, a.starts_at);
+        assert_eq!(
+            name,
+            format!("higherrorrate-{}-20261124-140000", &routed.group_key[..8])
+        );
+        let long = incident_name(&"X".repeat(100), &routed.group_key, a.starts_at);
+        assert!(long.len() <= 63, "{long}");
+    }
+
+    #[test]
+    fn a_batch_joins_repeats_and_resolves() {
+        let now: Timestamp = "2026-11-24T14:01:00Z".parse().expect("time");
+        let one = alert(
+            "firing",
+            &[("alertname", "HighErrorRate"), ("pod", "a")],
+            "f1",
+        );
+        let first = merge(&[], &[&one], now);
+        assert_eq!(first.joined.len(), 1);
+        assert_eq!(first.alerts[0].state, AlertStatus::Firing);
+
+        // A repeat: only lastSeen moves.
+        let later: Timestamp = "2026-11-24T14:02:00Z".parse().expect("time");
+        let repeat = merge(&first.alerts, &[&one], later);
+        assert!(repeat.joined.is_empty() && repeat.resolved.is_empty());
+        let mut expected = first.alerts.clone();
+        expected[0].last_seen = Some(Time(later));
+        assert_eq!(repeat.alerts, expected);
+
+        // A second alert joins; the first resolves.
+        let two = alert(
+            "firing",
+            &[("alertname", "HighErrorRate"), ("pod", "b")],
+            "f2",
+        );
+        let resolved_one = alert(
+            "resolved",
+            &[("alertname", "HighErrorRate"), ("pod", "a")],
+            "f1",
+        );
+        let next = merge(&repeat.alerts, &[&resolved_one, &two], later);
+        assert_eq!(next.joined.len(), 1);
+        assert_eq!(next.resolved.len(), 1);
+        assert_eq!(next.alerts[0].fingerprint, "f2", "firing first");
+        assert_eq!(all_resolved(&next.alerts), None);
+        let resolved_two = alert(
+            "resolved",
+            &[("alertname", "HighErrorRate"), ("pod", "b")],
+            "f2",
+        );
+        let done = merge(&next.alerts, &[&resolved_two], later);
+        assert_eq!(
+            all_resolved(&done.alerts),
+            Some("2026-11-24T14:10:00Z".parse().expect("time"))
+        );
+    }
+
+    #[test]
+    fn payloads_other_than_version_4_are_refused() {
+        assert!(matches!(parse(b"{"), Err(PayloadError::Malformed(_))));
+        assert_eq!(
+            parse(br#"{"version":"3","alerts":[]}"#),
+            Err(PayloadError::Version("3".into()))
+        );
+        let ok = parse(
+            br#"{"version":"4","groupKey":"{}","status":"firing","receiver":"klaxon","externalURL":"http://am",
+                "alerts":[{"status":"firing","labels":{"alertname":"A"},"annotations":{},"startsAt":"2026-11-24T14:00:00.123Z",
+                "endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://p","fingerprint":"abc"}]}"#,
+        )
+        .expect("parses");
+        assert_eq!(ok.alerts[0].ended(), None);
+        assert!(ok.alerts[0].firing());
+    }
+}
