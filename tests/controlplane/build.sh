@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the local control plane (tests/controlplane) once and caches it
 # outside the repository, so only the first build is slow. Prints the path
-# of klaxon-controlplane; kwok, metrics-server and helm lie beside it.
+# of klaxon-controlplane; kwok, metrics-server, helm and alertmanager lie
+# beside it.
 #
 # - klaxon-controlplane (etcd, kube-apiserver, kube-controller-manager and
 #   kube-scheduler from k8s.io/kubernetes) is keyed by the Kubernetes version
 #   and a hash of the harness source.
 # - kwok (sigs.k8s.io/kwok), metrics-server (sigs.k8s.io/metrics-server)
-#   and helm (helm.sh/helm/v3, for the chart's tests) are keyed by their versions alone, so changing the harness does not
+#   helm (helm.sh/helm/v3, for the chart's tests) and alertmanager
+#   (github.com/prometheus/alertmanager, for the alerting tests) are keyed by their versions alone, so changing the harness does not
 #   rebuild them.
 set -euo pipefail
 # A failed `go install` inside $(tool ...) must fail the script.
@@ -16,6 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kwok_version=v0.7.0
 metrics_server_version=v0.8.0
 helm_version=v3.19.5
+alertmanager_version=v0.28.1
 version="$(awk '($1 == "require" && $2 == "k8s.io/kubernetes") {print $3} ($1 == "k8s.io/kubernetes" && $2 ~ /^v/) {print $2}' "$here/go.mod" | head -n1)"
 [ -n "$version" ] || { echo "build.sh: no k8s.io/kubernetes version in go.mod" >&2; exit 1; }
 go_version="$(go env GOVERSION)"
@@ -46,6 +49,7 @@ tool() {
 kwok="$(tool kwok sigs.k8s.io/kwok "$kwok_version")"
 metrics_server="$(tool metrics-server sigs.k8s.io/metrics-server "$metrics_server_version")"
 helm="$(tool helm helm.sh/helm/v3 "$helm_version")"
+alertmanager="$(tool alertmanager github.com/prometheus/alertmanager "$alertmanager_version")"
 
 if [ ! -x "$bin" ]; then
   mkdir -p "$cache"
@@ -62,7 +66,7 @@ if [ ! -x "$bin" ]; then
 fi
 # The tools lie beside the binary; a link is replaced only when it changes,
 # so a cluster starting meanwhile never finds it missing.
-for link in "kwok:$kwok" "metrics-server:$metrics_server" "helm:$helm"; do
+for link in "kwok:$kwok" "metrics-server:$metrics_server" "helm:$helm" "alertmanager:$alertmanager"; do
   name="${link%%:*}" target="${link#*:}"
   [ "$(readlink "$cache/$name" 2>/dev/null)" = "$target" ] || ln -sfn "$target" "$cache/$name"
 done

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod alerts;
 mod api_schema;
 mod bounded;
 mod chart;

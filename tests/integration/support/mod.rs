@@ -18,6 +18,7 @@
 
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod audit;
 pub mod chart;
 pub mod fixtures;
@@ -352,6 +353,39 @@ pub(crate) fn controlplane_binary() -> PathBuf {
         .expect("run tests/controlplane/build.sh (needs Go)");
     assert!(out.status.success(), "building the control plane failed");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Starts a server that lives as long as the test thread (a parent-death
+/// signal), logging to `log`, and waits until `http://127.0.0.1:PORT/-/ready`
+/// answers 200 (Prometheus and Alertmanager both serve it).
+pub fn start_daemon(what: &str, binary: &Path, args: &[String], log: &Path, port: u16) -> Child {
+    let file = std::fs::File::create(log).expect("create log");
+    let mut command = Command::new(binary);
+    // SAFETY: see Operator::start; only asks the kernel for a signal.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("clone log handle"))
+        .stderr(file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let ready = poll_until(Duration::from_secs(60), || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status}; see {}", log.display());
+        }
+        operator::http_get(port, "/-/ready")
+            .filter(|r| r.status == 200)
+            .map(|_| ())
+    });
+    assert!(ready.is_some(), "{what} not ready; see {}", log.display());
+    child
 }
 
 /// Calls `f` until it returns `Some`, or `timeout` passes.

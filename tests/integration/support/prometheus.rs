@@ -2,12 +2,11 @@
 //! `tests/prometheus/fetch.sh`) scraping a target the test serves.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::Duration,
 };
 
-use super::{operator::free_port, operator::http_get, poll_until, repo_root};
+use super::{operator::free_port, repo_root, start_daemon};
 
 pub struct Prometheus {
     child: Child,
@@ -19,6 +18,13 @@ impl Prometheus {
     /// Starts Prometheus scraping `target` (`host:port`, path `/metrics`)
     /// every second, and waits until it is ready.
     pub fn start(name: &str, target: &str) -> Prometheus {
+        Self::start_with(name, target, None)
+    }
+
+    /// As [`Prometheus::start`], evaluating `rules` (a rule file's text)
+    /// every second and sending alerts to the Alertmanager at
+    /// `alertmanager` (`host:port`), resending firing ones every second.
+    pub fn start_with(name: &str, target: &str, alerting: Option<(&str, &str)>) -> Prometheus {
         let out = Command::new(repo_root().join("tests/prometheus/fetch.sh"))
             .stderr(Stdio::inherit())
             .output()
@@ -31,50 +37,28 @@ impl Prometheus {
             .join(format!("{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create prometheus directory");
         let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: app\n    static_configs: [{{targets: ['{target}']}}]\n"
-            ),
-        )
-        .expect("write prometheus.yml");
+        let mut text = format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: app\n    static_configs: [{{targets: ['{target}']}}]\n"
+        );
+        if let Some((rules, alertmanager)) = alerting {
+            let file = dir.join("rules.yml");
+            std::fs::write(&file, rules).expect("write rules.yml");
+            text.push_str(&format!(
+                "rule_files: ['{}']\nalerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{alertmanager}']}}]\n",
+                file.display()
+            ));
+        }
+        std::fs::write(&config, text).expect("write prometheus.yml");
         let port = free_port();
         let log = dir.join("prometheus.log");
-        let file = std::fs::File::create(&log).expect("create prometheus log");
-        let mut command = Command::new(binary);
-        // SAFETY: see Operator::start; only asks the kernel for a signal.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        let mut child = command
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("clone log handle"))
-            .stderr(file)
-            .spawn()
-            .expect("start prometheus");
-        let ready = poll_until(Duration::from_secs(60), || {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("prometheus exited with {status}; see {}", log.display());
-            }
-            http_get(port, "/-/ready")
-                .filter(|r| r.status == 200)
-                .map(|_| ())
-        });
-        assert!(
-            ready.is_some(),
-            "prometheus not ready; see {}",
-            log.display()
-        );
+        let args = vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            format!("--web.external-url=http://127.0.0.1:{port}"),
+            "--rules.alert.resend-delay=1s".to_string(),
+        ];
+        let child = start_daemon("prometheus", Path::new(&binary), &args, &log, port);
         Prometheus {
             child,
             url: format!("http://127.0.0.1:{port}"),

@@ -1,0 +1,311 @@
+//! Alerts in: a real Prometheus evaluates alerting rules over a target the
+//! test controls and sends to a real Alertmanager, which delivers to
+//! Klaxon's webhook with its bearer token. One incident per group, however
+//! often Alertmanager repeats itself and however often the operator
+//! restarts; a second alert of the group joins it; the alerts' resolution
+//! resolves it. A namespace that did not opt in gets nothing, and a request
+//! without the token or with a bad body changes nothing.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Router, routing::get};
+use klaxon::{
+    api::{Incident, Phase, incident::AlertStatus},
+    domain::alerts::GROUP_LABEL,
+};
+use kube::{Api, api::ListParams};
+
+use crate::support::{
+    self, Cluster,
+    alertmanager::Alertmanager,
+    fixtures::{apply, secret},
+    operator::{self, Operator},
+    prometheus::Prometheus,
+};
+
+const WAIT: Duration = Duration::from_secs(90);
+const TOKEN: &str = "s3cret-alertmanager-token";
+
+/// `app_errors` per (namespace, pod), as the target serves them.
+type Errors = Arc<Mutex<BTreeMap<(String, String), u32>>>;
+
+/// Serves the target on a thread of its own, so that Prometheus can scrape
+/// it while the test blocks (restarting the operator, polling metrics).
+fn serve_target(errors: Errors) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let target = listener.local_addr().expect("address").to_string();
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let errors = errors.clone();
+            async move {
+                let mut body = String::from("# TYPE app_errors gauge\n");
+                for ((ns, pod), value) in errors.lock().expect("errors").iter() {
+                    body.push_str(&format!(
+                        "app_errors{{namespace=\"{ns}\",deployment=\"checkout\",pod=\"{pod}\"}} {value}\n"
+                    ));
+                }
+                body
+            }
+        }),
+    );
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    target
+}
+
+const RULES: &str = r#"
+groups:
+  - name: app
+    interval: 1s
+    rules:
+      - alert: HighErrorRate
+        expr: app_errors > 0
+        labels: {severity: critical}
+        annotations: {summary: "errors on {{ $labels.pod }}"}
+"#;
+
+fn start_operator(cluster: &Cluster, system: &str, alerts_port: u16, name: &str) -> Operator {
+    let mut env: Vec<(&str, &str)> = operator::SHARED_ENV.to_vec();
+    let address = format!("127.0.0.1:{alerts_port}");
+    env.push(("KLAXON_NAMESPACE", system));
+    env.push(("KLAXON_ALERTS_ADDRESS", &address));
+    let mut operator = Operator::start(&cluster.kubeconfig, name, &env);
+    operator.wait_ready(WAIT);
+    operator
+}
+
+async fn grouped(api: &Api<Incident>) -> Vec<Incident> {
+    api.list(&ListParams::default().labels(GROUP_LABEL))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn alertmanager_declares_one_incident_per_group_and_its_resolution_resolves_it() {
+    let cluster = Cluster::start_bare("alerts");
+    cluster.install_crds();
+    let client = cluster.client().await;
+    let system = support::namespace(&client, "klaxon-system").await;
+    let ns = support::namespace(&client, "alerts").await;
+    let decoy = support::namespace(&client, "decoy").await;
+    secret(&client, &system, "klaxon-alerts", &[("token", TOKEN)]).await;
+    // The team opts in; the decoy namespace has no alerts policy.
+    apply(
+        &cluster,
+        &format!(
+            r#"
+apiVersion: klaxon.dev/v1alpha1
+kind: ResponsePolicy
+metadata: {{name: team, namespace: {ns}}}
+spec:
+  alerts:
+    - matchers: ['alertname=~"HighErrorRate|KubePod.*"']
+      severityFrom: {{label: severity, map: {{critical: SEV2}}, default: SEV3}}
+      resolveWithAlerts: {{healthyFor: 3s}}
+"#
+        ),
+    );
+
+    let alerts_port = operator::free_port();
+    let mut klaxon = start_operator(&cluster, &system, alerts_port, "alerts");
+    let errors: Errors = Arc::default();
+    let target = serve_target(errors.clone());
+    let alertmanager = Alertmanager::start(
+        &ns,
+        &format!("http://127.0.0.1:{alerts_port}/alertmanager"),
+        TOKEN,
+        &["alertname", "namespace"],
+    );
+    let _prometheus = Prometheus::start_with(&ns, &target, Some((RULES, &alertmanager.address)));
+
+    // One pod errs: one incident, for the group.
+    errors
+        .lock()
+        .expect("errors")
+        .insert((ns.clone(), "a".into()), 1);
+    errors
+        .lock()
+        .expect("errors")
+        .insert((decoy.clone(), "x".into()), 1);
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let declared = support::eventually(WAIT, || async {
+        grouped(&incidents).await.into_iter().next()
+    })
+    .await
+    .expect("an incident declared from the alert");
+    let name = declared.metadata.name.clone().expect("name");
+    assert!(name.starts_with("higherrorrate-"), "{name}");
+    assert_eq!(
+        declared.spec.severity, "SEV2",
+        "mapped from severity=critical"
+    );
+    assert_eq!(declared.spec.title, "HighErrorRate: errors on a");
+    assert_eq!(
+        declared
+            .spec
+            .affected
+            .as_ref()
+            .and_then(|a| a.deployments[0].name.as_deref()),
+        Some("checkout")
+    );
+
+    // Another pod of the same group joins it.
+    errors
+        .lock()
+        .expect("errors")
+        .insert((ns.clone(), "b".into()), 1);
+    let joined = support::eventually(WAIT, || async {
+        let incident = incidents.get(&name).await.ok()?;
+        let alerts = incident.status.as_ref()?.alerts.clone();
+        (alerts.len() == 2 && alerts.iter().all(|a| a.state == AlertStatus::Firing))
+            .then_some(incident)
+    })
+    .await
+    .expect("the second alert joined the incident");
+    let status = joined.status.as_ref().expect("status");
+    assert!(
+        status.alerts.iter().all(|a| a
+            .link
+            .as_deref()
+            .is_some_and(|l| l.starts_with("http://127.0.0.1:"))),
+        "{:#?}",
+        status.alerts
+    );
+    assert!(
+        status
+            .timeline
+            .iter()
+            .filter(|e| e.type_ == "AlertFiring")
+            .count()
+            == 2,
+        "{:#?}",
+        status.timeline
+    );
+
+    // Alertmanager repeats itself, and the operator restarts: still one.
+    let accepted = |operator: &Operator| {
+        operator
+            .metric("klaxon_alerts_total{outcome=\"accepted\"}")
+            .unwrap_or(0.0)
+    };
+    let before = accepted(&klaxon);
+    assert!(
+        support::poll_until(WAIT, || (accepted(&klaxon) >= before + 3.0).then_some(())).is_some(),
+        "Alertmanager did not repeat the group"
+    );
+    klaxon.kill();
+    let klaxon = start_operator(&cluster, &system, alerts_port, "alerts-restarted");
+    assert!(
+        support::poll_until(WAIT, || (accepted(&klaxon) >= 3.0).then_some(())).is_some(),
+        "no batches after the restart"
+    );
+    assert_eq!(grouped(&incidents).await.len(), 1, "declared twice");
+    // The decoy namespace did not opt in: its alert is counted, not declared.
+    let decoys: Api<Incident> = Api::namespaced(client.clone(), &decoy);
+    assert!(
+        decoys
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    assert!(
+        klaxon
+            .metric("klaxon_alerts_total{outcome=\"unmatched\"}")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+
+    // Bad requests get a 4xx and change nothing.
+    let version = incidents
+        .get(&name)
+        .await
+        .expect("incident")
+        .metadata
+        .resource_version;
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{alerts_port}/alertmanager");
+    let valid = serde_json::json!({
+        "version": "4", "status": "firing", "receiver": "x", "groupKey": "{}", "externalURL": "http://x",
+        "alerts": [{"status": "firing", "labels": {"alertname": "HighErrorRate", "namespace": ns, "deployment": "checkout", "pod": "forged"},
+                    "annotations": {}, "startsAt": "2026-11-24T14:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://x", "fingerprint": "forged"}]
+    });
+    for (request, code) in [
+        (http.post(&url).json(&valid), 401),
+        (http.post(&url).bearer_auth("wrong").json(&valid), 401),
+        (http.post(&url).bearer_auth(TOKEN).body("{not json"), 400),
+        (
+            http.post(&url)
+                .bearer_auth(TOKEN)
+                .body(r#"{"version":"3","alerts":[]}"#),
+            400,
+        ),
+        (
+            http.post(&url)
+                .bearer_auth(TOKEN)
+                .body(vec![b' '; 2 * 1024 * 1024]),
+            413,
+        ),
+    ] {
+        let response = request.send().await.expect("request");
+        assert_eq!(response.status().as_u16(), code);
+        assert!(
+            !response.text().await.unwrap_or_default().is_empty(),
+            "a 4xx says why"
+        );
+    }
+    let after = incidents.get(&name).await.expect("incident");
+    assert!(
+        after
+            .status
+            .as_ref()
+            .is_some_and(|s| s.alerts.iter().all(|a| a.fingerprint != "forged")),
+        "a refused request changed the incident"
+    );
+    let _ = version;
+
+    // Both recover: the alerts resolve, and after healthyFor the incident.
+    errors.lock().expect("errors").clear();
+    let resolved = support::eventually(WAIT, || async {
+        let incident = incidents.get(&name).await.ok()?;
+        (incident.spec.phase == Phase::Resolved).then_some(incident)
+    })
+    .await
+    .expect("resolved with its alerts");
+    let status = resolved.status.as_ref().expect("status");
+    assert!(
+        status
+            .alerts
+            .iter()
+            .all(|a| a.state == AlertStatus::Resolved)
+    );
+    for kind in ["AlertResolved", "AutoResolved"] {
+        assert!(
+            status.timeline.iter().any(|e| e.type_ == kind),
+            "{kind}: {:#?}",
+            status.timeline
+        );
+    }
+    assert_eq!(grouped(&incidents).await.len(), 1);
+    assert!(
+        !klaxon.log_text().contains(TOKEN),
+        "the token reached a log line"
+    );
+}
