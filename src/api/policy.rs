@@ -278,8 +278,8 @@ pub struct Query {
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[x_kube(validation = kube::core::Rule::new("[has(self.webhook), has(self.slack)].filter(k, k).size() == 1")
-    .message("a receiver must name exactly one kind: webhook or slack"))]
+#[x_kube(validation = kube::core::Rule::new("[has(self.webhook), has(self.slack), has(self.pagerduty), has(self.alertmanager)].filter(k, k).size() == 1")
+    .message("a receiver must name exactly one kind: webhook, slack, pagerduty or alertmanager"))]
 #[serde(rename_all = "camelCase")]
 pub struct Receiver {
     #[schemars(length(min = 1, max = MAX_NAME), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
@@ -287,9 +287,62 @@ pub struct Receiver {
     /// A generic JSON webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<UrlReceiver>,
-    /// A Slack incoming webhook.
+    /// A Slack incoming webhook (Block Kit, with a plain-text fallback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<UrlReceiver>,
+    /// PagerDuty's Events API v2: triggered on declaration, acknowledged,
+    /// resolved, under one dedup_key (the incident's uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagerduty: Option<PagerDutyReceiver>,
+    /// An Alertmanager: the incident is posted as an alert to its
+    /// `/api/v2/alerts` (the URL in the Secret is Alertmanager's base URL),
+    /// so an existing routing tree can page; resolved with the incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager: Option<UrlReceiver>,
+}
+
+impl Receiver {
+    /// The kind, for metrics and messages.
+    pub fn kind(&self) -> &'static str {
+        match (
+            &self.webhook,
+            &self.slack,
+            &self.pagerduty,
+            &self.alertmanager,
+        ) {
+            (Some(_), _, _, _) => "webhook",
+            (_, Some(_), _, _) => "slack",
+            (_, _, Some(_), _) => "pagerduty",
+            (_, _, _, Some(_)) => "alertmanager",
+            _ => "unknown",
+        }
+    }
+
+    /// The Secret key it needs: the URL, or PagerDuty's routing key.
+    pub fn secret_ref(&self) -> Option<&SecretKeyRef> {
+        self.webhook
+            .as_ref()
+            .or(self.slack.as_ref())
+            .or(self.alertmanager.as_ref())
+            .map(|r| &r.url_secret_ref)
+            .or(self.pagerduty.as_ref().map(|p| &p.routing_key_secret_ref))
+    }
+}
+
+/// The default Events API v2 endpoint.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PagerDutyReceiver {
+    /// The Secret key holding the integration's routing key.
+    pub routing_key_secret_ref: SecretKeyRef,
+    /// The Events API endpoint (default
+    /// https://events.pagerduty.com/v2/enqueue; EU accounts use
+    /// https://events.eu.pagerduty.com/v2/enqueue). It carries no secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512), regex(pattern = r"^https?://"))]
+    pub url: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

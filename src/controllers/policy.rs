@@ -105,10 +105,8 @@ async fn missing_secrets(
 ) -> Vec<String> {
     let mut missing = Vec::new();
     for receiver in receivers {
-        let reference = match (&receiver.webhook, &receiver.slack) {
-            (Some(webhook), _) => &webhook.url_secret_ref,
-            (None, Some(slack)) => &slack.url_secret_ref,
-            (None, None) => continue,
+        let Some(reference) = receiver.secret_ref() else {
+            continue;
         };
         if let Err(error) = secrets
             .check(namespace, &reference.name, &reference.key)

@@ -36,10 +36,7 @@ use serde::Serialize;
 
 use super::secrets::{SecretError, Secrets};
 use crate::{
-    api::{
-        Incident,
-        policy::{SecretKeyRef, Trigger},
-    },
+    api::{Incident, policy::Trigger},
     domain::{incident::Delivery, policy::EffectiveReceiver},
 };
 
@@ -101,18 +98,7 @@ struct WebhookPayload<'a> {
 /// One line for humans: what happened, how bad, what is known.
 pub fn text(incident: &Incident, delivery: &Delivery) -> String {
     let status = incident.status.as_ref();
-    let transition = delivery.transition.as_deref();
-    let what = match (delivery.trigger, transition) {
-        (Trigger::Declared, _) => "declared".to_string(),
-        (Trigger::SeverityChanged, Some(t)) => format!("severity {t}"),
-        (Trigger::SeverityChanged, None) => {
-            format!("severity is now {}", incident.spec.severity)
-        }
-        (Trigger::PhaseChanged, Some(t)) => format!("phase {t}"),
-        (Trigger::PhaseChanged, None) => format!("is now {}", incident.spec.phase),
-        (Trigger::Escalated, _) => "was not acknowledged in time".to_string(),
-        (Trigger::Resolved, _) => "resolved".to_string(),
-    };
+    let what = what(incident, delivery);
     let mut line = format!(
         "[{}] {}/{} {what}: {}.",
         incident.spec.severity,
@@ -161,6 +147,214 @@ fn webhook_body(incident: &Incident, delivery: &Delivery) -> serde_json::Value {
     serde_json::to_value(payload).unwrap_or_default()
 }
 
+/// Slack's Block Kit: the severity and title as a header, who and what as
+/// fields, the summary, and the command that acknowledges it; `text` stays
+/// as the fallback notifications and old clients show.
+fn slack_body(incident: &Incident, delivery: &Delivery) -> serde_json::Value {
+    let status = incident.status.as_ref();
+    let ns = incident.namespace().unwrap_or_default();
+    let name = incident.name_any();
+    let cut = |t: &str, n: usize| crate::domain::enrich::truncate(t, n);
+    let header = cut(
+        &format!("[{}] {}", incident.spec.severity, incident.spec.title),
+        150,
+    );
+    let field = |label: &str, value: &str| serde_json::json!({"type": "mrkdwn", "text": cut(&format!("*{label}*\n{value}"), 2000)});
+    let mut fields = vec![
+        field("Severity", &incident.spec.severity),
+        field("Phase", &incident.spec.phase.to_string()),
+        field(
+            "Team",
+            status.and_then(|s| s.team.as_deref()).unwrap_or("-"),
+        ),
+        field(
+            "Commander",
+            incident.spec.commander.as_deref().unwrap_or("none yet"),
+        ),
+    ];
+    if let Some(by) = status.and_then(|s| s.acknowledge_by.as_ref())
+        && status.and_then(|s| s.acknowledged_at.as_ref()).is_none()
+    {
+        fields.push(field("Acknowledge by", &by.0.to_string()));
+    }
+    let mut blocks = vec![
+        serde_json::json!({"type": "header", "text": {"type": "plain_text", "text": header}}),
+        serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": cut(&format!("*{ns}/{name}* {}", what(incident, delivery)), 3000)}, "fields": fields}),
+    ];
+    if let Some(summary) = status.and_then(|s| s.summary.as_deref()) {
+        blocks.push(serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": cut(summary, 3000)}}));
+    }
+    if incident.spec.phase == crate::api::Phase::Triggered {
+        blocks.push(serde_json::json!({"type": "context", "elements": [{"type": "mrkdwn", "text": cut(&format!("Acknowledge: `kubectl incident ack {name} -n {ns}`"), 3000)}]}));
+    }
+    serde_json::json!({"text": text(incident, delivery), "blocks": blocks})
+}
+
+/// What happened, for people: `declared`, `severity SEV2 → SEV1`, ...
+fn what(incident: &Incident, delivery: &Delivery) -> String {
+    let transition = delivery.transition.as_deref();
+    match (delivery.trigger, transition) {
+        (Trigger::Declared, _) => "declared".to_string(),
+        (Trigger::SeverityChanged, Some(t)) => format!("severity {t}"),
+        (Trigger::SeverityChanged, None) => {
+            format!("severity is now {}", incident.spec.severity)
+        }
+        (Trigger::PhaseChanged, Some(t)) => format!("phase {t}"),
+        (Trigger::PhaseChanged, None) => format!("is now {}", incident.spec.phase),
+        (Trigger::Escalated, _) => "was not acknowledged in time".to_string(),
+        (Trigger::Resolved, _) => "resolved".to_string(),
+    }
+}
+
+/// The phase a delivery's transition ends in (`Triggered → Acknowledged by
+/// alice` ends in Acknowledged).
+fn target_phase(delivery: &Delivery) -> Option<crate::api::Phase> {
+    let to = delivery.transition.as_deref()?.split('→').nth(1)?;
+    let word = to.split_whitespace().next()?;
+    serde_json::from_value(serde_json::Value::String(word.to_string())).ok()
+}
+
+/// PagerDuty's Events API v2 action for a delivery: a declaration (and
+/// any other change) triggers or updates, an acknowledgement or mitigation
+/// acknowledges, a resolution resolves.
+pub fn pagerduty_action(delivery: &Delivery) -> &'static str {
+    use crate::api::Phase;
+    match (delivery.trigger, target_phase(delivery)) {
+        (Trigger::Resolved, _) | (Trigger::PhaseChanged, Some(Phase::Resolved)) => "resolve",
+        (Trigger::PhaseChanged, Some(Phase::Acknowledged | Phase::Mitigated)) => "acknowledge",
+        _ => "trigger",
+    }
+}
+
+/// The ladder's place as PagerDuty's severity: the most severe level is
+/// critical, the next error, then warning, the rest info.
+pub fn pagerduty_severity(rank: Option<usize>) -> &'static str {
+    match rank {
+        Some(0) => "critical",
+        Some(1) => "error",
+        Some(2) => "warning",
+        _ => "info",
+    }
+}
+
+fn pagerduty_body(
+    incident: &Incident,
+    delivery: &Delivery,
+    routing_key: &str,
+    rank: Option<usize>,
+) -> serde_json::Value {
+    let status = incident.status.as_ref();
+    let action = pagerduty_action(delivery);
+    let dedup_key = incident
+        .metadata
+        .uid
+        .clone()
+        .unwrap_or_else(|| incident.name_any());
+    let mut body = serde_json::json!({
+        "routing_key": routing_key,
+        "event_action": action,
+        "dedup_key": dedup_key,
+    });
+    if action == "trigger" {
+        let ns = incident.namespace().unwrap_or_default();
+        let mut details = serde_json::json!({
+            "namespace": ns,
+            "incident": incident.name_any(),
+            "severity": incident.spec.severity,
+            "phase": incident.spec.phase.to_string(),
+            "trigger": format!("{:?}", delivery.trigger),
+        });
+        for (key, value) in [
+            ("team", status.and_then(|s| s.team.clone())),
+            ("commander", incident.spec.commander.clone()),
+            ("summary", status.and_then(|s| s.summary.clone())),
+            ("transition", delivery.transition.clone()),
+            (
+                "acknowledge_by",
+                status
+                    .and_then(|s| s.acknowledge_by.as_ref())
+                    .map(|t| t.0.to_string()),
+            ),
+            (
+                "acknowledge_with",
+                Some(format!(
+                    "kubectl incident ack {} -n {ns}",
+                    incident.name_any()
+                )),
+            ),
+        ] {
+            if let Some(value) = value {
+                details[key] = serde_json::Value::String(value);
+            }
+        }
+        body["payload"] = serde_json::json!({
+            "summary": crate::domain::enrich::truncate(&text(incident, delivery), 1024),
+            "source": format!("{ns}/{}", incident.name_any()),
+            "severity": pagerduty_severity(rank),
+            "timestamp": status.and_then(|s| s.declared_at.as_ref()).map(|t| t.0.to_string()),
+            "group": ns,
+            "class": incident.spec.severity,
+            "component": incident.spec.affected.as_ref().and_then(|a| a.deployments.iter().find_map(|d| d.name.clone())),
+            "custom_details": details,
+        });
+        let mut links: Vec<serde_json::Value> = status
+            .map(|s| {
+                s.alerts
+                    .iter()
+                    .filter_map(|a| a.link.clone())
+                    .take(5)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .map(|href| serde_json::json!({"href": href, "text": "Alert source"}))
+            .collect();
+        if let Some(pm) = &incident.spec.postmortem {
+            links.push(serde_json::json!({"href": pm.url, "text": "Postmortem"}));
+        }
+        if !links.is_empty() {
+            body["links"] = serde_json::Value::Array(links);
+        }
+        body["client"] = serde_json::Value::String("Klaxon".into());
+    }
+    body
+}
+
+/// The incident as one Alertmanager alert (`/api/v2/alerts`): firing until
+/// it resolves, then ended; re-posted with every change, and its labels
+/// name it so Alertmanager's routing tree can match them.
+fn alertmanager_body(incident: &Incident, delivery: &Delivery) -> serde_json::Value {
+    let status = incident.status.as_ref();
+    let ns = incident.namespace().unwrap_or_default();
+    let resolved = pagerduty_action(delivery) == "resolve";
+    let starts = status
+        .and_then(|s| s.declared_at.as_ref())
+        .map(|t| t.0)
+        .unwrap_or_else(jiff::Timestamp::now);
+    let mut labels = serde_json::json!({
+        "alertname": "KlaxonIncident",
+        "namespace": ns,
+        "incident": incident.name_any(),
+        "severity": incident.spec.severity,
+    });
+    if let Some(team) = status.and_then(|s| s.team.as_deref()) {
+        labels["team"] = serde_json::Value::String(team.to_string());
+    }
+    let mut alert = serde_json::json!({
+        "labels": labels,
+        "annotations": {
+            "summary": crate::domain::enrich::truncate(&text(incident, delivery), 1024),
+            "phase": incident.spec.phase.to_string(),
+            "acknowledge": format!("kubectl incident ack {} -n {ns}", incident.name_any()),
+        },
+        "startsAt": starts.to_string(),
+    });
+    if resolved {
+        alert["endsAt"] = serde_json::Value::String(jiff::Timestamp::now().to_string());
+    }
+    serde_json::json!([alert])
+}
+
 /// Requests to receivers in flight at once, across every incident.
 pub const MAX_CONCURRENT_DELIVERIES: usize = 32;
 
@@ -191,40 +385,56 @@ impl Notifier {
 
     /// The receiver's kind, for metrics.
     pub fn kind(receiver: &EffectiveReceiver) -> &'static str {
-        match (&receiver.receiver.webhook, &receiver.receiver.slack) {
-            (Some(_), _) => "webhook",
-            (None, Some(_)) => "slack",
-            (None, None) => "unknown",
-        }
-    }
-
-    /// The Secret key holding the receiver's URL.
-    pub fn url_ref(receiver: &EffectiveReceiver) -> Option<&SecretKeyRef> {
-        match (&receiver.receiver.webhook, &receiver.receiver.slack) {
-            (Some(webhook), _) => Some(&webhook.url_secret_ref),
-            (None, Some(slack)) => Some(&slack.url_secret_ref),
-            (None, None) => None,
-        }
+        receiver.receiver.kind()
     }
 
     /// One attempt to deliver `delivery` about `incident` to `receiver`.
+    /// `rank`: the severity's place on the ladder (0 the most severe).
     pub async fn send(
         &self,
         receiver: &EffectiveReceiver,
         incident: &Incident,
         delivery: &Delivery,
+        rank: Option<usize>,
     ) -> Result<(), DeliveryError> {
         let unknown = || DeliveryError::UnknownReceiver {
             receiver: receiver.id.clone(),
         };
-        let reference = Self::url_ref(receiver).ok_or_else(unknown)?;
-        let body = match &receiver.receiver.webhook {
-            Some(_) => webhook_body(incident, delivery),
-            None => serde_json::json!({ "text": text(incident, delivery) }),
+        let reference = receiver.receiver.secret_ref().ok_or_else(unknown)?;
+        let r = &receiver.receiver;
+        let (url, body) = if let Some(pagerduty) = &r.pagerduty {
+            let key = self
+                .secrets
+                .value(&receiver.secret_namespace, &reference.name, &reference.key)
+                .await?;
+            let key = String::from_utf8_lossy(&key).trim().to_string();
+            let endpoint = pagerduty
+                .url
+                .as_deref()
+                .unwrap_or(crate::api::policy::PAGERDUTY_EVENTS_URL);
+            let url = reqwest::Url::parse(endpoint).map_err(|_| {
+                DeliveryError::Transport("the PagerDuty endpoint is not a URL".into())
+            })?;
+            (url, pagerduty_body(incident, delivery, &key, rank))
+        } else {
+            let url = self
+                .url(&receiver.secret_namespace, &reference.name, &reference.key)
+                .await?;
+            if r.alertmanager.is_some() {
+                let url = url
+                    .join("api/v2/alerts")
+                    .map_err(|_| DeliveryError::InvalidUrl {
+                        namespace: receiver.secret_namespace.clone(),
+                        name: reference.name.clone(),
+                        key: reference.key.clone(),
+                    })?;
+                (url, alertmanager_body(incident, delivery))
+            } else if r.slack.is_some() {
+                (url, slack_body(incident, delivery))
+            } else {
+                (url, webhook_body(incident, delivery))
+            }
         };
-        let url = self
-            .url(&receiver.secret_namespace, &reference.name, &reference.key)
-            .await?;
         let _permit = self
             .limit
             .acquire()

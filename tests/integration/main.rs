@@ -15,6 +15,7 @@ mod faults;
 mod leader;
 mod operator_run;
 mod outbox;
+mod pages;
 mod plugin;
 mod policies;
 mod queries;

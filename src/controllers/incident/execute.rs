@@ -161,7 +161,18 @@ pub async fn deliver(
         let (kind, result) = match receiver {
             Some(receiver) => (
                 Notifier::kind(receiver),
-                state.notifier.send(receiver, incident, delivery).await,
+                state
+                    .notifier
+                    .send(
+                        receiver,
+                        incident,
+                        delivery,
+                        policy
+                            .ladder
+                            .iter()
+                            .position(|l| l.name == incident.spec.severity),
+                    )
+                    .await,
             ),
             None => (
                 "unknown",
