@@ -5,7 +5,10 @@
 //! cluster grows. Reconciles read these through the indexes, never LIST
 //! and never walk a whole store.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
@@ -251,6 +254,36 @@ impl Caches {
                 .flat_map(|p| p.spec.alerts.clone()),
         );
         rules
+    }
+
+    /// The alertnames policies name as heartbeats.
+    pub fn heartbeat_names(&self) -> BTreeSet<String> {
+        self.heartbeats("")
+            .into_iter()
+            .map(|(_, h)| h.alertname)
+            .collect()
+    }
+
+    /// Every policy's heartbeat, with the namespace its incident goes in:
+    /// a team policy's own, a baseline's `operator_namespace`.
+    pub fn heartbeats(
+        &self,
+        operator_namespace: &str,
+    ) -> Vec<(String, crate::api::policy::Heartbeat)> {
+        let mut out: Vec<(String, crate::api::policy::Heartbeat)> = self
+            .cluster_policies
+            .state()
+            .iter()
+            .filter_map(|p| p.spec.policy.heartbeat.clone())
+            .map(|h| (operator_namespace.to_string(), h))
+            .collect();
+        out.extend(
+            self.policies
+                .state()
+                .iter()
+                .filter_map(|p| Some((p.metadata.namespace.clone()?, p.spec.heartbeat.clone()?))),
+        );
+        out
     }
 
     /// The objects `index` files under `key`, from `store`.

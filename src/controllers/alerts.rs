@@ -42,6 +42,51 @@ use crate::{
 /// Writes of one incident's alerts retried on a conflict.
 const ATTEMPTS: usize = 8;
 
+/// The label of an incident declared because a heartbeat went silent: the
+/// heartbeat's alertname.
+pub const HEARTBEAT_LABEL: &str = "klaxon.dev/heartbeat";
+/// How often silent heartbeats are looked for.
+pub const HEARTBEAT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// When each heartbeat alert last arrived firing, by alertname. Kept in
+/// memory: a new leader counts silence from its own start, so a failover
+/// never declares at once.
+#[derive(Clone)]
+pub struct Heartbeats {
+    started: Timestamp,
+    seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Timestamp>>>,
+}
+
+impl Default for Heartbeats {
+    fn default() -> Self {
+        Self {
+            started: Timestamp::now(),
+            seen: std::sync::Arc::default(),
+        }
+    }
+}
+
+impl Heartbeats {
+    fn arrived(&self, alertname: &str, at: Timestamp) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(alertname.to_string(), at);
+    }
+
+    /// Since when `alertname` has been silent: its last arrival, else the
+    /// operator's start.
+    pub fn silent_since(&self, alertname: &str) -> Timestamp {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(alertname)
+            .copied()
+            .unwrap_or(self.started)
+            .max(self.started)
+    }
+}
+
 #[derive(Clone)]
 pub struct Intake {
     pub client: Client,
@@ -52,6 +97,7 @@ pub struct Intake {
     pub namespace: String,
     /// The token Secret's name (key `token`).
     pub token_secret: String,
+    pub heartbeats: Heartbeats,
 }
 
 /// What a batch did.
@@ -61,6 +107,8 @@ pub struct Outcome {
     pub updated: Vec<String>,
     /// Alerts no policy took.
     pub unmatched: usize,
+    /// Heartbeat alerts that arrived firing.
+    pub heartbeats: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,9 +136,19 @@ impl Intake {
     pub async fn accept(&self, payload: Payload) -> Result<Outcome, IntakeError> {
         let now = Timestamp::now();
         let labels = self.namespace_labels();
+        let heartbeats = self.caches.heartbeat_names();
         let mut groups: BTreeMap<(String, String), (Routed, Vec<&Alert>)> = BTreeMap::new();
         let mut outcome = Outcome::default();
         for alert in &payload.alerts {
+            if heartbeats.contains(alert.name()) {
+                // A heartbeat is only ever a sign of life, never an incident.
+                if alert.firing() {
+                    self.heartbeats.arrived(alert.name(), now);
+                    outcome.heartbeats += 1;
+                    self.count("heartbeat");
+                }
+                continue;
+            }
             match self.route(alert, &labels) {
                 Some(routed) => {
                     groups
@@ -330,4 +388,119 @@ fn trim(bytes: &[u8]) -> &[u8] {
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(start, |e| e + 1);
     &bytes[start..end]
+}
+
+/// Declares an incident when a policy's heartbeat has been silent for its
+/// `missingFor`, and resolves it when the heartbeat is back. A team
+/// policy's goes in its namespace, a baseline's in the operator's.
+pub async fn watch_heartbeats(intake: Intake, shutdown: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(HEARTBEAT_CHECK);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (namespace, heartbeat) in intake.caches.heartbeats(&intake.namespace) {
+            if let Err(error) = check_heartbeat(&intake, &namespace, &heartbeat).await {
+                warn!(%namespace, alertname = %heartbeat.alertname, %error, "cannot act on a heartbeat");
+            }
+        }
+    }
+}
+
+async fn check_heartbeat(
+    intake: &Intake,
+    namespace: &str,
+    heartbeat: &crate::api::policy::Heartbeat,
+) -> Result<(), kube::Error> {
+    let Ok(missing_for) = heartbeat.missing_for.parse() else {
+        return Ok(());
+    };
+    let now = Timestamp::now();
+    let since = intake.heartbeats.silent_since(&heartbeat.alertname);
+    let silent = jiff::SignedDuration::try_from(missing_for)
+        .ok()
+        .and_then(|d| since.checked_add(d).ok())
+        .is_some_and(|due| due <= now);
+    let open = intake.caches.incidents_in(namespace).into_iter().find(|i| {
+        i.spec.phase != Phase::Resolved
+            && i.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(HEARTBEAT_LABEL))
+                == Some(&heartbeat.alertname)
+    });
+    let api: Api<Incident> = Api::namespaced(intake.client.clone(), namespace);
+    match (silent, open) {
+        (true, None) => {
+            let name = alerts::silence_name(&heartbeat.alertname, since);
+            let message = format!(
+                "The heartbeat alert {} has not arrived since {since} ({} or longer): the monitoring pipeline (Prometheus, Alertmanager, or the way to Klaxon) is silent, so other alerts may be lost too.",
+                heartbeat.alertname,
+                crate::domain::policy::humantime(missing_for)
+            );
+            let incident = Incident {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(namespace.to_string()),
+                    labels: Some(BTreeMap::from([(
+                        HEARTBEAT_LABEL.to_string(),
+                        heartbeat.alertname.clone(),
+                    )])),
+                    annotations: Some(BTreeMap::from([(
+                        MESSAGE_ANNOTATION.to_string(),
+                        message.clone(),
+                    )])),
+                    ..Default::default()
+                },
+                spec: IncidentSpec {
+                    title: truncate(
+                        &format!("Monitoring is silent: no {} heartbeat", heartbeat.alertname),
+                        200,
+                    ),
+                    severity: heartbeat.severity.clone(),
+                    phase: Phase::Triggered,
+                    summary: Some(message),
+                    commander: None,
+                    responders: vec![],
+                    affected: None,
+                    notes: vec![],
+                    postmortem: None,
+                },
+                status: None,
+            };
+            match api.create(&PostParams::default(), &incident).await {
+                Ok(_) => {
+                    info!(%namespace, %name, alertname = %heartbeat.alertname, "declared: the heartbeat is silent");
+                    Ok(())
+                }
+                Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+                Err(error) => Err(error),
+            }
+        }
+        (false, Some(open)) => {
+            let name = open.metadata.name.clone().unwrap_or_default();
+            let declared = open.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            // Back only if it arrived after the incident was declared.
+            if declared.is_some_and(|d| since <= d) {
+                return Ok(());
+            }
+            let body = json!({
+                "metadata": {"resourceVersion": open.metadata.resource_version},
+                "spec": {"phase": Phase::Resolved},
+            });
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(body))
+                .await
+            {
+                Ok(_) => {
+                    info!(%namespace, %name, alertname = %heartbeat.alertname, "resolved: the heartbeat is back");
+                    Ok(())
+                }
+                Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+                Err(error) => Err(error),
+            }
+        }
+        _ => Ok(()),
+    }
 }

@@ -47,6 +47,8 @@ pub struct Context {
     /// The Secret (in `namespace`, key `token`) Alertmanager's bearer
     /// token must match.
     pub alerts_token_secret: String,
+    /// Whether Alertmanager's webhook is served (`--alerts-address`).
+    pub alerts_enabled: bool,
 }
 
 /// Runs every controller until `shutdown`; marks the operator ready once
@@ -57,14 +59,21 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
     let (caches, streams) = cache::start(&context.client, &watches);
     let secrets = Secrets::new(context.client.clone(), context.secrets);
     let policy_status = Arc::new(tokio::sync::Notify::new());
-    let _ = context.intake.set(alerts::Intake {
+    let intake = alerts::Intake {
         client: context.client.clone(),
         caches: caches.clone(),
         secrets: secrets.clone(),
         metrics: context.metrics.clone(),
         namespace: context.namespace.clone(),
         token_secret: context.alerts_token_secret.clone(),
-    });
+        heartbeats: alerts::Heartbeats::default(),
+    };
+    if context.alerts_enabled {
+        // Heartbeats arrive only through the alerts receiver: without it,
+        // every heartbeat would look silent.
+        tokio::spawn(alerts::watch_heartbeats(intake.clone(), shutdown.clone()));
+    }
+    let _ = context.intake.set(intake);
     tokio::spawn(unreadable::run(
         context.client.clone(),
         unreadable,

@@ -274,6 +274,27 @@ fn fnv(text: &str) -> u64 {
 /// The same group and start give the same name on every replica and after
 /// every restart, so an alert never declares twice.
 pub fn incident_name(alertname: &str, group_key: &str, start: Timestamp) -> String {
+    name_with(
+        alertname,
+        &format!(
+            "-{}-{}",
+            &group_key[..group_key.len().min(8)],
+            start.strftime("%Y%m%d-%H%M%S")
+        ),
+    )
+}
+
+/// The incident's name for a heartbeat silent since `since`:
+/// `<alertname>-missing-YYYYMMDD-HHMMSS`.
+pub fn silence_name(alertname: &str, since: Timestamp) -> String {
+    name_with(
+        alertname,
+        &format!("-missing-{}", since.strftime("%Y%m%d-%H%M%S")),
+    )
+}
+
+/// `alertname` as a DNS label, cut to leave room for `suffix`.
+fn name_with(alertname: &str, suffix: &str) -> String {
     let mut slug: String = alertname
         .chars()
         .flat_map(char::to_lowercase)
@@ -284,12 +305,7 @@ pub fn incident_name(alertname: &str, group_key: &str, start: Timestamp) -> Stri
     }
     let slug = slug.trim_matches('-');
     let slug = if slug.is_empty() { "alert" } else { slug };
-    let suffix = format!(
-        "-{}-{}",
-        &group_key[..group_key.len().min(8)],
-        start.strftime("%Y%m%d-%H%M%S")
-    );
-    let room = 63 - suffix.len();
+    let room = 63usize.saturating_sub(suffix.len());
     let slug: String = slug.chars().take(room).collect();
     format!("{}{suffix}", slug.trim_end_matches('-'))
 }

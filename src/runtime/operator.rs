@@ -200,6 +200,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         secrets: args.receiver_secrets,
         intake,
         alerts_token_secret: args.alerts_token_secret,
+        alerts_enabled: args.alerts_address.is_some(),
     };
     controllers::run(context, health, shutdown.clone()).await;
     // Controllers end on shutdown; make sure the server does too.

@@ -30,8 +30,15 @@ use crate::support::{
 const WAIT: Duration = Duration::from_secs(90);
 const TOKEN: &str = "s3cret-alertmanager-token";
 
-/// `app_errors` per (namespace, pod), as the target serves them.
-type Errors = Arc<Mutex<BTreeMap<(String, String), u32>>>;
+/// What the target serves: `app_errors` per (namespace, pod), and
+/// `watchdog_alive` while the Watchdog should fire.
+#[derive(Default)]
+struct Metrics {
+    errors: BTreeMap<(String, String), u32>,
+    watchdog: bool,
+}
+
+type Errors = Arc<Mutex<Metrics>>;
 
 /// Serves the target on a thread of its own, so that Prometheus can scrape
 /// it while the test blocks (restarting the operator, polling metrics).
@@ -44,12 +51,14 @@ fn serve_target(errors: Errors) -> String {
         get(move || {
             let errors = errors.clone();
             async move {
+                let metrics = errors.lock().expect("errors");
                 let mut body = String::from("# TYPE app_errors gauge\n");
-                for ((ns, pod), value) in errors.lock().expect("errors").iter() {
+                for ((ns, pod), value) in &metrics.errors {
                     body.push_str(&format!(
                         "app_errors{{namespace=\"{ns}\",deployment=\"checkout\",pod=\"{pod}\"}} {value}\n"
                     ));
                 }
+                body.push_str(&format!("watchdog_alive {}\n", u8::from(metrics.watchdog)));
                 body
             }
         }),
@@ -72,6 +81,8 @@ groups:
   - name: app
     interval: 1s
     rules:
+      - alert: Watchdog
+        expr: watchdog_alive == 1
       - alert: HighErrorRate
         expr: app_errors > 0
         labels: {severity: critical}
@@ -104,7 +115,22 @@ async fn alertmanager_declares_one_incident_per_group_and_its_resolution_resolve
     let ns = support::namespace(&client, "alerts").await;
     let decoy = support::namespace(&client, "decoy").await;
     secret(&client, &system, "klaxon-alerts", &[("token", TOKEN)]).await;
-    // The team opts in; the decoy namespace has no alerts policy.
+    let alerts_port = operator::free_port();
+    let alertmanager = Alertmanager::start(
+        &ns,
+        &format!("http://127.0.0.1:{alerts_port}/alertmanager"),
+        TOKEN,
+        &["alertname", "namespace"],
+    );
+    // The team opts in, and pages back through Alertmanager (its routing
+    // tree would page); the decoy namespace has no alerts policy.
+    secret(
+        &client,
+        &ns,
+        "paging",
+        &[("alertmanager", &format!("http://{}/", alertmanager.address))],
+    )
+    .await;
     apply(
         &cluster,
         &format!(
@@ -117,30 +143,28 @@ spec:
     - matchers: ['alertname=~"HighErrorRate|KubePod.*"']
       severityFrom: {{label: severity, map: {{critical: SEV2}}, default: SEV3}}
       resolveWithAlerts: {{healthyFor: 3s}}
+  receivers:
+    - {{name: am, alertmanager: {{urlSecretRef: {{name: paging, key: alertmanager}}}}}}
+  routes:
+    - {{receivers: [am]}}
 "#
         ),
     );
-
-    let alerts_port = operator::free_port();
     let mut klaxon = start_operator(&cluster, &system, alerts_port, "alerts");
     let errors: Errors = Arc::default();
     let target = serve_target(errors.clone());
-    let alertmanager = Alertmanager::start(
-        &ns,
-        &format!("http://127.0.0.1:{alerts_port}/alertmanager"),
-        TOKEN,
-        &["alertname", "namespace"],
-    );
     let _prometheus = Prometheus::start_with(&ns, &target, Some((RULES, &alertmanager.address)));
 
     // One pod errs: one incident, for the group.
     errors
         .lock()
         .expect("errors")
+        .errors
         .insert((ns.clone(), "a".into()), 1);
     errors
         .lock()
         .expect("errors")
+        .errors
         .insert((decoy.clone(), "x".into()), 1);
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
     let declared = support::eventually(WAIT, || async {
@@ -164,10 +188,29 @@ spec:
         Some("checkout")
     );
 
+    // The alertmanager receiver posted the incident back as an alert.
+    let am_alerts = || async {
+        let url = format!(
+            "http://{}/api/v2/alerts?filter=alertname%3D%22KlaxonIncident%22",
+            alertmanager.address
+        );
+        let body: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+        body.as_array().cloned()
+    };
+    let posted = support::eventually(WAIT, || async {
+        am_alerts().await.filter(|a| !a.is_empty())
+    })
+    .await
+    .expect("the incident as an alert in Alertmanager");
+    assert_eq!(posted[0]["labels"]["incident"], name.as_str());
+    assert_eq!(posted[0]["labels"]["namespace"], ns.as_str());
+    assert_eq!(posted[0]["labels"]["severity"], "SEV2");
+
     // Another pod of the same group joins it.
     errors
         .lock()
         .expect("errors")
+        .errors
         .insert((ns.clone(), "b".into()), 1);
     let joined = support::eventually(WAIT, || async {
         let incident = incidents.get(&name).await.ok()?;
@@ -282,7 +325,7 @@ spec:
     let _ = version;
 
     // Both recover: the alerts resolve, and after healthyFor the incident.
-    errors.lock().expect("errors").clear();
+    errors.lock().expect("errors").errors.clear();
     let resolved = support::eventually(WAIT, || async {
         let incident = incidents.get(&name).await.ok()?;
         (incident.spec.phase == Phase::Resolved).then_some(incident)
@@ -308,4 +351,138 @@ spec:
         !klaxon.log_text().contains(TOKEN),
         "the token reached a log line"
     );
+    // And its alert in Alertmanager ended with it.
+    support::eventually(WAIT, || async {
+        am_alerts().await.filter(|a| a.is_empty())
+    })
+    .await
+    .expect("the incident's alert resolved in Alertmanager");
+}
+
+/// A dead man's switch: while the Watchdog fires, nothing happens; when it
+/// stops, Klaxon declares that monitoring is silent, within `missingFor`
+/// and a check of the last heartbeat; when it is back, the incident
+/// resolves.
+#[tokio::test]
+async fn a_silent_watchdog_is_an_incident_until_it_returns() {
+    let cluster = Cluster::start_bare("heartbeat");
+    cluster.install_crds();
+    let client = cluster.client().await;
+    let system = support::namespace(&client, "klaxon-system").await;
+    let ns = support::namespace(&client, "monitoring").await;
+    secret(&client, &system, "klaxon-alerts", &[("token", TOKEN)]).await;
+    apply(
+        &cluster,
+        &format!(
+            r#"
+apiVersion: klaxon.dev/v1alpha1
+kind: ResponsePolicy
+metadata: {{name: team, namespace: {ns}}}
+spec:
+  heartbeat: {{alertname: Watchdog, missingFor: 6s, severity: SEV2}}
+"#
+        ),
+    );
+    let alerts_port = operator::free_port();
+    let klaxon = start_operator(&cluster, &system, alerts_port, "heartbeat");
+    let metrics: Errors = Arc::default();
+    metrics.lock().expect("metrics").watchdog = true;
+    let target = serve_target(metrics.clone());
+    let alertmanager = Alertmanager::start(
+        &ns,
+        &format!("http://127.0.0.1:{alerts_port}/alertmanager"),
+        TOKEN,
+        &["alertname"],
+    );
+    let _prometheus = Prometheus::start_with(&ns, &target, Some((RULES, &alertmanager.address)));
+
+    // Heartbeats arrive. (Prometheus and Alertmanager take longer than
+    // missingFor to send the first: that silence since the operator's
+    // start may be declared, and resolves with the first heartbeat.)
+    let heartbeats = |operator: &Operator| {
+        operator
+            .metric("klaxon_alerts_total{outcome=\"heartbeat\"}")
+            .unwrap_or(0.0)
+    };
+    assert!(
+        support::poll_until(WAIT, || (heartbeats(&klaxon) >= 2.0).then_some(())).is_some(),
+        "the Watchdog never arrived"
+    );
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let silences = || async {
+        incidents
+            .list(&ListParams::default().labels("klaxon.dev/heartbeat=Watchdog"))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+    };
+    let open = |all: &[Incident]| {
+        all.iter()
+            .filter(|i| i.spec.phase != Phase::Resolved)
+            .count()
+    };
+    let before = support::eventually(WAIT, || async {
+        let all = silences().await;
+        (open(&all) == 0).then_some(all.len())
+    })
+    .await
+    .expect("no silence open while the heartbeat arrives");
+    // Past missingFor more than once, heartbeats keep arriving: nothing new.
+    let seen = heartbeats(&klaxon);
+    assert!(
+        support::poll_until(WAIT, || (heartbeats(&klaxon) >= seen + 5.0).then_some(())).is_some(),
+        "the Watchdog stopped arriving"
+    );
+    let all = silences().await;
+    assert_eq!(
+        (all.len(), open(&all)),
+        (before, 0),
+        "declared while the heartbeat arrived"
+    );
+
+    // The Watchdog stops: the silence is an incident.
+    metrics.lock().expect("metrics").watchdog = false;
+    let silence = support::eventually(WAIT, || async {
+        silences()
+            .await
+            .into_iter()
+            .find(|i| i.spec.phase != Phase::Resolved)
+    })
+    .await
+    .expect("an incident for the silent heartbeat");
+    assert_eq!(silence.spec.severity, "SEV2");
+    assert!(
+        silence.spec.title.contains("Watchdog"),
+        "{}",
+        silence.spec.title
+    );
+    // Declared within missingFor of the last heartbeat, plus a check.
+    let name = silence.metadata.name.clone().expect("name");
+    let since = name.rsplit("-missing-").next().expect("a time in the name");
+    let since = jiff::civil::DateTime::strptime("%Y%m%d-%H%M%S", since)
+        .expect("the name's time")
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .expect("UTC")
+        .timestamp();
+    let declared = silence
+        .metadata
+        .creation_timestamp
+        .clone()
+        .expect("created")
+        .0;
+    let waited = declared.duration_since(since).as_secs_f64();
+    assert!(
+        (6.0..=6.0 + 3.0).contains(&waited),
+        "declared {waited}s after the last heartbeat; missingFor is 6s"
+    );
+
+    // It comes back: resolved.
+    metrics.lock().expect("metrics").watchdog = true;
+    support::eventually(WAIT, || async {
+        let incident = incidents.get(&name).await.ok()?;
+        (incident.spec.phase == Phase::Resolved).then_some(())
+    })
+    .await
+    .expect("resolved once the heartbeat returned");
+    drop(klaxon);
 }
