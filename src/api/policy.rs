@@ -105,8 +105,13 @@ pub struct ResponsePolicySpec {
 
 /// Which alerts declare incidents, and how.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[x_kube(validation = kube::core::Rule::new("has(self.severity) != has(self.severityFrom)")
-    .message("set exactly one of severity and severityFrom"))]
+#[x_kube(
+    validation = kube::core::Rule::new("has(self.severity) != has(self.severityFrom)")
+        .message("set exactly one of severity and severityFrom"),
+    validation = kube::core::Rule::new("!has(self.matchers) || self.matchers.all(m, m.matches('^\\\\s*[a-zA-Z_][a-zA-Z0-9_]*\\\\s*(=~|!~|!=|=)'))")
+        .message("each matcher is label, operator (=, !=, =~, !~), value, as Alertmanager writes them: alertname=~\"KubePod.*\"")
+        .field_path(".matchers")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertRule {
     /// Alertmanager matchers, all of which must hold: `name=value`,

@@ -34,6 +34,9 @@ const BATCH: Duration = Duration::from_millis(250);
 /// How often every policy status is recomputed even without a change.
 const RESYNC: Duration = Duration::from_secs(60);
 
+/// The Ready reason of a policy with an alert matcher that does not parse.
+const INVALID_ALERT_RULE: &str = "InvalidAlertRule";
+
 /// How often, while some policy's receiver Secret is missing, statuses
 /// are recomputed (Secrets are not watched): a Secret created to fix it
 /// shows within seconds.
@@ -161,6 +164,7 @@ fn response_policy_status(
         )
     };
 
+    let invalid_rules = crate::domain::alerts::invalid_matchers(&rp.spec.alerts);
     let is_primary = primary.is_some_and(|p| p.metadata.uid == rp.metadata.uid);
     let (ready, reason, message) = if !is_primary {
         (
@@ -180,6 +184,15 @@ fn response_policy_status(
             format!(
                 "{}. A team policy may only tighten the baseline; {instead}.",
                 violations.join("; ")
+            ),
+        )
+    } else if !invalid_rules.is_empty() {
+        (
+            false,
+            INVALID_ALERT_RULE,
+            format!(
+                "{}; that rule takes no alert until it is fixed, the rest of the policy applies.",
+                invalid_rules.join("; ")
             ),
         )
     } else if !missing.is_empty() {
@@ -207,8 +220,9 @@ fn response_policy_status(
             ),
         )
     };
-    // A policy whose receivers lack their Secret still governs.
-    let applies = ready || reason == "ReceiverSecretMissing";
+    // A policy whose receivers lack their Secret, or with a broken alert
+    // rule, still governs.
+    let applies = ready || reason == "ReceiverSecretMissing" || reason == INVALID_ALERT_RULE;
     let governed = if applies {
         open.get(&namespace).copied().unwrap_or(0)
     } else {
@@ -277,6 +291,14 @@ fn cluster_policy_status(
             false,
             "InvalidSelector",
             format!("spec.namespaceSelector: {error}"),
+        ),
+        _ if !crate::domain::alerts::invalid_matchers(&crp.spec.policy.alerts).is_empty() => (
+            false,
+            INVALID_ALERT_RULE,
+            format!(
+                "{}; that rule takes no alert until it is fixed, the rest of the baseline applies.",
+                crate::domain::alerts::invalid_matchers(&crp.spec.policy.alerts).join("; ")
+            ),
         ),
         _ if !missing.is_empty() => (
             false,

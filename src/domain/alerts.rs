@@ -162,6 +162,21 @@ impl Matcher {
     }
 }
 
+/// The matchers of `rules` that do not parse, each with where and why:
+/// `spec.alerts[0].matchers[1]: "severity=~(": ...`. Such a rule takes no
+/// alert; the policy's status names it.
+pub fn invalid_matchers(rules: &[AlertRule]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        for (j, text) in rule.matchers.iter().enumerate() {
+            if let Err(error) = Matcher::parse(text) {
+                out.push(format!("spec.alerts[{i}].matchers[{j}]: {error}"));
+            }
+        }
+    }
+    out
+}
+
 /// Where an alert goes under one rule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Routed {
@@ -571,6 +586,26 @@ mod tests {
         assert_eq!(
             all_resolved(&done.alerts),
             Some("2026-11-24T14:10:00Z".parse().expect("time"))
+        );
+    }
+
+    #[test]
+    fn a_matcher_that_does_not_parse_is_named_with_its_place() {
+        let rules = [
+            AlertRule {
+                matchers: vec!["alertname=A".into()],
+                ..Default::default()
+            },
+            AlertRule {
+                matchers: vec!["severity=critical".into(), r#"alertname=~"(""#.into()],
+                ..Default::default()
+            },
+        ];
+        let invalid = invalid_matchers(&rules);
+        assert_eq!(invalid.len(), 1, "{invalid:?}");
+        assert!(
+            invalid[0].starts_with("spec.alerts[1].matchers[1]: "),
+            "{invalid:?}"
         );
     }
 

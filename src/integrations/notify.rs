@@ -512,6 +512,97 @@ mod tests {
     use super::*;
     use crate::domain::incident::testing;
 
+    fn delivery(trigger: Trigger, transition: Option<&str>) -> Delivery {
+        Delivery {
+            key: "k".into(),
+            receiver: "pager".into(),
+            trigger,
+            transition: transition.map(String::from),
+        }
+    }
+
+    #[test]
+    fn pagerduty_follows_the_phase_and_the_ladder() {
+        let cases = [
+            (Trigger::Declared, None, "trigger"),
+            (Trigger::SeverityChanged, Some("SEV3 → SEV1"), "trigger"),
+            (Trigger::Escalated, None, "trigger"),
+            (
+                Trigger::PhaseChanged,
+                Some("Triggered → Acknowledged by alice"),
+                "acknowledge",
+            ),
+            (
+                Trigger::PhaseChanged,
+                Some("Acknowledged → Mitigated"),
+                "acknowledge",
+            ),
+            (
+                Trigger::PhaseChanged,
+                Some("Mitigated → Resolved"),
+                "resolve",
+            ),
+            (Trigger::Resolved, Some("Mitigated → Resolved"), "resolve"),
+        ];
+        for (trigger, transition, action) in cases {
+            assert_eq!(
+                pagerduty_action(&delivery(trigger, transition)),
+                action,
+                "{trigger:?} {transition:?}"
+            );
+        }
+        let severities: Vec<&str> = [Some(0), Some(1), Some(2), Some(3), None]
+            .into_iter()
+            .map(pagerduty_severity)
+            .collect();
+        assert_eq!(severities, ["critical", "error", "warning", "info", "info"]);
+
+        let mut incident = testing::incident(crate::api::Phase::Triggered, "SEV2");
+        incident.metadata.uid = Some("u-1".into());
+        let trigger = pagerduty_body(
+            &incident,
+            &delivery(Trigger::Declared, None),
+            "key",
+            Some(1),
+        );
+        assert_eq!(trigger["dedup_key"], "u-1");
+        assert_eq!(trigger["payload"]["severity"], "error");
+        let ack = pagerduty_body(
+            &incident,
+            &delivery(Trigger::PhaseChanged, Some("Triggered → Acknowledged")),
+            "key",
+            Some(1),
+        );
+        assert_eq!(ack["dedup_key"], "u-1");
+        assert!(
+            ack.get("payload").is_none(),
+            "acknowledge carries no payload"
+        );
+    }
+
+    #[test]
+    fn slack_gets_block_kit_and_keeps_the_text() {
+        let mut incident = testing::incident(crate::api::Phase::Triggered, "SEV1");
+        incident.metadata.namespace = Some("shop".into());
+        let body = slack_body(&incident, &delivery(Trigger::Declared, None));
+        assert!(
+            body["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("[SEV1]"))
+        );
+        let blocks = body["blocks"].as_array().expect("blocks");
+        assert_eq!(blocks[0]["type"], "header");
+        assert!(body.to_string().contains("kubectl incident ack"));
+        let long = "x".repeat(500);
+        incident.spec.title = long;
+        let body = slack_body(&incident, &delivery(Trigger::Declared, None));
+        assert!(
+            body["blocks"][0]["text"]["text"]
+                .as_str()
+                .is_some_and(|t| t.len() <= 150)
+        );
+    }
+
     #[test]
     fn the_payload_names_the_incident_and_carries_the_key() {
         let mut incident = testing::incident(crate::api::Phase::Triggered, "SEV2");
