@@ -192,6 +192,31 @@ fn the_chart_lints_and_renders_what_its_values_promise() {
         "--set-json",
         r#"extraEnv=[{"name":"KLAXON_METRICS_INTERVAL","value":"1m"}]"#,
     ]);
+
+    // The Alertmanager receiver: its flag, its container and Service port.
+    let alerts = template(&["--set", "alerts.enabled=true", "--set", "alerts.port=9443"]);
+    let args = container(&alerts)["args"].as_array().expect("args").clone();
+    assert!(
+        args.contains(&Value::from("--alerts-address=0.0.0.0:9443")),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&Value::from("--alerts-token-secret=klaxon-alerts")),
+        "{args:?}"
+    );
+    let service = find(&alerts, "Service", "klaxon").expect("Service");
+    assert!(
+        service["spec"]["ports"]
+            .to_string()
+            .contains(r#""name":"alerts""#),
+        "{service}"
+    );
+    assert!(
+        !container(&defaults)["args"]
+            .to_string()
+            .contains("alerts-address"),
+        "off by default"
+    );
     assert!(find(&extras, "ServiceMonitor", "klaxon").is_some());
     let pod =
         &find(&extras, "Deployment", "klaxon").expect("Deployment")["spec"]["template"]["spec"];
