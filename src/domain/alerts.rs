@@ -377,8 +377,17 @@ pub fn merge(existing: &[AlertState], incoming: &[&Alert], now: Timestamp) -> Me
         )
     });
     out.alerts.truncate(MAX_ALERTS as usize);
+    // Within the status's budget too: the least recent go first.
+    while out.alerts.len() > 1
+        && serde_json::to_vec(&out.alerts).map_or(0, |b| b.len()) > ALERTS_BUDGET
+    {
+        out.alerts.pop();
+    }
     out
 }
+
+/// The most `status.alerts` may take, serialized, of the status's 64 KiB.
+pub const ALERTS_BUDGET: usize = 16 * 1024;
 
 fn state_of(alert: &Alert, state: AlertStatus, now: Timestamp) -> AlertState {
     AlertState {
@@ -387,7 +396,7 @@ fn state_of(alert: &Alert, state: AlertStatus, now: Timestamp) -> AlertState {
             .labels
             .iter()
             .take(MAX_ALERT_LABELS as usize)
-            .map(|(k, v)| (k.clone(), crate::domain::enrich::truncate(v, 256)))
+            .map(|(k, v)| (k.clone(), crate::domain::enrich::truncate(v, 200)))
             .collect(),
         state,
         starts_at: Time(alert.starts_at),
@@ -607,6 +616,27 @@ mod tests {
             invalid[0].starts_with("spec.alerts[1].matchers[1]: "),
             "{invalid:?}"
         );
+    }
+
+    #[test]
+    fn recorded_alerts_stay_within_their_budget() {
+        let now: Timestamp = "2026-11-24T14:01:00Z".parse().expect("time");
+        let many: Vec<Alert> = (0..200)
+            .map(|i| {
+                let pod = format!("pod-{i}-{}", "x".repeat(200));
+                alert(
+                    "firing",
+                    &[("alertname", "HighErrorRate"), ("pod", &pod)],
+                    &format!("f{i}"),
+                )
+            })
+            .collect();
+        let refs: Vec<&Alert> = many.iter().collect();
+        let merged = merge(&[], &refs, now);
+        assert!(merged.alerts.len() <= MAX_ALERTS as usize);
+        let size = serde_json::to_vec(&merged.alerts).expect("json").len();
+        assert!(size <= ALERTS_BUDGET, "{size}");
+        assert!(!merged.alerts.is_empty());
     }
 
     #[test]
