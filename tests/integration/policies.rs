@@ -473,8 +473,9 @@ async fn routed_notifications_arrive_once_with_the_documented_payload_and_no_url
         .find(|r| r.path.ends_with(&slack_token))
         .map(|r| r.body.clone())
         .expect("slack request");
+    // Block Kit, with the plain text kept as the fallback.
     let fields: Vec<&String> = message.as_object().expect("object").keys().collect();
-    assert_eq!(fields, ["text"]);
+    assert_eq!(fields, ["blocks", "text"]);
     assert!(
         message["text"]
             .as_str()
