@@ -153,11 +153,11 @@ pub struct SeverityFrom {
     #[schemars(length(min = 1, max = 128))]
     pub label: String,
     /// Label value → severity; a value not listed is used as the severity
-    /// itself.
+    /// itself (and is refused, like any, if the ladder lacks it).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     #[schemars(length(max = 20))]
     pub map: std::collections::BTreeMap<String, String>,
-    /// When the alert lacks the label (or maps to nothing on the ladder).
+    /// When the alert lacks the label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 32))]
     pub default: Option<String>,
@@ -166,8 +166,12 @@ pub struct SeverityFrom {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Heartbeat {
-    /// The alert that always fires, e.g. `Watchdog`.
-    #[schemars(length(min = 1, max = 128))]
+    /// The alert that always fires, e.g. `Watchdog` (it labels the
+    /// incident, so it must be a label value).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+    )]
     pub alertname: String,
     /// How long without it before the silence is an incident.
     pub missing_for: Duration,

@@ -74,16 +74,13 @@ impl Heartbeats {
             .insert(alertname.to_string(), at);
     }
 
-    /// Since when `alertname` has been silent: its last arrival, else the
-    /// operator's start.
-    pub fn silent_since(&self, alertname: &str) -> Timestamp {
+    /// When `alertname` last arrived firing, since this operator started.
+    pub fn last_arrival(&self, alertname: &str) -> Option<Timestamp> {
         self.seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(alertname)
             .copied()
-            .unwrap_or(self.started)
-            .max(self.started)
     }
 }
 
@@ -98,6 +95,21 @@ pub struct Intake {
     /// The token Secret's name (key `token`).
     pub token_secret: String,
     pub heartbeats: Heartbeats,
+    pub groups: Groups,
+}
+
+/// How long a declaration is remembered for the cache to catch up.
+const DECLARED_MEMORY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `(namespace, group key)`.
+type GroupId = (String, String);
+type Shared<T> = std::sync::Arc<std::sync::Mutex<T>>;
+
+/// Per-group serialization and recent declarations.
+#[derive(Clone, Default)]
+pub struct Groups {
+    locks: Shared<BTreeMap<GroupId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    declared: Shared<BTreeMap<GroupId, (String, std::time::Instant)>>,
 }
 
 /// What a batch did.
@@ -113,6 +125,14 @@ pub struct Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
+    /// The API refused the write as invalid (400, 422): a retry would be
+    /// refused too.
+    #[error("the API refused incident {namespace}/{name}: {reason}")]
+    Refused {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
     #[error("the token Secret cannot be read: {0}")]
     Token(SecretError),
     #[error("cannot record the alerts of incident {namespace}/{name}: {reason}")]
@@ -133,6 +153,12 @@ impl Intake {
             .map_err(IntakeError::Token)
     }
 
+    /// The token just failed to match: read the Secret again soon, in case
+    /// it was rotated.
+    pub fn suspect_token(&self) {
+        self.secrets.suspect(&self.namespace, &self.token_secret);
+    }
+
     pub async fn accept(&self, payload: Payload) -> Result<Outcome, IntakeError> {
         let now = Timestamp::now();
         let labels = self.namespace_labels();
@@ -140,6 +166,12 @@ impl Intake {
         let mut groups: BTreeMap<(String, String), (Routed, Vec<&Alert>)> = BTreeMap::new();
         let mut outcome = Outcome::default();
         for alert in &payload.alerts {
+            // Klaxon's own incidents, posted back by an alertmanager
+            // receiver and routed here again: never an incident of their own.
+            if alert.name() == crate::integrations::notify::OWN_ALERTNAME {
+                self.count("own");
+                continue;
+            }
             if heartbeats.contains(alert.name()) {
                 // A heartbeat is only ever a sign of life, never an incident.
                 if alert.firing() {
@@ -167,23 +199,88 @@ impl Intake {
                 }
             }
         }
+        // Every group is tried; a passing failure of one fails the batch
+        // (Alertmanager retries it) only after the others are recorded.
+        let mut failed = None;
         for (_, (routed, group)) in groups {
-            let Some(name) = self.incident_for(&routed, &group).await? else {
-                // Only resolved alerts of a group with no incident.
-                continue;
+            let lock = self.group_lock(&routed);
+            let _one_at_a_time = lock.lock().await;
+            let result = match self.incident_for(&routed, &group).await {
+                // Only resolved alerts of a group with no open incident.
+                Ok(None) => continue,
+                Ok(Some((name, created))) => self
+                    .record(&routed.namespace, &name, &group, now)
+                    .await
+                    .map(|()| (name, created)),
+                Err(error) => Err(error),
             };
-            let (name, created) = name;
-            self.record(&routed.namespace, &name, &group, now).await?;
-            self.count("accepted");
-            if created {
-                outcome
-                    .declared
-                    .push(format!("{}/{name}", routed.namespace));
-            } else {
-                outcome.updated.push(format!("{}/{name}", routed.namespace));
+            match result {
+                Ok((name, created)) => {
+                    for _ in &group {
+                        self.count("accepted");
+                    }
+                    let entry = format!("{}/{name}", routed.namespace);
+                    if created {
+                        self.remember(&routed, &name);
+                        outcome.declared.push(entry);
+                    } else {
+                        outcome.updated.push(entry);
+                    }
+                }
+                Err(IntakeError::Refused {
+                    namespace,
+                    name,
+                    reason,
+                }) => {
+                    self.count("refused");
+                    warn!(%namespace, %name, %reason, "the API refused an alert's incident; not retried");
+                }
+                Err(error) => failed = Some(error),
             }
         }
-        Ok(outcome)
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(outcome),
+        }
+    }
+
+    /// One batch at a time per group: two batches of one group never both
+    /// see no incident and declare two.
+    fn group_lock(&self, routed: &Routed) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.groups.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|_, lock| std::sync::Arc::strong_count(lock) > 1);
+        locks
+            .entry((routed.namespace.clone(), routed.group_key.clone()))
+            .or_default()
+            .clone()
+    }
+
+    /// Remembers a declaration until the incident cache has caught up.
+    fn remember(&self, routed: &Routed, name: &str) {
+        let mut declared = self
+            .groups
+            .declared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        declared.retain(|_, (_, at)| at.elapsed() < DECLARED_MEMORY);
+        declared.insert(
+            (routed.namespace.clone(), routed.group_key.clone()),
+            (name.to_string(), std::time::Instant::now()),
+        );
+    }
+
+    /// A group's incident declared moments ago, which the cache may not
+    /// show yet.
+    fn recently_declared(&self, routed: &Routed) -> Option<String> {
+        let declared = self
+            .groups
+            .declared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        declared
+            .get(&(routed.namespace.clone(), routed.group_key.clone()))
+            .filter(|(_, at)| at.elapsed() < DECLARED_MEMORY)
+            .map(|(name, _)| name.clone())
     }
 
     fn count(&self, outcome: &'static str) {
@@ -235,28 +332,64 @@ impl Intake {
         if let Some(open) = open {
             return Ok(open.metadata.name.clone().map(|n| (n, false)));
         }
-        let Some(first) = group
-            .iter()
-            .filter(|a| a.firing())
-            .min_by_key(|a| a.starts_at)
-        else {
-            return Ok(None);
-        };
-        let name = alerts::incident_name(first.name(), &routed.group_key, first.starts_at);
         let api: Api<Incident> = Api::namespaced(self.client.clone(), &routed.namespace);
+        let read = |name: String| {
+            let api = api.clone();
+            async move {
+                api.get_opt(&name).await.map_err(|e| IntakeError::Write {
+                    namespace: routed.namespace.clone(),
+                    name: name.clone(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        // Declared moments ago, not in the cache yet.
+        if let Some(name) = self.recently_declared(routed)
+            && read(name.clone())
+                .await?
+                .is_some_and(|i| i.spec.phase != Phase::Resolved)
+        {
+            return Ok(Some((name, false)));
+        }
+        // Alerts a resolved incident of the group already holds belong to
+        // it: the first firing alert it does not hold names the new one.
+        let mut settled: Vec<String> = Vec::new();
+        let (name, first) = loop {
+            let Some(first) = group
+                .iter()
+                .filter(|a| a.firing() && !settled.contains(&a.id()))
+                .min_by_key(|a| (a.starts_at, a.id()))
+            else {
+                return Ok(None);
+            };
+            let name = alerts::incident_name(first.name(), &routed.group_key, first.starts_at);
+            match read(name.clone()).await? {
+                None => break (name, *first),
+                Some(existing) if existing.spec.phase != Phase::Resolved => {
+                    return Ok(Some((name, false)));
+                }
+                Some(resolved) => {
+                    let held = resolved.status.map(|s| s.alerts).unwrap_or_default();
+                    let before = settled.len();
+                    settled.extend(
+                        group
+                            .iter()
+                            .map(|a| a.id())
+                            .filter(|id| held.iter().any(|h| &h.fingerprint == id)),
+                    );
+                    settled.push(first.id());
+                    settled.dedup();
+                    if settled.len() == before {
+                        return Ok(None);
+                    }
+                }
+            }
+        };
         let failed = |reason: String| IntakeError::Write {
             namespace: routed.namespace.clone(),
             name: name.clone(),
             reason,
         };
-        if api
-            .get_opt(&name)
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .is_some()
-        {
-            return Ok(Some((name, false)));
-        }
         let incident = declaration(&name, routed, first);
         match api.create(&PostParams::default(), &incident).await {
             Ok(_) => {
@@ -267,10 +400,12 @@ impl Intake {
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Some((name, false))),
             // The API refused it (a severity off the ladder, say): a retry
             // would be refused too. Counted and logged, not retried.
-            Err(kube::Error::Api(status)) if (400..500).contains(&status.code) => {
-                self.count("refused");
-                warn!(namespace = %routed.namespace, %name, reason = %status.message, "an alert's incident was refused");
-                Ok(None)
+            Err(kube::Error::Api(status)) if matches!(status.code, 400 | 422) => {
+                Err(IntakeError::Refused {
+                    namespace: routed.namespace.clone(),
+                    name: name.clone(),
+                    reason: status.message,
+                })
             }
             Err(error) => Err(failed(error.to_string())),
         }
@@ -317,6 +452,13 @@ impl Intake {
             {
                 Ok(_) => return Ok(()),
                 Err(kube::Error::Api(status)) if status.code == 409 => continue,
+                Err(kube::Error::Api(status)) if matches!(status.code, 400 | 422) => {
+                    return Err(IntakeError::Refused {
+                        namespace: namespace.to_string(),
+                        name: name.to_string(),
+                        reason: status.message,
+                    });
+                }
                 Err(error) => return Err(failed(error.to_string())),
             }
         }
@@ -417,11 +559,8 @@ async fn check_heartbeat(
         return Ok(());
     };
     let now = Timestamp::now();
-    let since = intake.heartbeats.silent_since(&heartbeat.alertname);
-    let silent = jiff::SignedDuration::try_from(missing_for)
-        .ok()
-        .and_then(|d| since.checked_add(d).ok())
-        .is_some_and(|due| due <= now);
+    let arrived = intake.heartbeats.last_arrival(&heartbeat.alertname);
+    let since = arrived.unwrap_or(intake.heartbeats.started);
     let open = intake.caches.incidents_in(namespace).into_iter().find(|i| {
         i.spec.phase != Phase::Resolved
             && i.metadata
@@ -431,8 +570,17 @@ async fn check_heartbeat(
                 == Some(&heartbeat.alertname)
     });
     let api: Api<Incident> = Api::namespaced(intake.client.clone(), namespace);
-    match (silent, open) {
-        (true, None) => {
+    let declared = open
+        .as_ref()
+        .map(|o| o.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0));
+    match alerts::heartbeat_action(
+        intake.heartbeats.started,
+        arrived,
+        missing_for,
+        declared,
+        now,
+    ) {
+        alerts::HeartbeatAction::Declare => {
             let name = alerts::silence_name(&heartbeat.alertname, since);
             let message = format!(
                 "The heartbeat alert {} has not arrived since {since} ({} or longer): the monitoring pipeline (Prometheus, Alertmanager, or the way to Klaxon) is silent, so other alerts may be lost too.",
@@ -478,13 +626,9 @@ async fn check_heartbeat(
                 Err(error) => Err(error),
             }
         }
-        (false, Some(open)) => {
+        alerts::HeartbeatAction::Resolve => {
+            let Some(open) = open else { return Ok(()) };
             let name = open.metadata.name.clone().unwrap_or_default();
-            let declared = open.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            // Back only if it arrived after the incident was declared.
-            if declared.is_some_and(|d| since <= d) {
-                return Ok(());
-            }
             let body = json!({
                 "metadata": {"resourceVersion": open.metadata.resource_version},
                 "spec": {"phase": Phase::Resolved},
@@ -501,6 +645,6 @@ async fn check_heartbeat(
                 Err(error) => Err(error),
             }
         }
-        _ => Ok(()),
+        alerts::HeartbeatAction::Nothing => Ok(()),
     }
 }

@@ -67,6 +67,7 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
         namespace: context.namespace.clone(),
         token_secret: context.alerts_token_secret.clone(),
         heartbeats: alerts::Heartbeats::default(),
+        groups: alerts::Groups::default(),
     };
     if context.alerts_enabled {
         // Heartbeats arrive only through the alerts receiver: without it,

@@ -76,9 +76,10 @@ impl Alert {
         (!self.firing() && ends.as_second() > 0).then_some(ends)
     }
 
-    /// Its identity: Alertmanager's fingerprint, else its labels.
+    /// Its identity: Alertmanager's fingerprint (16 hex characters), else
+    /// a hash of its labels; never longer than the status allows.
     pub fn id(&self) -> String {
-        if self.fingerprint.is_empty() {
+        if self.fingerprint.is_empty() || self.fingerprint.len() > 64 {
             format!("{:016x}", fnv(&label_text(&self.labels)))
         } else {
             self.fingerprint.clone()
@@ -325,6 +326,50 @@ fn name_with(alertname: &str, suffix: &str) -> String {
     format!("{}{suffix}", slug.trim_end_matches('-'))
 }
 
+/// What to do about a heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeartbeatAction {
+    Nothing,
+    /// Silent for `missingFor` and no incident open: declare one.
+    Declare,
+    /// An incident is open and the heartbeat arrived after it was
+    /// declared: resolve it.
+    Resolve,
+}
+
+/// The dead man's switch, as a function of what is known:
+/// - `started`: when this operator started (silence is counted from it
+///   at the latest, so a restart or failover never declares at once);
+/// - `arrived`: the heartbeat's last arrival since then, if any;
+/// - `open`: when the open silence incident was declared, if one is open.
+///
+/// An open incident resolves only on a real arrival after it was declared,
+/// never merely because this operator started recently.
+pub fn heartbeat_action(
+    started: Timestamp,
+    arrived: Option<Timestamp>,
+    missing_for: std::time::Duration,
+    open: Option<Timestamp>,
+    now: Timestamp,
+) -> HeartbeatAction {
+    if let Some(declared) = open {
+        return match arrived {
+            Some(at) if at > declared => HeartbeatAction::Resolve,
+            _ => HeartbeatAction::Nothing,
+        };
+    }
+    let since = arrived.unwrap_or(started).max(started);
+    let silent = jiff::SignedDuration::try_from(missing_for)
+        .ok()
+        .and_then(|d| since.checked_add(d).ok())
+        .is_some_and(|due| due <= now);
+    if silent {
+        HeartbeatAction::Declare
+    } else {
+        HeartbeatAction::Nothing
+    }
+}
+
 /// What a batch did to an incident's alerts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Merged {
@@ -378,7 +423,7 @@ pub fn merge(existing: &[AlertState], incoming: &[&Alert], now: Timestamp) -> Me
     });
     out.alerts.truncate(MAX_ALERTS as usize);
     // Within the status's budget too: the least recent go first.
-    while out.alerts.len() > 1
+    while !out.alerts.is_empty()
         && serde_json::to_vec(&out.alerts).map_or(0, |b| b.len()) > ALERTS_BUDGET
     {
         out.alerts.pop();
@@ -396,7 +441,12 @@ fn state_of(alert: &Alert, state: AlertStatus, now: Timestamp) -> AlertState {
             .labels
             .iter()
             .take(MAX_ALERT_LABELS as usize)
-            .map(|(k, v)| (k.clone(), crate::domain::enrich::truncate(v, 200)))
+            .map(|(k, v)| {
+                (
+                    crate::domain::enrich::truncate(k, 128),
+                    crate::domain::enrich::truncate(v, 200),
+                )
+            })
             .collect(),
         state,
         starts_at: Time(alert.starts_at),
@@ -637,6 +687,58 @@ mod tests {
         let size = serde_json::to_vec(&merged.alerts).expect("json").len();
         assert!(size <= ALERTS_BUDGET, "{size}");
         assert!(!merged.alerts.is_empty());
+    }
+
+    #[test]
+    fn the_dead_mans_switch_declares_on_silence_and_resolves_only_on_an_arrival() {
+        let t = |s: &str| -> Timestamp { format!("2026-11-24T14:{s}Z").parse().expect("time") };
+        let ten = std::time::Duration::from_secs(600);
+        use HeartbeatAction::*;
+        // Arriving: nothing. Silent since the last arrival for 10m: declare.
+        assert_eq!(
+            heartbeat_action(t("00:00"), Some(t("05:00")), ten, None, t("10:00")),
+            Nothing
+        );
+        assert_eq!(
+            heartbeat_action(t("00:00"), Some(t("05:00")), ten, None, t("15:00")),
+            Declare
+        );
+        // Never arrived: counted from the start.
+        assert_eq!(
+            heartbeat_action(t("00:00"), None, ten, None, t("09:59")),
+            Nothing
+        );
+        assert_eq!(
+            heartbeat_action(t("00:00"), None, ten, None, t("10:00")),
+            Declare
+        );
+        // Open: a restart (no arrival yet) does not resolve it...
+        assert_eq!(
+            heartbeat_action(t("20:00"), None, ten, Some(t("15:00")), t("21:00")),
+            Nothing
+        );
+        // ...an arrival before it was declared does not either...
+        assert_eq!(
+            heartbeat_action(
+                t("00:00"),
+                Some(t("05:00")),
+                ten,
+                Some(t("15:00")),
+                t("16:00")
+            ),
+            Nothing
+        );
+        // ...one after it does.
+        assert_eq!(
+            heartbeat_action(
+                t("00:00"),
+                Some(t("16:00")),
+                ten,
+                Some(t("15:00")),
+                t("16:01")
+            ),
+            Resolve
+        );
     }
 
     #[test]

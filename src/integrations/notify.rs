@@ -217,8 +217,14 @@ fn target_phase(delivery: &Delivery) -> Option<crate::api::Phase> {
 /// PagerDuty's Events API v2 action for a delivery: a declaration (and
 /// any other change) triggers or updates, an acknowledgement or mitigation
 /// acknowledges, a resolution resolves.
-pub fn pagerduty_action(delivery: &Delivery) -> &'static str {
+///
+/// A delivery retried after the incident resolved (a trigger that failed
+/// first, say) resolves: it must never reopen what is over.
+pub fn pagerduty_action(incident: &Incident, delivery: &Delivery) -> &'static str {
     use crate::api::Phase;
+    if incident.spec.phase == Phase::Resolved {
+        return "resolve";
+    }
     match (delivery.trigger, target_phase(delivery)) {
         (Trigger::Resolved, _) | (Trigger::PhaseChanged, Some(Phase::Resolved)) => "resolve",
         (Trigger::PhaseChanged, Some(Phase::Acknowledged | Phase::Mitigated)) => "acknowledge",
@@ -244,7 +250,7 @@ fn pagerduty_body(
     rank: Option<usize>,
 ) -> serde_json::Value {
     let status = incident.status.as_ref();
-    let action = pagerduty_action(delivery);
+    let action = pagerduty_action(incident, delivery);
     let dedup_key = incident
         .metadata
         .uid
@@ -291,12 +297,22 @@ fn pagerduty_body(
             "summary": crate::domain::enrich::truncate(&text(incident, delivery), 1024),
             "source": format!("{ns}/{}", incident.name_any()),
             "severity": pagerduty_severity(rank),
-            "timestamp": status.and_then(|s| s.declared_at.as_ref()).map(|t| t.0.to_string()),
             "group": ns,
             "class": incident.spec.severity,
-            "component": incident.spec.affected.as_ref().and_then(|a| a.deployments.iter().find_map(|d| d.name.clone())),
             "custom_details": details,
         });
+        // Optional fields are left out rather than sent as null.
+        if let Some(at) = status.and_then(|s| s.declared_at.as_ref()) {
+            body["payload"]["timestamp"] = serde_json::Value::String(at.0.to_string());
+        }
+        if let Some(component) = incident
+            .spec
+            .affected
+            .as_ref()
+            .and_then(|a| a.deployments.iter().find_map(|d| d.name.clone()))
+        {
+            body["payload"]["component"] = serde_json::Value::String(component);
+        }
         let mut links: Vec<serde_json::Value> = status
             .map(|s| {
                 s.alerts
@@ -320,19 +336,23 @@ fn pagerduty_body(
     body
 }
 
+/// The alertname of the incidents an alertmanager receiver posts; alerts
+/// of that name coming back to Klaxon are its own and ignored.
+pub const OWN_ALERTNAME: &str = "KlaxonIncident";
+
 /// The incident as one Alertmanager alert (`/api/v2/alerts`): firing until
 /// it resolves, then ended; re-posted with every change, and its labels
 /// name it so Alertmanager's routing tree can match them.
 fn alertmanager_body(incident: &Incident, delivery: &Delivery) -> serde_json::Value {
     let status = incident.status.as_ref();
     let ns = incident.namespace().unwrap_or_default();
-    let resolved = pagerduty_action(delivery) == "resolve";
+    let resolved = pagerduty_action(incident, delivery) == "resolve";
     let starts = status
         .and_then(|s| s.declared_at.as_ref())
         .map(|t| t.0)
         .unwrap_or_else(jiff::Timestamp::now);
     let mut labels = serde_json::json!({
-        "alertname": "KlaxonIncident",
+        "alertname": OWN_ALERTNAME,
         "namespace": ns,
         "incident": incident.name_any(),
         "severity": incident.spec.severity,
@@ -421,6 +441,13 @@ impl Notifier {
                 .url(&receiver.secret_namespace, &reference.name, &reference.key)
                 .await?;
             if r.alertmanager.is_some() {
+                // A base URL with a path prefix keeps it (`.../am` and
+                // `.../am/` both post to `.../am/api/v2/alerts`).
+                let mut url = url;
+                if !url.path().ends_with('/') {
+                    let path = format!("{}/", url.path());
+                    url.set_path(&path);
+                }
                 let url = url
                     .join("api/v2/alerts")
                     .map_err(|_| DeliveryError::InvalidUrl {
@@ -544,13 +571,20 @@ mod tests {
             ),
             (Trigger::Resolved, Some("Mitigated → Resolved"), "resolve"),
         ];
+        let open = testing::incident(crate::api::Phase::Acknowledged, "SEV2");
         for (trigger, transition, action) in cases {
             assert_eq!(
-                pagerduty_action(&delivery(trigger, transition)),
+                pagerduty_action(&open, &delivery(trigger, transition)),
                 action,
                 "{trigger:?} {transition:?}"
             );
         }
+        // A trigger retried after the resolution never reopens it.
+        let over = testing::incident(crate::api::Phase::Resolved, "SEV2");
+        assert_eq!(
+            pagerduty_action(&over, &delivery(Trigger::Declared, None)),
+            "resolve"
+        );
         let severities: Vec<&str> = [Some(0), Some(1), Some(2), Some(3), None]
             .into_iter()
             .map(pagerduty_severity)

@@ -122,19 +122,30 @@ async fn alertmanager(
             .inc();
         (code, text).into_response()
     };
-    let Some(intake) = state.intake.get() else {
-        return (
+    // Not the leader, or not synced: 503, and the connection is closed so
+    // that Alertmanager's retry opens a new one, which the Service may
+    // send to the leader (a kept-alive connection would stay here).
+    let unavailable = |outcome: &'static str, text: &str| {
+        state
+            .metrics
+            .alerts
+            .get_or_create(&crate::metrics::AlertLabels { outcome })
+            .inc();
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            "standing by: another instance holds the Lease; retry".to_string(),
+            [(header::CONNECTION, "close")],
+            text.to_string(),
         )
-            .into_response();
+            .into_response()
+    };
+    let Some(intake) = state.intake.get() else {
+        return unavailable(
+            "standby",
+            "standing by: another instance holds the Lease; retry",
+        );
     };
     if !state.health.is_ready() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "caches not synced yet; retry".to_string(),
-        )
-            .into_response();
+        return unavailable("standby", "caches not synced yet; retry");
     }
     let token = match intake.token().await {
         Ok(token) if !token.is_empty() => token,
@@ -154,13 +165,18 @@ async fn alertmanager(
             return (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response();
         }
     };
+    // The scheme is case-insensitive (RFC 7235).
     let sent = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .unwrap_or_default();
     if sent.is_empty() || !bool::from(sent.as_bytes().ct_eq(&token)) {
+        // A rotated token is picked up within seconds, not at the cache's
+        // next refresh.
+        intake.suspect_token();
         return refuse(
             "unauthorized",
             StatusCode::UNAUTHORIZED,
