@@ -4,7 +4,8 @@
 //! often Alertmanager repeats itself and however often the operator
 //! restarts; a second alert of the group joins it; the alerts' resolution
 //! resolves it. A namespace that did not opt in gets nothing, and a request
-//! without the token or with a bad body changes nothing.
+//! without the token or with a bad body changes nothing. The operator runs
+//! as the chart installs it, under exactly its RBAC.
 
 use std::{
     collections::BTreeMap,
@@ -22,6 +23,7 @@ use kube::{Api, api::ListParams};
 use crate::support::{
     self, Cluster,
     alertmanager::Alertmanager,
+    chart,
     fixtures::{apply, secret},
     operator::{self, Operator},
     prometheus::Prometheus,
@@ -89,12 +91,41 @@ groups:
         annotations: {summary: "errors on {{ $labels.pod }}"}
 "#;
 
-fn start_operator(cluster: &Cluster, system: &str, alerts_port: u16, name: &str) -> Operator {
-    let mut env: Vec<(&str, &str)> = operator::SHARED_ENV.to_vec();
-    let address = format!("127.0.0.1:{alerts_port}");
-    env.push(("KLAXON_NAMESPACE", system));
-    env.push(("KLAXON_ALERTS_ADDRESS", &address));
-    let mut operator = Operator::start(&cluster.kubeconfig, name, &env);
+/// Installs the chart with its Alertmanager receiver on `alerts_port`
+/// (fast clocks through extraEnv), for [`start_operator`].
+fn install(cluster: &Cluster, system: &str, alerts_port: u16) {
+    let extra_env = serde_json::to_string(
+        &operator::SHARED_ENV
+            .iter()
+            .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
+            .collect::<Vec<_>>(),
+    )
+    .expect("extraEnv");
+    chart::install(
+        cluster,
+        "klaxon",
+        system,
+        &[
+            "--set",
+            "alerts.enabled=true",
+            "--set",
+            &format!("alerts.port={alerts_port}"),
+            "--set",
+            "leaderElection.enabled=false",
+            "--set-json",
+            &format!("extraEnv={extra_env}"),
+        ],
+    );
+}
+
+/// The operator as the chart runs it: its args, env and RBAC.
+async fn start_operator(
+    cluster: &Cluster,
+    client: &kube::Client,
+    system: &str,
+    name: &str,
+) -> Operator {
+    let mut operator = chart::start_operator(cluster, client, "klaxon", system, name).await;
     operator.wait_ready(WAIT);
     operator
 }
@@ -150,7 +181,8 @@ spec:
 "#
         ),
     );
-    let mut klaxon = start_operator(&cluster, &system, alerts_port, "alerts");
+    install(&cluster, &system, alerts_port);
+    let mut klaxon = start_operator(&cluster, &client, &system, "alerts").await;
     let errors: Errors = Arc::default();
     let target = serve_target(errors.clone());
     let _prometheus = Prometheus::start_with(&ns, &target, Some((RULES, &alertmanager.address)));
@@ -252,7 +284,7 @@ spec:
         "Alertmanager did not repeat the group"
     );
     klaxon.kill();
-    let klaxon = start_operator(&cluster, &system, alerts_port, "alerts-restarted");
+    let klaxon = start_operator(&cluster, &client, &system, "alerts-restarted").await;
     assert!(
         support::poll_until(WAIT, || (accepted(&klaxon) >= 3.0).then_some(())).is_some(),
         "no batches after the restart"
@@ -344,6 +376,11 @@ spec:
         !klaxon.log_text().contains(TOKEN),
         "the token reached a log line"
     );
+    assert!(
+        !klaxon.log_text().contains("forbidden"),
+        "the chart's RBAC refused something:\n{}",
+        klaxon.log_text()
+    );
     // And its alert in Alertmanager ended with it.
     support::eventually(WAIT, || async {
         am_alerts().await.filter(|a| a.is_empty())
@@ -377,7 +414,8 @@ spec:
         ),
     );
     let alerts_port = operator::free_port();
-    let klaxon = start_operator(&cluster, &system, alerts_port, "heartbeat");
+    install(&cluster, &system, alerts_port);
+    let klaxon = start_operator(&cluster, &client, &system, "heartbeat").await;
     let metrics: Errors = Arc::default();
     metrics.lock().expect("metrics").watchdog = true;
     let target = serve_target(metrics.clone());
@@ -477,5 +515,9 @@ spec:
     })
     .await
     .expect("resolved once the heartbeat returned");
-    drop(klaxon);
+    assert!(
+        !klaxon.log_text().contains("forbidden"),
+        "the chart's RBAC refused something:\n{}",
+        klaxon.log_text()
+    );
 }
