@@ -369,10 +369,35 @@ fn alertmanager_body(incident: &Incident, delivery: &Delivery) -> serde_json::Va
         },
         "startsAt": starts.to_string(),
     });
-    if resolved {
-        alert["endsAt"] = serde_json::Value::String(jiff::Timestamp::now().to_string());
+    let now = jiff::Timestamp::now();
+    // Firing until Klaxon says otherwise: without an end Alertmanager would
+    // resolve it after its resolve_timeout (5m), and page "resolved" for
+    // an incident still open. A day bounds what a Klaxon that vanished
+    // leaves behind.
+    let ends = if resolved {
+        now
+    } else {
+        now.checked_add(jiff::SignedDuration::from_hours(24))
+            .unwrap_or(now)
+    };
+    alert["endsAt"] = serde_json::Value::String(ends.to_string());
+    let mut alerts = vec![alert.clone()];
+    // The severity is part of the alert's identity: a change ends the
+    // alert of the old one.
+    if delivery.trigger == Trigger::SeverityChanged
+        && let Some(old) = delivery
+            .transition
+            .as_deref()
+            .and_then(|t| t.split('→').next())
+            .map(str::trim)
+            .filter(|old| !old.is_empty() && *old != incident.spec.severity)
+    {
+        let mut ended = alert;
+        ended["labels"]["severity"] = serde_json::Value::String(old.to_string());
+        ended["endsAt"] = serde_json::Value::String(now.to_string());
+        alerts.push(ended);
     }
-    serde_json::json!([alert])
+    serde_json::Value::Array(alerts)
 }
 
 /// Requests to receivers in flight at once, across every incident.
@@ -612,6 +637,31 @@ mod tests {
             ack.get("payload").is_none(),
             "acknowledge carries no payload"
         );
+    }
+
+    #[test]
+    fn the_alertmanager_alert_fires_until_the_incident_resolves() {
+        let incident = testing::incident(crate::api::Phase::Triggered, "SEV1");
+        let raised = alertmanager_body(
+            &incident,
+            &delivery(Trigger::SeverityChanged, Some("SEV2 → SEV1 by alice")),
+        );
+        let alerts = raised.as_array().expect("alerts");
+        assert_eq!(
+            alerts.len(),
+            2,
+            "the new severity's, and the old one's ended"
+        );
+        assert_eq!(alerts[0]["labels"]["severity"], "SEV1");
+        let ends = |a: &serde_json::Value| -> jiff::Timestamp {
+            a["endsAt"].as_str().expect("endsAt").parse().expect("time")
+        };
+        assert!(ends(&alerts[0]) > jiff::Timestamp::now() + jiff::SignedDuration::from_hours(23));
+        assert_eq!(alerts[1]["labels"]["severity"], "SEV2");
+        assert!(ends(&alerts[1]) <= jiff::Timestamp::now());
+        let over = testing::incident(crate::api::Phase::Resolved, "SEV1");
+        let resolved = alertmanager_body(&over, &delivery(Trigger::Resolved, None));
+        assert!(ends(&resolved[0]) <= jiff::Timestamp::now());
     }
 
     #[test]
