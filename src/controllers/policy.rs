@@ -164,7 +164,12 @@ fn response_policy_status(
         )
     };
 
-    let invalid_rules = crate::domain::alerts::invalid_matchers(&rp.spec.alerts);
+    let effective = caches.effective_policy(&namespace, "");
+    let invalid_rules = crate::domain::alerts::rule_problems(
+        &rp.spec.alerts,
+        rp.spec.heartbeat.as_ref(),
+        Some(&effective.ladder_names()),
+    );
     let is_primary = primary.is_some_and(|p| p.metadata.uid == rp.metadata.uid);
     let (ready, reason, message) = if !is_primary {
         (
@@ -281,6 +286,19 @@ fn cluster_policy_status(
         })
         .map(|ns| ns.name_any())
         .collect();
+    // A baseline's own ladder bounds every namespace it governs.
+    let ladder: Vec<&str> = crp
+        .spec
+        .policy
+        .severities
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    let rule_problems = crate::domain::alerts::rule_problems(
+        &crp.spec.policy.alerts,
+        crp.spec.policy.heartbeat.as_ref(),
+        (!ladder.is_empty()).then_some(ladder.as_slice()),
+    );
     let (ready, reason, message) = match crp
         .spec
         .namespace_selector
@@ -292,12 +310,12 @@ fn cluster_policy_status(
             "InvalidSelector",
             format!("spec.namespaceSelector: {error}"),
         ),
-        _ if !crate::domain::alerts::invalid_matchers(&crp.spec.policy.alerts).is_empty() => (
+        _ if !rule_problems.is_empty() => (
             false,
             INVALID_ALERT_RULE,
             format!(
                 "{}; that rule takes no alert until it is fixed, the rest of the baseline applies.",
-                crate::domain::alerts::invalid_matchers(&crp.spec.policy.alerts).join("; ")
+                rule_problems.join("; ")
             ),
         ),
         _ if !missing.is_empty() => (

@@ -178,6 +178,49 @@ pub fn invalid_matchers(rules: &[AlertRule]) -> Vec<String> {
     out
 }
 
+/// What keeps a policy's alert rules and heartbeat from working: matchers
+/// that do not parse, and severities not on `ladder` (when one is known),
+/// each with where: `spec.heartbeat.severity: P1 is not on the ladder
+/// (SEV1, SEV2)`. An incident with such a severity would be refused.
+pub fn rule_problems(
+    rules: &[AlertRule],
+    heartbeat: Option<&crate::api::policy::Heartbeat>,
+    ladder: Option<&[&str]>,
+) -> Vec<String> {
+    let mut out = invalid_matchers(rules);
+    let Some(ladder) = ladder else {
+        return out;
+    };
+    let mut check = |place: String, severity: &str| {
+        if !ladder.contains(&severity) {
+            out.push(format!(
+                "{place}: {severity} is not on the ladder ({})",
+                ladder.join(", ")
+            ));
+        }
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        if let Some(severity) = &rule.severity {
+            check(format!("spec.alerts[{i}].severity"), severity);
+        }
+        if let Some(from) = &rule.severity_from {
+            for (value, severity) in &from.map {
+                check(
+                    format!("spec.alerts[{i}].severityFrom.map[{value}]"),
+                    severity,
+                );
+            }
+            if let Some(default) = &from.default {
+                check(format!("spec.alerts[{i}].severityFrom.default"), default);
+            }
+        }
+    }
+    if let Some(heartbeat) = heartbeat {
+        check("spec.heartbeat.severity".into(), &heartbeat.severity);
+    }
+    out
+}
+
 /// Where an alert goes under one rule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Routed {
@@ -738,6 +781,40 @@ mod tests {
                 t("16:01")
             ),
             Resolve
+        );
+    }
+
+    #[test]
+    fn severities_off_the_ladder_are_named() {
+        let rules = [AlertRule {
+            matchers: vec!["alertname=A".into()],
+            severity_from: Some(crate::api::policy::SeverityFrom {
+                label: "severity".into(),
+                map: BTreeMap::from([
+                    ("critical".into(), "P1".into()),
+                    ("warning".into(), "SEV3".into()),
+                ]),
+                default: Some("SEV9".into()),
+            }),
+            ..Default::default()
+        }];
+        let heartbeat = crate::api::policy::Heartbeat {
+            alertname: "Watchdog".into(),
+            missing_for: "10m".into(),
+            severity: "SEV2".into(),
+        };
+        let ladder = ["SEV1", "SEV2", "SEV3"];
+        let problems = rule_problems(&rules, Some(&heartbeat), Some(&ladder));
+        assert_eq!(
+            problems,
+            [
+                "spec.alerts[0].severityFrom.map[critical]: P1 is not on the ladder (SEV1, SEV2, SEV3)",
+                "spec.alerts[0].severityFrom.default: SEV9 is not on the ladder (SEV1, SEV2, SEV3)",
+            ]
+        );
+        assert!(
+            rule_problems(&rules, Some(&heartbeat), None).is_empty(),
+            "no ladder known"
         );
     }
 

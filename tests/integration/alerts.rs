@@ -515,6 +515,40 @@ spec:
     })
     .await
     .expect("resolved once the heartbeat returned");
+
+    // A severity the ladder lacks would be refused at every declaration:
+    // the policy says so instead.
+    let out = cluster.kubectl(&[
+        "patch",
+        "rp",
+        "team",
+        "-n",
+        &ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"heartbeat":{"severity":"P9"}}}"#,
+    ]);
+    support::assert_success(&out, "patch the heartbeat's severity");
+    let policies: Api<klaxon::api::ResponsePolicy> = Api::namespaced(client.clone(), &ns);
+    let message = support::eventually(WAIT, || async {
+        let ready = policies
+            .get("team")
+            .await
+            .ok()?
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (ready.reason == "InvalidAlertRule").then_some(ready.message)
+    })
+    .await
+    .expect("the policy names the severity off the ladder");
+    assert!(
+        message.starts_with(
+            "spec.heartbeat.severity: P9 is not on the ladder (SEV1, SEV2, SEV3, SEV4)"
+        ),
+        "{message}"
+    );
     assert!(
         !klaxon.log_text().contains("forbidden"),
         "the chart's RBAC refused something:\n{}",
