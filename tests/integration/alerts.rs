@@ -24,7 +24,7 @@ use crate::support::{
     self, Cluster,
     alertmanager::Alertmanager,
     chart,
-    fixtures::{apply, secret},
+    fixtures::{self, apply, secret},
     operator::{self, Operator},
     prometheus::Prometheus,
 };
@@ -529,17 +529,11 @@ spec:
         r#"{"spec":{"heartbeat":{"severity":"P9"}}}"#,
     ]);
     support::assert_success(&out, "patch the heartbeat's severity");
-    let policies: Api<klaxon::api::ResponsePolicy> = Api::namespaced(client.clone(), &ns);
     let message = support::eventually(WAIT, || async {
-        let ready = policies
-            .get("team")
+        fixtures::policy_ready(&client, &ns, "team")
             .await
-            .ok()?
-            .status?
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Ready")?;
-        (ready.reason == "InvalidAlertRule").then_some(ready.message)
+            .filter(|c| c.reason == "InvalidAlertRule")
+            .map(|c| c.message)
     })
     .await
     .expect("the policy names the severity off the ladder");

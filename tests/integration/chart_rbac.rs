@@ -309,13 +309,10 @@ spec:
     // The release reads only Secrets labelled for Klaxon: until the label
     // is there, the policy says so, and nothing of the Secret was read.
     let unlabelled = support::eventually(WAIT, || async {
-        let policy = rps.get("team").await.ok()?;
-        let ready = policy
-            .status?
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Ready")?;
-        (ready.reason == "ReceiverSecretMissing").then_some(ready.message)
+        fixtures::policy_ready(&client, &team, "team")
+            .await
+            .filter(|c| c.reason == "ReceiverSecretMissing")
+            .map(|c| c.message)
     })
     .await
     .expect("the team policy names its unlabelled receiver Secret");

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     self,
-    fixtures::{apply, secret, wait_for},
+    fixtures::{self, apply, secret, wait_for},
     operator,
     receiver::Receiver,
 };
@@ -164,17 +164,7 @@ spec:
 "#
         ),
     );
-    support::eventually(WAIT, || async {
-        let policies: Api<klaxon::api::ResponsePolicy> = Api::namespaced(client.clone(), &ns);
-        let status = policies.get("team").await.ok()?.status?;
-        status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-            .then_some(())
-    })
-    .await
-    .expect("the policy is Ready");
+    fixtures::wait_policy_ready(&client, &ns, "team", WAIT).await;
 
     apply(
         cluster,

@@ -3,7 +3,7 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use klaxon::api::{Incident, Phase, ResponsePolicy};
+use klaxon::api::{Incident, Phase};
 use kube::Api;
 
 use crate::support::{
@@ -88,16 +88,7 @@ async fn responders_declare_and_drive_an_incident_with_kubectl_incident() {
             "apiVersion: klaxon.dev/v1alpha1\nkind: ResponsePolicy\nmetadata: {{name: team, namespace: {ns}}}\nspec:\n  severities:\n    - {{name: SEV1, requirePostmortem: true}}\n    - {{name: SEV2}}\n    - {{name: SEV3}}\n"
         ),
     );
-    let policies: Api<ResponsePolicy> = Api::namespaced(client.clone(), &ns);
-    support::eventually(WAIT, || async {
-        let ready = policies.get("team").await.ok()?.status?.conditions;
-        ready
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-            .then_some(())
-    })
-    .await
-    .expect("the team policy is Ready");
+    fixtures::wait_policy_ready(&client, &ns, "team", WAIT).await;
 
     let out = plugin(
         kc,

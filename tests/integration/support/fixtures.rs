@@ -391,3 +391,31 @@ pub async fn secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]
     .await
     .expect("create secret");
 }
+
+/// The Ready condition of ResponsePolicy `ns/name` as it is now, if the
+/// operator wrote one.
+pub async fn policy_ready(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let api: Api<klaxon::api::ResponsePolicy> = Api::namespaced(client.clone(), ns);
+    api.get(name)
+        .await
+        .ok()?
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+}
+
+/// Waits until ResponsePolicy `ns/name` is Ready.
+pub async fn wait_policy_ready(client: &Client, ns: &str, name: &str, timeout: Duration) {
+    eventually(timeout, || async {
+        policy_ready(client, ns, name)
+            .await
+            .filter(|c| c.status == "True")
+    })
+    .await
+    .unwrap_or_else(|| panic!("ResponsePolicy {ns}/{name} did not become Ready"));
+}
