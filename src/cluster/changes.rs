@@ -58,12 +58,6 @@ fn hash(parts: impl Hash) -> u64 {
     hasher.finish()
 }
 
-/// Spec (generation) and labels.
-pub fn spec_and_labels<K: Resource>(object: &K) -> u64 {
-    let meta = object.meta();
-    hash((meta.generation, &meta.labels))
-}
-
 /// An Incident's inputs: its spec, its labels, and the alerts Alertmanager
 /// recorded in its status (the one part of the status the incident
 /// controller does not write, so it never wakes itself).
@@ -72,6 +66,7 @@ pub fn incident_inputs(incident: &crate::api::Incident) -> u64 {
     let alerts = incident
         .status
         .as_ref()
+        .filter(|s| !s.alerts.is_empty())
         .map(|s| serde_json::to_string(&s.alerts).unwrap_or_default())
         .unwrap_or_default();
     hash((meta.generation, &meta.labels, alerts))
@@ -107,7 +102,7 @@ mod tests {
     async fn status_writes_are_not_changes_but_deletions_and_returns_are() {
         let (store, mut writer) = reflector::store::<Incident>();
         let (send, receive) = futures::channel::mpsc::unbounded();
-        let mut filtered = meaningful(receive.boxed(), store, spec_and_labels);
+        let mut filtered = meaningful(receive.boxed(), store, incident_inputs);
         let mut step = |event: Event<Incident>, object: Incident| {
             writer.apply_watcher_event(&event);
             send.unbounded_send(Ok(object)).expect("send");

@@ -216,9 +216,7 @@ impl Intake {
             };
             match result {
                 Ok((name, created)) => {
-                    for _ in &group {
-                        self.count("accepted");
-                    }
+                    self.count_by("accepted", group.len());
                     let entry = format!("{}/{name}", routed.namespace);
                     if created {
                         self.remember(&routed, &name);
@@ -283,11 +281,15 @@ impl Intake {
             .map(|(name, _)| name.clone())
     }
 
-    fn count(&self, outcome: &'static str) {
+    fn count_by(&self, outcome: &'static str, alerts: usize) {
         self.metrics
             .alerts
             .get_or_create(&AlertLabels { outcome })
-            .inc();
+            .inc_by(u64::try_from(alerts).unwrap_or(u64::MAX));
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.count_by(outcome, 1);
     }
 
     /// The labels that may name an alert's namespace: `namespace` and
