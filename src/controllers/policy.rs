@@ -24,8 +24,7 @@ use tracing::{debug, warn};
 use crate::{
     api::{self, ClusterResponsePolicy, Incident, Phase, PolicyStatus, ResponsePolicy},
     cluster::cache::Caches,
-    domain::conditions::{READY, condition},
-    domain::policy,
+    domain::{policy, readiness},
 };
 
 /// How long a burst of changes may gather before statuses are recomputed.
@@ -33,9 +32,6 @@ const BATCH: Duration = Duration::from_millis(250);
 
 /// How often every policy status is recomputed even without a change.
 const RESYNC: Duration = Duration::from_secs(60);
-
-/// The Ready reason of a policy with an alert matcher that does not parse.
-const INVALID_ALERT_RULE: &str = "InvalidAlertRule";
 
 /// How often, while some policy's receiver Secret is missing, statuses
 /// are recomputed (Secrets are not watched): a Secret created to fix it
@@ -81,7 +77,7 @@ pub async fn run(
             let namespace = rp.namespace().unwrap_or_default();
             let missing = missing_secrets(&secrets, &rp.spec.receivers, &namespace).await;
             missing_any |= !missing.is_empty();
-            let status = response_policy_status(&rp, &caches, &open, &missing, &now);
+            let status = response_policy_status(&rp, &caches, &open, missing, &now);
             if rp.status.as_ref() != Some(&status) {
                 let api = Api::namespaced(client.clone(), &rp.namespace().unwrap_or_default());
                 write(&api, rp.as_ref(), status).await;
@@ -91,7 +87,7 @@ pub async fn run(
             let missing =
                 missing_secrets(&secrets, &crp.spec.policy.receivers, &operator_namespace).await;
             missing_any |= !missing.is_empty();
-            let status = cluster_policy_status(&crp, &caches, &open, &missing, &now);
+            let status = cluster_policy_status(&crp, &caches, &open, missing, &now);
             if crp.status.as_ref() != Some(&status) {
                 write(&Api::all(client.clone()), crp.as_ref(), status).await;
             }
@@ -138,142 +134,50 @@ fn response_policy_status(
     rp: &ResponsePolicy,
     caches: &Caches,
     open: &BTreeMap<String, i32>,
-    missing: &[String],
+    missing: Vec<String>,
     now: &Time,
 ) -> PolicyStatus {
     let namespace = rp.namespace().unwrap_or_default();
-    let previous = rp.status.clone().unwrap_or_default();
-    let generation = rp.metadata.generation;
     let siblings = Caches::lookup(&caches.policies, &caches.policies_by_namespace, &namespace);
     let (primary, _) = policy::primary(siblings.iter().map(|p| p.as_ref()));
     let labels = caches.namespace_labels(&namespace);
     let cluster_policies = caches.cluster_policies.state();
     let baselines = policy::baselines_for(cluster_policies.iter().map(|p| p.as_ref()), &labels);
-    let baseline_names: Vec<String> = baselines
-        .iter()
-        .filter_map(|b| b.metadata.name.clone())
-        .collect();
     let ladder = policy::baseline_ladder(&baselines);
-    let violations = policy::violations(ladder.as_deref(), &rp.spec);
-    let instead = if baseline_names.is_empty() {
-        "no policy applies to this namespace instead (default ladder SEV1..SEV4)".to_string()
-    } else {
-        format!(
-            "the baseline ({}) alone applies to namespace {namespace}",
-            baseline_names.join(", ")
-        )
-    };
-
     let effective = caches.effective_policy(&namespace, "");
-    let invalid_rules = crate::domain::alerts::rule_problems(
-        &rp.spec.alerts,
-        rp.spec.heartbeat.as_ref(),
-        Some(&effective.ladder_names()),
-    );
-    let is_primary = primary.is_some_and(|p| p.metadata.uid == rp.metadata.uid);
-    let (ready, reason, message) = if !is_primary {
-        (
-            false,
-            "Conflict",
-            format!(
-                "ResponsePolicy {} already governs namespace {namespace} (the oldest applies); merge this one into it.",
-                primary
-                    .and_then(|p| p.metadata.name.as_deref())
-                    .unwrap_or("?")
-            ),
-        )
-    } else if !violations.is_empty() {
-        (
-            false,
-            "LoosensBaseline",
-            format!(
-                "{}. A team policy may only tighten the baseline; {instead}.",
-                violations.join("; ")
-            ),
-        )
-    } else if !invalid_rules.is_empty() {
-        (
-            false,
-            INVALID_ALERT_RULE,
-            format!(
-                "{}; that rule takes no alert until it is fixed, the rest of the policy applies.",
-                invalid_rules.join("; ")
-            ),
-        )
-    } else if !missing.is_empty() {
-        (
-            false,
-            "ReceiverSecretMissing",
-            format!(
-                "{}. Notifications to these receivers will fail until the Secret exists in namespace {namespace} with that key.",
-                missing.join("; ")
-            ),
-        )
-    } else if baseline_names.is_empty() {
-        (
-            true,
-            "Applied",
-            format!("Governs namespace {namespace}; no baseline selects it."),
-        )
-    } else {
-        (
-            true,
-            "Applied",
-            format!(
-                "Governs namespace {namespace} within the baseline {}.",
-                baseline_names.join(", ")
-            ),
-        )
+    let facts = readiness::TeamFacts {
+        governed_by: primary
+            .filter(|p| p.metadata.uid != rp.metadata.uid)
+            .map(|p| p.name_any()),
+        violations: policy::violations(ladder.as_deref(), &rp.spec),
+        baselines: baselines
+            .iter()
+            .filter_map(|b| b.metadata.name.clone())
+            .collect(),
+        invalid_rules: crate::domain::alerts::rule_problems(
+            &rp.spec.alerts,
+            rp.spec.heartbeat.as_ref(),
+            Some(&effective.ladder_names()),
+        ),
+        missing_secrets: missing,
+        namespace: namespace.clone(),
     };
-    // A policy whose receivers lack their Secret, or with a broken alert
-    // rule, still governs.
-    let applies = ready || reason == "ReceiverSecretMissing" || reason == INVALID_ALERT_RULE;
-    let governed = if applies {
-        open.get(&namespace).copied().unwrap_or(0)
-    } else {
-        0
-    };
-    policy_status(
-        &previous,
-        generation,
-        (ready, reason, message),
-        governed,
+    readiness::status(
+        &rp.status.clone().unwrap_or_default(),
+        rp.metadata.generation,
+        &readiness::team(&facts),
+        open.get(&namespace).copied().unwrap_or(0),
         now,
     )
-}
-
-/// A policy's status: its Ready condition and the open incidents it governs.
-fn policy_status(
-    previous: &PolicyStatus,
-    generation: Option<i64>,
-    (ready, reason, message): (bool, &str, String),
-    open_incidents: i32,
-    now: &Time,
-) -> PolicyStatus {
-    PolicyStatus {
-        observed_generation: generation,
-        conditions: vec![condition(
-            &previous.conditions,
-            READY,
-            ready,
-            reason,
-            message,
-            generation,
-            now,
-        )],
-        open_incidents: Some(open_incidents),
-    }
 }
 
 fn cluster_policy_status(
     crp: &ClusterResponsePolicy,
     caches: &Caches,
     open: &BTreeMap<String, i32>,
-    missing: &[String],
+    missing: Vec<String>,
     now: &Time,
 ) -> PolicyStatus {
-    let previous = crp.status.clone().unwrap_or_default();
-    let generation = crp.metadata.generation;
     let selected: Vec<String> = caches
         .namespaces
         .state()
@@ -294,52 +198,30 @@ fn cluster_policy_status(
         .iter()
         .map(|l| l.name.as_str())
         .collect();
-    let rule_problems = crate::domain::alerts::rule_problems(
-        &crp.spec.policy.alerts,
-        crp.spec.policy.heartbeat.as_ref(),
-        (!ladder.is_empty()).then_some(ladder.as_slice()),
-    );
-    let (ready, reason, message) = match crp
-        .spec
-        .namespace_selector
-        .clone()
-        .map(kube::core::Selector::try_from)
-    {
-        Some(Err(error)) => (
-            false,
-            "InvalidSelector",
-            format!("spec.namespaceSelector: {error}"),
+    let facts = readiness::BaselineFacts {
+        invalid_selector: crp
+            .spec
+            .namespace_selector
+            .clone()
+            .map(kube::core::Selector::try_from)
+            .and_then(Result::err)
+            .map(|e| e.to_string()),
+        invalid_rules: crate::domain::alerts::rule_problems(
+            &crp.spec.policy.alerts,
+            crp.spec.policy.heartbeat.as_ref(),
+            (!ladder.is_empty()).then_some(ladder.as_slice()),
         ),
-        _ if !rule_problems.is_empty() => (
-            false,
-            INVALID_ALERT_RULE,
-            format!(
-                "{}; that rule takes no alert until it is fixed, the rest of the baseline applies.",
-                rule_problems.join("; ")
-            ),
-        ),
-        _ if !missing.is_empty() => (
-            false,
-            "ReceiverSecretMissing",
-            format!(
-                "{}. Notifications to these receivers will fail until the Secret exists in the operator's namespace with that key.",
-                missing.join("; ")
-            ),
-        ),
-        _ => (
-            true,
-            "Applied",
-            format!("The baseline for {} namespace(s).", selected.len()),
-        ),
+        missing_secrets: missing,
+        selected: selected.len(),
     };
     let governed = selected
         .iter()
         .map(|ns| open.get(ns).copied().unwrap_or(0))
         .sum();
-    policy_status(
-        &previous,
-        generation,
-        (ready, reason, message),
+    readiness::status(
+        &crp.status.clone().unwrap_or_default(),
+        crp.metadata.generation,
+        &readiness::baseline(&facts),
         governed,
         now,
     )

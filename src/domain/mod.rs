@@ -6,4 +6,5 @@ pub mod conditions;
 pub mod enrich;
 pub mod incident;
 pub mod policy;
+pub mod readiness;
 pub mod signals;
