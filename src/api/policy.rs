@@ -397,6 +397,32 @@ pub enum Trigger {
     Resolved,
 }
 
+impl Trigger {
+    pub const ALL: [Trigger; 5] = [
+        Trigger::Declared,
+        Trigger::SeverityChanged,
+        Trigger::PhaseChanged,
+        Trigger::Escalated,
+        Trigger::Resolved,
+    ];
+
+    /// The name a route and the notification ledger use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Declared => "Declared",
+            Trigger::SeverityChanged => "SeverityChanged",
+            Trigger::PhaseChanged => "PhaseChanged",
+            Trigger::Escalated => "Escalated",
+            Trigger::Resolved => "Resolved",
+        }
+    }
+
+    /// The trigger a ledger entry names.
+    pub fn of(name: &str) -> Option<Trigger> {
+        Trigger::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Escalation {

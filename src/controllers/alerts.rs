@@ -32,7 +32,7 @@ use crate::{
     domain::{
         alerts::{self, Alert, GROUP_LABEL, Payload, RESOLVE_ANNOTATION, Routed},
         enrich::truncate,
-        incident::timeline::Reports,
+        incident::timeline::{Kind, Reports},
         signals::MESSAGE_ANNOTATION,
     },
     integrations::secrets::{SecretError, Secrets},
@@ -436,10 +436,10 @@ impl Intake {
             let mut reports = Reports::default();
             let at = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now);
             for line in &merged.joined {
-                reports.add(&mut timeline, at.clone(), "AlertFiring", line.clone());
+                reports.add(&mut timeline, at.clone(), Kind::AlertFiring, line.clone());
             }
             for line in &merged.resolved {
-                reports.add(&mut timeline, at.clone(), "AlertResolved", line.clone());
+                reports.add(&mut timeline, at.clone(), Kind::AlertResolved, line.clone());
             }
             if merged.alerts == status.alerts && timeline == status.timeline {
                 return Ok(());

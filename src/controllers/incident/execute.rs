@@ -19,7 +19,7 @@ use crate::{
         enrich,
         incident::{
             Delivery, Report, conditions,
-            routing::{self, Outcome},
+            outbox::{self, Outcome},
             second,
             timeline::Reports,
         },
@@ -220,7 +220,7 @@ pub async fn settle(
         let now = Timestamp::now();
         let mut gave_up = Vec::new();
         for attempt in &attempts {
-            if routing::record(
+            if outbox::record(
                 &mut status,
                 &attempt.key,
                 &attempt.outcome,

@@ -43,7 +43,7 @@ use crate::{
         podmetrics::{self, MetricsCache},
     },
     domain::enrich::pods::PodView,
-    domain::incident::{self as plan, Observation, routing::Outcome},
+    domain::incident::{self as plan, Observation, outbox::Outcome},
     health::Health,
     integrations::{notify::Notifier, prometheus::Prometheus, secrets::Secrets},
     kinds::{Deployment, Event, Pod, ReplicaSet},

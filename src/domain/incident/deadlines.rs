@@ -4,7 +4,10 @@
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{lifecycle::Change, timeline::Reports};
+use super::{
+    lifecycle::Change,
+    timeline::{Kind, Reports},
+};
 use crate::{
     api::{Incident, IncidentStatus, Phase, policy::Trigger},
     domain::policy::{EffectivePolicy, humantime},
@@ -53,7 +56,7 @@ pub fn apply(
         reports.add(
             &mut status.timeline,
             now.clone(),
-            "Escalated",
+            Kind::Escalated,
             format!(
                 "Not acknowledged within {within} of declaration ({} ladder); {to}",
                 spec.severity

@@ -6,7 +6,7 @@
 use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::timeline::Reports;
+use super::timeline::{Entry, Kind, Reports};
 use crate::api::{IncidentStatus, incident::DeploymentState, limits::MAX_FINDINGS};
 
 /// A rollout this long before the declaration is worth a timeline entry.
@@ -21,7 +21,8 @@ pub struct Finding {
     pub key: String,
     /// When it happened, where known.
     pub time: Option<Time>,
-    pub type_: &'static str,
+    /// Its timeline entry's kind, and what it is about.
+    pub entry: Entry,
     pub message: String,
 }
 
@@ -38,7 +39,7 @@ pub fn apply(status: &mut IncidentStatus, reports: &mut Reports, now: &Time) {
         let in_timeline = status
             .timeline
             .iter()
-            .any(|e| e.type_ == finding.type_ && e.message == finding.message);
+            .any(|e| e.type_ == finding.entry.kind.as_str() && e.message == finding.message);
         status.findings.push(finding.key);
         let max = MAX_FINDINGS as usize;
         if status.findings.len() > max {
@@ -51,7 +52,7 @@ pub fn apply(status: &mut IncidentStatus, reports: &mut Reports, now: &Time) {
         reports.add(
             &mut status.timeline,
             finding.time.unwrap_or_else(|| now.clone()),
-            finding.type_,
+            finding.entry,
             finding.message,
         );
     }
@@ -87,7 +88,7 @@ pub fn find(deployments: &[DeploymentState], declared: &Time) -> Vec<Finding> {
             found.push(Finding {
                 key: format!("Rollout/{}/{revision}", d.name),
                 time: Some(at.clone()),
-                type_: "Rollout",
+                entry: Kind::Rollout.about(&d.name),
                 message: format!("{} rolled out revision {revision} {when}{change}", d.name),
             });
         }
@@ -101,7 +102,7 @@ pub fn find(deployments: &[DeploymentState], declared: &Time) -> Vec<Finding> {
                 found.push(Finding {
                     key: format!("PodFailure/{}/{reason}", d.name),
                     time: None,
-                    type_: "PodFailure",
+                    entry: Kind::PodFailure.about(reason),
                     message: format!("{}: pods show {reason}", d.name),
                 });
             }

@@ -5,13 +5,14 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::timeline::Reports;
+use super::timeline::{Kind, Reports};
 use crate::{
     api::{Incident, IncidentStatus, Phase, policy::Trigger},
     domain::{enrich, signals::MESSAGE_ANNOTATION},
 };
 
-/// One notifiable transition: what routes it matches, and what it was.
+/// One notifiable transition: the triggers it matches, most specific
+/// first, and what it was.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
     pub triggers: Vec<Trigger>,
@@ -47,7 +48,7 @@ pub fn apply(
         reports.add(
             &mut status.timeline,
             declared.clone(),
-            "Declared",
+            Kind::Declared,
             format!("Declared {}{by}: {}", spec.severity, spec.title),
         );
         if let Some(message) = incident
@@ -59,7 +60,7 @@ pub fn apply(
             reports.add(
                 &mut status.timeline,
                 declared.clone(),
-                "Signal",
+                Kind::Signal,
                 format!("Declared by Klaxon: {}", enrich::truncate(message, 512)),
             );
         }
@@ -87,15 +88,18 @@ pub fn apply(
         && old != spec.phase
     {
         let text = format!("{old} → {}{by}", spec.phase);
-        let mut triggers = vec![Trigger::PhaseChanged];
-        if spec.phase == Phase::Resolved {
-            triggers.push(Trigger::Resolved);
-        }
+        // Most specific first: a receiver whose routes match both hears
+        // of the resolution once, as a resolution.
+        let triggers = if spec.phase == Phase::Resolved {
+            vec![Trigger::Resolved, Trigger::PhaseChanged]
+        } else {
+            vec![Trigger::PhaseChanged]
+        };
         changes.push(Change {
             triggers,
             text: text.clone(),
         });
-        reports.add(&mut status.timeline, now.clone(), "PhaseChanged", text);
+        reports.add(&mut status.timeline, now.clone(), Kind::PhaseChanged, text);
     }
     if let Some(old) = &previous.observed_severity
         && *old != spec.severity
@@ -105,7 +109,12 @@ pub fn apply(
             triggers: vec![Trigger::SeverityChanged],
             text: text.clone(),
         });
-        reports.add(&mut status.timeline, now.clone(), "SeverityChanged", text);
+        reports.add(
+            &mut status.timeline,
+            now.clone(),
+            Kind::SeverityChanged,
+            text,
+        );
     }
     let seen_notes = usize::try_from(previous.observed_notes.unwrap_or(0)).unwrap_or(0);
     for note in spec.notes.iter().skip(seen_notes) {
@@ -113,7 +122,7 @@ pub fn apply(
         reports.add(
             &mut status.timeline,
             note.time.clone().unwrap_or_else(|| now.clone()),
-            "Note",
+            Kind::Note,
             format!("{author}: {}", enrich::truncate(&note.text, 256)),
         );
     }
@@ -175,7 +184,7 @@ mod tests {
         assert_eq!(
             triggers,
             [
-                vec![Trigger::PhaseChanged, Trigger::Resolved],
+                vec![Trigger::Resolved, Trigger::PhaseChanged],
                 vec![Trigger::SeverityChanged]
             ],
             "two changes, numbered apart"

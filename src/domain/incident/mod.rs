@@ -8,8 +8,8 @@
 //! [`lifecycle`] (declaration, phases, severity, notes) →
 //! [`findings`] (rollouts and pod failures, each recorded once) →
 //! [`deadlines`] (acknowledgement deadline, escalation) →
-//! [`routing`] (a notification per matching route and transition, the
-//! outbox ledger) → [`resolution`] (auto-resolution) → [`conditions`] →
+//! [`routing`] (a notification per receiver and transition, recorded in
+//! the [`outbox`]) → [`resolution`] (auto-resolution) → [`conditions`] →
 //! [`budget`] (the status stays under its size bound).
 
 pub mod brief;
@@ -18,6 +18,7 @@ pub mod conditions;
 pub mod deadlines;
 pub mod findings;
 pub mod lifecycle;
+pub mod outbox;
 pub mod resolution;
 pub mod routing;
 pub mod timeline;
@@ -34,7 +35,7 @@ use crate::{
 };
 
 pub use self::{
-    routing::{Backoff, Delivery},
+    outbox::{Backoff, Delivery},
     timeline::Report,
 };
 
@@ -118,9 +119,9 @@ pub fn plan(
     changes.extend(deadline.escalation);
 
     routing::route(incident, policy, &changes, &mut status, &mut reports, &now);
-    routing::note_errors(&mut status, &observation.delivery_errors);
+    outbox::note_errors(&mut status, &observation.delivery_errors);
     let resolve = resolution::apply(incident, policy, frozen, &mut status, &mut reports, &now);
-    let deliveries = routing::begin(&mut status, exact, backoff);
+    let deliveries = outbox::begin(&mut status, exact, backoff);
 
     status.conditions = conditions::build(
         incident,
@@ -176,7 +177,7 @@ pub fn next_wakeup(
     incident: &Incident,
     policy: &EffectivePolicy,
 ) -> Option<Timestamp> {
-    routing::next_attempt(status)
+    outbox::next_attempt(status)
         .into_iter()
         .chain(deadlines::next(status, incident.spec.phase))
         .chain(resolution::next(status, incident, policy))

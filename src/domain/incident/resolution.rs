@@ -4,7 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::timeline::Reports;
+use super::timeline::{Kind, Reports};
 use crate::{
     api::{Incident, IncidentStatus, Phase, policy::SignalType},
     domain::{
@@ -79,8 +79,14 @@ fn settle(
         .ok()
         .and_then(|after| since.checked_add(after).ok())
         .is_some_and(|at| at <= now.0);
-    if due && !status.timeline.iter().any(|e| e.type_ == "AutoResolved") {
-        reports.add(&mut status.timeline, now.clone(), "AutoResolved", message);
+    let recorded = |e: &crate::api::incident::TimelineEntry| e.type_ == Kind::AutoResolved.as_str();
+    if due && !status.timeline.iter().any(recorded) {
+        reports.add(
+            &mut status.timeline,
+            now.clone(),
+            Kind::AutoResolved,
+            message,
+        );
     }
     due
 }

@@ -9,9 +9,94 @@ use crate::api::{incident::TimelineEntry, limits::MAX_TIMELINE};
 /// rest are the most recent.
 pub const TIMELINE_HEAD: usize = 10;
 
+/// What a timeline entry records: its `type` in the status, and the reason
+/// of the Event that reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Declared,
+    /// What the signal or alert that declared the incident said.
+    Signal,
+    PhaseChanged,
+    SeverityChanged,
+    Note,
+    /// A rollout of an affected Deployment.
+    Rollout,
+    /// The first pods of a Deployment showing a failure reason.
+    PodFailure,
+    Escalated,
+    Notification,
+    NotificationFailed,
+    NotificationRefused,
+    AutoResolved,
+    AlertFiring,
+    AlertResolved,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Declared => "Declared",
+            Kind::Signal => "Signal",
+            Kind::PhaseChanged => "PhaseChanged",
+            Kind::SeverityChanged => "SeverityChanged",
+            Kind::Note => "Note",
+            Kind::Rollout => "Rollout",
+            Kind::PodFailure => "PodFailure",
+            Kind::Escalated => "Escalated",
+            Kind::Notification => "Notification",
+            Kind::NotificationFailed => "NotificationFailed",
+            Kind::NotificationRefused => "NotificationRefused",
+            Kind::AutoResolved => "AutoResolved",
+            Kind::AlertFiring => "AlertFiring",
+            Kind::AlertResolved => "AlertResolved",
+        }
+    }
+
+    /// Whether its Event is a Warning: something a human should look at.
+    pub fn warning(self) -> bool {
+        matches!(
+            self,
+            Kind::Escalated | Kind::NotificationFailed | Kind::NotificationRefused
+        )
+    }
+
+    /// An entry of this kind about one thing (a Deployment, a receiver, a
+    /// failure reason), which tells its Event apart from others of the
+    /// same kind.
+    pub fn about(self, subject: &str) -> Entry {
+        Entry {
+            kind: self,
+            about: Some(subject.to_string()),
+        }
+    }
+}
+
+/// A timeline entry's kind, and what it is about.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub kind: Kind,
+    pub about: Option<String>,
+}
+
+impl From<Kind> for Entry {
+    fn from(kind: Kind) -> Self {
+        Entry { kind, about: None }
+    }
+}
+
+impl Entry {
+    /// The Event action: the kind, narrowed by what the entry is about
+    /// (the Recorder merges Events of one reason and action into a series).
+    fn action(&self) -> String {
+        let kind = self.kind.as_str();
+        match &self.about {
+            Some(about) => crate::domain::enrich::truncate(&format!("{kind}/{about}"), 128),
+            None => kind.to_string(),
+        }
+    }
+}
+
 /// A timeline entry added by this plan, to be reported as an Event.
-/// `action` tells apart Events of one reason (the Recorder merges Events
-/// with the same reason and action into one series).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     pub reason: String,
@@ -31,23 +116,21 @@ impl Reports {
         &mut self,
         timeline: &mut Vec<TimelineEntry>,
         time: Time,
-        type_: &str,
+        entry: impl Into<Entry>,
         message: String,
     ) {
+        let entry = entry.into();
         self.0.push(Report {
-            reason: type_.to_string(),
-            action: action_of(type_, &message),
+            reason: entry.kind.as_str().to_string(),
+            action: entry.action(),
             message: message.clone(),
-            warning: matches!(
-                type_,
-                "Escalated" | "NotificationFailed" | "NotificationRefused"
-            ),
+            warning: entry.kind.warning(),
         });
         push(
             timeline,
             TimelineEntry {
                 time,
-                type_: type_.to_string(),
+                type_: entry.kind.as_str().to_string(),
                 message,
             },
         );
@@ -55,25 +138,6 @@ impl Reports {
 
     pub fn into_inner(self) -> Vec<Report> {
         self.0
-    }
-}
-
-/// The Event action for a timeline entry: the type, narrowed by what the
-/// entry is about where one type covers several things.
-fn action_of(type_: &str, message: &str) -> String {
-    let word = match type_ {
-        // "<deployment>: pods show <reason>"
-        "PodFailure" => message.rsplit(' ').next(),
-        // "<deployment> rolled out revision ..."
-        "Rollout" => message.split(' ').next(),
-        // "Notified <receiver> (...)", "Gave up notifying <receiver> ..."
-        "Notification" => message.split(' ').nth(1),
-        "NotificationFailed" => message.split(' ').nth(3),
-        _ => None,
-    };
-    match word {
-        Some(word) => format!("{type_}/{word}"),
-        None => type_.to_string(),
     }
 }
 
