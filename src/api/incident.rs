@@ -15,6 +15,7 @@ use super::limits::*;
 /// Times the operator can read and do arithmetic on, with room to spare:
 /// the schema refuses the rest, so no stored object is unreadable.
 const NOTE_TIME_RULE: &str = "!has(self.time) || (timestamp(self.time) >= timestamp('1000-01-01T00:00:00Z') && timestamp(self.time) < timestamp('9000-01-01T00:00:00Z'))";
+const IMPACT_TIME_RULE: &str = "!has(self.impactStartedAt) || (timestamp(self.impactStartedAt) >= timestamp('1000-01-01T00:00:00Z') && timestamp(self.impactStartedAt) < timestamp('9000-01-01T00:00:00Z'))";
 
 /// The user who made the change that produced the generation named by
 /// [`ACTOR_GENERATION_ANNOTATION`]; `kubectl incident` sets both, and an
@@ -38,7 +39,7 @@ impl Incident {
 
 /// An incident a team is responding to, and the affected Deployments whose
 /// state the operator collects into its status.
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "klaxon.dev",
     version = "v1alpha1",
@@ -69,6 +70,8 @@ impl Incident {
     selectable = ".spec.severity",
     selectable = ".spec.phase"
 )]
+#[x_kube(validation = kube::core::Rule::new(IMPACT_TIME_RULE)
+    .message("impactStartedAt must lie between the years 1000 and 9000").field_path(".impactStartedAt"))]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentSpec {
     /// What is wrong, in a few words.
@@ -117,6 +120,77 @@ pub struct IncidentSpec {
     /// Where the postmortem lives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postmortem: Option<Postmortem>,
+
+    /// When users were first hurt, if before the declaration: the start
+    /// of every duration but time to acknowledge (`status.startedAt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact_started_at: Option<Time>,
+
+    /// Action items. They stay editable after resolution; their titles are
+    /// unique within the incident.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_FOLLOW_UPS))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["title".into()]))]
+    pub follow_ups: Vec<FollowUp>,
+
+    /// Other incidents of the same namespace this one relates to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_RELATED))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
+    pub related: Vec<RelatedLink>,
+}
+
+/// An action item the incident leaves behind.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowUp {
+    #[schemars(length(min = 1, max = 200))]
+    pub title: String,
+    /// Who will do it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_PERSON))]
+    pub owner: Option<String>,
+    /// Where it is tracked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://\S+$"))]
+    pub url: Option<String>,
+    /// The day it is due (`2026-12-10`); overdue from the next day, UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date"), length(max = 10))]
+    pub due: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub done: bool,
+}
+
+/// A link to another incident of the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RelatedLink {
+    /// The other Incident's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    pub relation: Relation,
+}
+
+/// How an incident relates to another.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Relation {
+    /// The same failure again.
+    RecurrenceOf,
+    /// The other incident caused this one.
+    CausedBy,
+    /// The same incident, declared twice.
+    DuplicateOf,
+}
+
+impl Relation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::RecurrenceOf => "RecurrenceOf",
+            Relation::CausedBy => "CausedBy",
+            Relation::DuplicateOf => "DuplicateOf",
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
@@ -306,10 +380,141 @@ pub struct IncidentStatus {
     pub notification_history: Option<NotificationHistory>,
 
     /// Findings already recorded in the timeline (a rollout, the first
-    /// OOMKill or crash loop of a Deployment), each once, by key.
+    /// OOMKill or crash loop of a Deployment, an overdue postmortem or
+    /// follow-up), each once, by key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_FINDINGS), inner(length(max = 600)))]
     pub findings: Vec<String>,
+
+    /// When impact started: the earliest of `spec.impactStartedAt`, the
+    /// first grouped alert's `startsAt`, the declaring signal's condition
+    /// start, and `declaredAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+
+    /// How long each stage took; each is set once its end exists and
+    /// never changes afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durations: Option<Durations>,
+
+    /// Rollouts of affected Deployments in the hour before the
+    /// declaration, as first seen: what changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_ROLLOUTS))]
+    pub rollouts: Vec<RolloutRecord>,
+
+    /// The follow-ups, counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_ups: Option<FollowUpCounts>,
+
+    /// Where the postmortem stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmortem: Option<PostmortemStatus>,
+
+    /// The spec's links, and recurrences the operator found: earlier
+    /// incidents of this namespace that affected one of the same
+    /// workloads and resolved within 30 days before the declaration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_RELATED_STATUS))]
+    pub related: Vec<RelatedIncident>,
+}
+
+/// Durations such as `4m12s`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Durations {
+    /// startedAt → declaredAt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_detect: Option<String>,
+    /// declaredAt → acknowledgedAt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_acknowledge: Option<String>,
+    /// startedAt → mitigatedAt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_mitigate: Option<String>,
+    /// startedAt → resolvedAt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_resolve: Option<String>,
+    /// The rollout that preceded the declaration → resolvedAt (DORA's
+    /// failed deployment recovery time), when a rollout preceded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_recover: Option<String>,
+}
+
+/// A rollout of an affected Deployment before the declaration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutRecord {
+    /// The Deployment.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// When it started.
+    pub at: Time,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_IMAGES))]
+    pub images: Vec<String>,
+    /// The images it replaced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_IMAGES))]
+    pub previous_images: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowUpCounts {
+    pub open: i32,
+    pub done: i32,
+    /// Open past their due day.
+    pub overdue: i32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostmortemStatus {
+    /// The ladder requires one for this severity.
+    pub required: bool,
+    /// When it is due: the resolution plus the ladder's `postmortemWithin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Time>,
+    pub state: PostmortemState,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PostmortemState {
+    /// Not required, and none linked.
+    NotRequired,
+    /// Required, not linked yet, not past its due time.
+    Pending,
+    /// Required, not linked, past its due time.
+    Overdue,
+    /// `spec.postmortem.url` exists.
+    Done,
+}
+
+impl PostmortemState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostmortemState::NotRequired => "NotRequired",
+            PostmortemState::Pending => "Pending",
+            PostmortemState::Overdue => "Overdue",
+            PostmortemState::Done => "Done",
+        }
+    }
+}
+
+/// Another incident this one relates to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RelatedIncident {
+    pub name: String,
+    pub relation: Relation,
+    /// When the other incident resolved, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Time>,
+    /// Detected by the operator (a recurrence), not linked by a person.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detected: bool,
 }
 
 /// One alert of the group an incident was declared from.

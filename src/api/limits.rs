@@ -29,7 +29,7 @@ pub const MAX_NOTIFICATIONS: u32 = 100;
 /// which are never summarised away, above [`MAX_NOTIFICATIONS`].
 pub const MAX_NOTIFICATIONS_STORED: u32 = 400;
 /// Finding keys remembered per incident.
-pub const MAX_FINDINGS: u32 = 200;
+pub const MAX_FINDINGS: u32 = 300;
 /// Severity levels on a ladder.
 pub const MAX_SEVERITIES: u32 = 10;
 /// Receivers, routes, signals and queries in one policy.
@@ -41,3 +41,13 @@ pub const MAX_NAME: u32 = 63;
 pub const MAX_ALERTS: u32 = 50;
 /// Labels kept per recorded alert.
 pub const MAX_ALERT_LABELS: u32 = 30;
+
+/// Follow-ups on one incident.
+pub const MAX_FOLLOW_UPS: u32 = 50;
+/// Links to other incidents in `spec.related`.
+pub const MAX_RELATED: u32 = 20;
+/// Related incidents in the status: the spec's links and the recurrences
+/// found.
+pub const MAX_RELATED_STATUS: u32 = 30;
+/// Rollouts recorded before the declaration.
+pub const MAX_ROLLOUTS: u32 = 10;

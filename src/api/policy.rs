@@ -101,6 +101,30 @@ pub struct ResponsePolicySpec {
     /// and that is itself an incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Heartbeat>,
+
+    /// How `kubectl incident postmortem` drafts this team's postmortems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmortem: Option<PostmortemSettings>,
+}
+
+/// `postmortem: {templateConfigMapRef: {name, key}}`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostmortemSettings {
+    /// A ConfigMap in the policy's namespace holding a minijinja template
+    /// (Jinja2 syntax) for the draft; the organisation's default applies
+    /// without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_config_map_ref: Option<ConfigMapKeyRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// Which alerts declare incidents, and how.
@@ -243,6 +267,10 @@ pub struct SeverityLevel {
     /// Resolved incidents of this severity must link a postmortem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_postmortem: Option<bool>,
+    /// How soon after resolution a required postmortem is due; past it,
+    /// `PostmortemOverdue` is routed once. Teams may only shorten it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmortem_within: Option<Duration>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -395,15 +423,21 @@ pub enum Trigger {
     PhaseChanged,
     Escalated,
     Resolved,
+    /// A required postmortem is past its due time unlinked (once).
+    PostmortemOverdue,
+    /// A follow-up is past its due day and not done (once per item).
+    FollowUpOverdue,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 5] = [
+    pub const ALL: [Trigger; 7] = [
         Trigger::Declared,
         Trigger::SeverityChanged,
         Trigger::PhaseChanged,
         Trigger::Escalated,
         Trigger::Resolved,
+        Trigger::PostmortemOverdue,
+        Trigger::FollowUpOverdue,
     ];
 
     /// The name a route and the notification ledger use.
@@ -414,7 +448,16 @@ impl Trigger {
             Trigger::PhaseChanged => "PhaseChanged",
             Trigger::Escalated => "Escalated",
             Trigger::Resolved => "Resolved",
+            Trigger::PostmortemOverdue => "PostmortemOverdue",
+            Trigger::FollowUpOverdue => "FollowUpOverdue",
         }
+    }
+
+    /// A reminder of what an incident left to do, after it is over: it
+    /// goes to chat and webhooks, not to the receivers that page on-call
+    /// for the live incident (PagerDuty, Alertmanager).
+    pub fn is_reminder(self) -> bool {
+        matches!(self, Trigger::PostmortemOverdue | Trigger::FollowUpOverdue)
     }
 
     /// The trigger a ledger entry names.

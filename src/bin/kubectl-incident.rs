@@ -278,6 +278,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     }),
                     notes: vec![],
                     postmortem: None,
+                    ..Default::default()
                 },
             );
             if let Some(actor) = &actor {

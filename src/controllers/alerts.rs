@@ -517,6 +517,7 @@ fn declaration(name: &str, routed: &Routed, first: &Alert) -> Incident {
             }),
             notes: vec![],
             postmortem: None,
+            ..Default::default()
         },
         status: None,
     }
@@ -616,6 +617,7 @@ async fn check_heartbeat(
                     affected: None,
                     notes: vec![],
                     postmortem: None,
+                    ..Default::default()
                 },
                 status: None,
             };

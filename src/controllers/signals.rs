@@ -177,6 +177,7 @@ async fn declare(client: &Client, namespace: &str, firing: &Firing) -> bool {
             }),
             notes: vec![],
             postmortem: None,
+            ..Default::default()
         },
         status: None,
     };

@@ -46,6 +46,8 @@ pub struct Level {
     pub acknowledge_within: Option<Duration>,
     pub require_commander: bool,
     pub require_postmortem: bool,
+    /// How soon after resolution a required postmortem is due.
+    pub postmortem_within: Option<Duration>,
 }
 
 /// Where a receiver's Secret lives and how it is named in statuses.
@@ -192,28 +194,51 @@ fn duration_of(level: &crate::api::policy::SeverityLevel) -> Option<Duration> {
         .and_then(|d| d.parse().ok())
 }
 
+fn postmortem_within(level: &crate::api::policy::SeverityLevel) -> Option<Duration> {
+    level
+        .postmortem_within
+        .as_ref()
+        .and_then(|d| d.parse().ok())
+}
+
+/// The stricter of two optional limits: the shorter, or whichever is set.
+fn stricter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl Level {
+    fn of(level: &crate::api::policy::SeverityLevel) -> Level {
+        Level {
+            name: level.name.clone(),
+            acknowledge_within: duration_of(level),
+            require_commander: level.require_commander.unwrap_or(false),
+            require_postmortem: level.require_postmortem.unwrap_or(false),
+            postmortem_within: postmortem_within(level),
+        }
+    }
+
+    /// Makes this level at least as strict as `other`.
+    fn tighten(&mut self, other: &Level) {
+        self.acknowledge_within = stricter(self.acknowledge_within, other.acknowledge_within);
+        self.postmortem_within = stricter(self.postmortem_within, other.postmortem_within);
+        self.require_commander |= other.require_commander;
+        self.require_postmortem |= other.require_postmortem;
+    }
+}
+
 /// The combined ladder of the baselines (strictest wins); `None` when no
 /// baseline defines one.
 pub fn baseline_ladder(baselines: &[&ClusterResponsePolicy]) -> Option<Vec<Level>> {
     let mut ladder: Vec<Level> = Vec::new();
     for policy in baselines {
         for level in &policy.spec.policy.severities {
-            let within = duration_of(level);
+            let level = Level::of(level);
             match ladder.iter_mut().find(|l| l.name == level.name) {
-                Some(existing) => {
-                    existing.acknowledge_within = match (existing.acknowledge_within, within) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    existing.require_commander |= level.require_commander.unwrap_or(false);
-                    existing.require_postmortem |= level.require_postmortem.unwrap_or(false);
-                }
-                None => ladder.push(Level {
-                    name: level.name.clone(),
-                    acknowledge_within: within,
-                    require_commander: level.require_commander.unwrap_or(false),
-                    require_postmortem: level.require_postmortem.unwrap_or(false),
-                }),
+                Some(existing) => existing.tighten(&level),
+                None => ladder.push(level),
             }
         }
     }
@@ -228,6 +253,7 @@ fn default_ladder() -> Vec<Level> {
             acknowledge_within: None,
             require_commander: false,
             require_postmortem: false,
+            postmortem_within: None,
         })
         .collect()
 }
@@ -256,6 +282,21 @@ pub fn violations(baseline: Option<&[Level]>, team: &ResponsePolicySpec) -> Vec<
                     "{field}.acknowledgeWithin: {} is looser than the baseline's {} for {}",
                     level
                         .acknowledge_within
+                        .as_ref()
+                        .map(|d| d.as_str())
+                        .unwrap_or_default(),
+                    humantime(limit),
+                    level.name
+                )),
+                _ => {}
+            }
+        }
+        if let Some(limit) = base.postmortem_within {
+            match postmortem_within(level) {
+                Some(within) if within > limit => found.push(format!(
+                    "{field}.postmortemWithin: {} is looser than the baseline's {} for {}",
+                    level
+                        .postmortem_within
                         .as_ref()
                         .map(|d| d.as_str())
                         .unwrap_or_default(),
@@ -305,30 +346,14 @@ pub fn humantime(d: Duration) -> String {
 fn tightened(mut ladder: Vec<Level>, team: &ResponsePolicySpec) -> Vec<Level> {
     for level in &team.severities {
         if let Some(base) = ladder.iter_mut().find(|l| l.name == level.name) {
-            if let Some(within) = duration_of(level) {
-                base.acknowledge_within = Some(match base.acknowledge_within {
-                    Some(limit) => limit.min(within),
-                    None => within,
-                });
-            }
-            base.require_commander |= level.require_commander.unwrap_or(false);
-            base.require_postmortem |= level.require_postmortem.unwrap_or(false);
+            base.tighten(&Level::of(level));
         }
     }
     ladder
 }
 
 fn team_ladder(team: &ResponsePolicySpec) -> Option<Vec<Level>> {
-    let ladder: Vec<Level> = team
-        .severities
-        .iter()
-        .map(|level| Level {
-            name: level.name.clone(),
-            acknowledge_within: duration_of(level),
-            require_commander: level.require_commander.unwrap_or(false),
-            require_postmortem: level.require_postmortem.unwrap_or(false),
-        })
-        .collect();
+    let ladder: Vec<Level> = team.severities.iter().map(Level::of).collect();
     (!ladder.is_empty()).then_some(ladder)
 }
 
@@ -463,6 +488,7 @@ mod tests {
             acknowledge_within: within.map(Into::into),
             require_commander: commander,
             require_postmortem: None,
+            postmortem_within: None,
         }
     }
 
@@ -538,6 +564,31 @@ mod tests {
         assert_eq!(
             p.level("SEV2").and_then(|l| l.acknowledge_within),
             Some(Duration::from_secs(900))
+        );
+    }
+
+    #[test]
+    fn a_team_may_shorten_the_postmortem_deadline_but_not_lengthen_it() {
+        let mut sev1 = level("SEV1", None, None);
+        sev1.postmortem_within = Some("72h".into());
+        let org = baseline("org", vec![sev1]);
+        let mut tighter = level("SEV1", None, None);
+        tighter.postmortem_within = Some("24h".into());
+        let p = effective("shop", &[&org], Some(&team(vec![tighter])), None, "ns");
+        assert_eq!(
+            p.level("SEV1").and_then(|l| l.postmortem_within),
+            Some(Duration::from_secs(24 * 3600))
+        );
+        let mut looser = level("SEV1", None, None);
+        looser.postmortem_within = Some("168h".into());
+        assert_eq!(
+            violations(
+                baseline_ladder(&[&org]).as_deref(),
+                &team(vec![looser]).spec
+            ),
+            [
+                "spec.severities[0].postmortemWithin: 168h is looser than the baseline's 72h for SEV1"
+            ]
         );
     }
 

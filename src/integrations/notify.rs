@@ -203,6 +203,11 @@ fn what(incident: &Incident, delivery: &Delivery) -> String {
         (Trigger::PhaseChanged, None) => format!("is now {}", incident.spec.phase),
         (Trigger::Escalated, _) => "was not acknowledged in time".to_string(),
         (Trigger::Resolved, _) => "resolved".to_string(),
+        (Trigger::PostmortemOverdue, Some(t)) | (Trigger::FollowUpOverdue, Some(t)) => {
+            t.to_string()
+        }
+        (Trigger::PostmortemOverdue, None) => "postmortem overdue".to_string(),
+        (Trigger::FollowUpOverdue, None) => "a follow-up is overdue".to_string(),
     }
 }
 
@@ -268,7 +273,7 @@ fn pagerduty_body(
             "incident": incident.name_any(),
             "severity": incident.spec.severity,
             "phase": incident.spec.phase.to_string(),
-            "trigger": format!("{:?}", delivery.trigger),
+            "trigger": delivery.trigger.as_str(),
         });
         for (key, value) in [
             ("team", status.and_then(|s| s.team.clone())),

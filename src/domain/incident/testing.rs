@@ -50,6 +50,7 @@ pub fn incident(phase: Phase, severity: &str) -> Incident {
             affected: None,
             notes: vec![],
             postmortem: None,
+            ..Default::default()
         },
     );
     incident.metadata.namespace = Some("shop".into());
@@ -106,12 +107,14 @@ pub fn payments_policy() -> EffectivePolicy {
                         acknowledge_within: Some("5m".into()),
                         require_commander: Some(true),
                         require_postmortem: Some(true),
+                        postmortem_within: Some("48h".into()),
                     },
                     SeverityLevel {
                         name: "SEV2".into(),
                         acknowledge_within: Some("15m".into()),
                         require_commander: None,
                         require_postmortem: None,
+                        postmortem_within: None,
                     },
                 ],
                 receivers: vec![crate::api::policy::Receiver {
