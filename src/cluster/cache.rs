@@ -49,6 +49,9 @@ pub struct Caches {
     pub namespaces: Store<Namespace>,
     pub incidents: Store<Incident>,
     pub incidents_by_namespace: Keyed<Incident>,
+    /// Incidents by `<namespace>/<deployment>` of each Deployment they
+    /// affect, resolved ones too: where recurrences are looked up.
+    pub incidents_by_workload: Keyed<Incident>,
     /// Which open incidents look at which Deployments.
     pub links: Index,
 }
@@ -131,8 +134,13 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
         watches,
     );
     let incidents_by_namespace = Keyed::new(keyed::by_namespace::<Incident>);
+    let incidents_by_workload = Keyed::new(workload_keys);
     let (incidents, incidents_stream) = {
-        let (by_namespace, links) = (incidents_by_namespace.clone(), links.clone());
+        let (by_namespace, by_workload, links) = (
+            incidents_by_namespace.clone(),
+            incidents_by_workload.clone(),
+            links.clone(),
+        );
         let relisted = std::sync::Mutex::new(std::collections::HashSet::new());
         reflect(
             Api::all(client.clone()),
@@ -140,6 +148,7 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
             trim_incident,
             move |event: &watcher::Event<Incident>| {
                 by_namespace.apply(event);
+                by_workload.apply(event);
                 // A deleted incident looks at nothing anymore; after a
                 // relist, neither does one that was not listed.
                 let mut relisted = relisted.lock().unwrap_or_else(|p| p.into_inner());
@@ -170,6 +179,7 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
             namespaces,
             incidents,
             incidents_by_namespace,
+            incidents_by_workload,
             links,
         },
         Streams {
@@ -192,6 +202,18 @@ where
 {
     let index = index.clone();
     move |event| index.apply(event)
+}
+
+/// `<namespace>/<deployment>` of each Deployment an incident affects.
+fn workload_keys(incident: &Incident) -> Vec<String> {
+    let Some(namespace) = incident.metadata.namespace.as_deref() else {
+        return Vec::new();
+    };
+    let status = incident.status.clone().unwrap_or_default();
+    crate::domain::incident::related::workloads(incident, &status)
+        .into_iter()
+        .map(|name| format!("{namespace}/{name}"))
+        .collect()
 }
 
 /// `<namespace>/<kind>/<name>` of the object a Warning event is about.
@@ -324,6 +346,56 @@ impl Caches {
         Self::lookup(&self.incidents, &self.incidents_by_namespace, namespace)
     }
 
+    /// The other incidents of `incident`'s namespace that affected one of
+    /// `workloads`, or that its `spec.related` names: what recurrences
+    /// and links are decided from. Costs the incidents of those
+    /// workloads, not the namespace's.
+    pub fn related_to(
+        &self,
+        incident: &Incident,
+        workloads: &[String],
+    ) -> Vec<crate::domain::incident::related::Earlier> {
+        let Some(namespace) = incident.metadata.namespace.as_deref() else {
+            return Vec::new();
+        };
+        let mut found: Vec<Arc<Incident>> = Vec::new();
+        let mut add = |other: Arc<Incident>| {
+            if !found.iter().any(|f| f.metadata.name == other.metadata.name) {
+                found.push(other);
+            }
+        };
+        for workload in workloads {
+            for other in Self::lookup(
+                &self.incidents,
+                &self.incidents_by_workload,
+                &format!("{namespace}/{workload}"),
+            ) {
+                add(other);
+            }
+        }
+        for link in &incident.spec.related {
+            if let Some(other) = self
+                .incidents
+                .get(&reflector::ObjectRef::new(&link.name).within(namespace))
+            {
+                add(other);
+            }
+        }
+        found
+            .iter()
+            .filter(|other| other.metadata.name != incident.metadata.name)
+            .map(|other| {
+                let status = other.status.clone().unwrap_or_default();
+                crate::domain::incident::related::Earlier {
+                    name: other.metadata.name.clone().unwrap_or_default(),
+                    declared_at: status.declared_at.clone(),
+                    resolved_at: status.resolved_at.clone(),
+                    workloads: crate::domain::incident::related::workloads(other, &status),
+                }
+            })
+            .collect()
+    }
+
     /// The effective policy of `namespace`, from the caches.
     pub fn effective_policy(
         &self,
@@ -355,8 +427,9 @@ impl Caches {
 pub const TRIMMED_ANNOTATION: &str = "klaxon.dev/cache-trimmed";
 
 /// Incidents: managed fields dropped; a resolved incident keeps only what
-/// decides whether it needs a reconcile at all (the evidence record stays
-/// in the API, read with a GET when a spec change needs it).
+/// decides whether it needs a reconcile at all, what the metrics count,
+/// and what a later incident's recurrence lookup needs (the evidence
+/// record stays in the API, read with a GET when a spec change needs it).
 pub fn trim_incident(incident: &mut Incident) {
     incident.metadata.managed_fields = None;
     let Some(status) = incident.status.as_mut() else {
@@ -369,11 +442,29 @@ pub fn trim_incident(incident: &mut Incident) {
     if status.resolved_at.is_none() || pending {
         return;
     }
+    let workloads = status
+        .deployments
+        .iter()
+        .filter(|d| d.found)
+        .map(|d| crate::api::incident::DeploymentState {
+            name: d.name.clone(),
+            found: true,
+            ..Default::default()
+        })
+        .collect();
     *status = crate::api::IncidentStatus {
         observed_generation: status.observed_generation,
         resolved_at: status.resolved_at.take(),
         declared_at: status.declared_at.take(),
         team: status.team.take(),
+        deployments: workloads,
+        postmortem: status.postmortem.take(),
+        follow_ups: status.follow_ups.take(),
+        // Which overdue postmortems and follow-ups were routed already.
+        findings: std::mem::take(&mut status.findings)
+            .into_iter()
+            .filter(|f| crate::domain::incident::aftercare::remembers(f))
+            .collect(),
         ..Default::default()
     };
     incident

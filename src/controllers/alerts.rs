@@ -39,12 +39,11 @@ use crate::{
     metrics::{AlertLabels, Metrics},
 };
 
+use crate::domain::{alerts::HEARTBEAT_LABEL, incident::record::STARTED_AT_ANNOTATION};
+
 /// Writes of one incident's alerts retried on a conflict.
 const ATTEMPTS: usize = 8;
 
-/// The label of an incident declared because a heartbeat went silent: the
-/// heartbeat's alertname.
-pub const HEARTBEAT_LABEL: &str = "klaxon.dev/heartbeat";
 /// How often silent heartbeats are looked for.
 pub const HEARTBEAT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -484,10 +483,16 @@ fn declaration(name: &str, routed: &Routed, first: &Alert) -> Incident {
         "klaxon.dev/declared-by".to_string(),
         "alertmanager".to_string(),
     );
-    let mut annotations = BTreeMap::from([(
-        MESSAGE_ANNOTATION.to_string(),
-        format!("alert {}", alerts::describe(first)),
-    )]);
+    let mut annotations = BTreeMap::from([
+        (
+            MESSAGE_ANNOTATION.to_string(),
+            format!("alert {}", alerts::describe(first)),
+        ),
+        (
+            STARTED_AT_ANNOTATION.to_string(),
+            first.starts_at.to_string(),
+        ),
+    ]);
     if let Some(after) = &routed.resolve_after {
         annotations.insert(RESOLVE_ANNOTATION.to_string(), after.clone());
     }
@@ -598,10 +603,10 @@ async fn check_heartbeat(
                         HEARTBEAT_LABEL.to_string(),
                         heartbeat.alertname.clone(),
                     )])),
-                    annotations: Some(BTreeMap::from([(
-                        MESSAGE_ANNOTATION.to_string(),
-                        message.clone(),
-                    )])),
+                    annotations: Some(BTreeMap::from([
+                        (MESSAGE_ANNOTATION.to_string(), message.clone()),
+                        (STARTED_AT_ANNOTATION.to_string(), since.to_string()),
+                    ])),
                     ..Default::default()
                 },
                 spec: IncidentSpec {

@@ -20,6 +20,7 @@ use crate::{
     cluster::cache::Caches,
     domain::enrich::pods::PodView,
     domain::enrich::truncate,
+    domain::incident::record::STARTED_AT_ANNOTATION,
     domain::policy::selects,
     domain::signals::{self, DEPLOYMENT_LABEL, Firing, MESSAGE_ANNOTATION, SIGNAL_LABEL},
 };
@@ -154,10 +155,13 @@ async fn declare(client: &Client, namespace: &str, firing: &Firing) -> bool {
             namespace: Some(namespace.to_string()),
             labels: Some(labels),
             annotations: Some(
-                [(
-                    MESSAGE_ANNOTATION.to_string(),
-                    truncate(&firing.message, 1000),
-                )]
+                [
+                    (
+                        MESSAGE_ANNOTATION.to_string(),
+                        truncate(&firing.message, 1000),
+                    ),
+                    (STARTED_AT_ANNOTATION.to_string(), firing.since.to_string()),
+                ]
                 .into(),
             ),
             ..Default::default()

@@ -17,6 +17,9 @@ use crate::api::{
 
 /// The label of an incident declared from alerts: its group's key.
 pub const GROUP_LABEL: &str = "klaxon.dev/alert-group";
+/// Marks an incident declared for a silent heartbeat; its value is the
+/// alertname.
+pub const HEARTBEAT_LABEL: &str = "klaxon.dev/heartbeat";
 /// The annotation holding `resolveWithAlerts.healthyFor`, fixed when the
 /// incident is declared.
 pub const RESOLVE_ANNOTATION: &str = "klaxon.dev/resolve-with-alerts";
@@ -318,14 +321,8 @@ fn label_text(labels: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-/// FNV-1a, 64 bits: stable across versions and machines.
 fn fnv(text: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    super::fnv1a(text.bytes())
 }
 
 /// The incident's name for a group that started at `start`:

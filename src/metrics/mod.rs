@@ -1,4 +1,7 @@
-//! Prometheus metrics served on `/metrics`.
+//! Prometheus metrics served on `/metrics`: the operator's own, and the
+//! learning record's ([`record`]).
+
+pub mod record;
 
 use std::time::Duration;
 
@@ -65,6 +68,8 @@ pub struct Metrics {
     pub events_dropped: Counter,
     /// Alertmanager's alerts and requests, by outcome.
     pub alerts: Family<AlertLabels, Counter>,
+    /// Incidents by team and severity: durations, counts, gauges.
+    pub record: record::Record,
 }
 
 impl Default for Metrics {
@@ -84,6 +89,7 @@ impl Default for Metrics {
             objects_read: Counter::default(),
             events_dropped: Counter::default(),
             alerts: Family::default(),
+            record: record::Record::default(),
         }
     }
 }
@@ -155,6 +161,7 @@ impl Metrics {
             "How long reconciliations took, by controller",
             self.duration.clone(),
         );
+        self.record.register(registry);
     }
 
     pub fn observe(&self, controller: &'static str, took: Duration) {

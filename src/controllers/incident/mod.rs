@@ -194,6 +194,12 @@ pub async fn run(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 state.synced.store(true, Ordering::Release);
+                let _ = state
+                    .context
+                    .metrics
+                    .record
+                    .incidents
+                    .set(state.caches.incidents.clone());
                 health.set_ready(true);
             }
         });
@@ -372,8 +378,9 @@ fn deployment_of_event(event: &Event, caches: &Caches) -> Option<String> {
 }
 
 /// Whether a resolved incident is settled: its record frozen, its spec
-/// not changed since, and nothing left to deliver. Such an incident needs
-/// no reconcile at all.
+/// not changed since, nothing left to deliver, and nothing left to fall
+/// due (a postmortem, a follow-up). Such an incident needs no reconcile
+/// at all.
 fn settled(incident: &Incident) -> bool {
     incident.status.as_ref().is_some_and(|s| {
         plan::frozen(s)
@@ -382,6 +389,7 @@ fn settled(incident: &Incident) -> bool {
                 .notifications
                 .iter()
                 .any(|n| n.state == DeliveryState::Pending)
+            && plan::aftercare::next(incident, s).is_none()
     })
 }
 
@@ -429,7 +437,11 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
     let frozen = current.status.as_ref().is_some_and(plan::frozen);
     let observation = if frozen {
         state.caches.links.unlink(&reference);
-        Observation::default()
+        // The record is frozen, but links a person adds still resolve.
+        Observation {
+            related: observe::related(state, &current, &[]),
+            ..Default::default()
+        }
     } else {
         observe::observe(state, &current, &policy).await
     };
@@ -450,7 +462,16 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
             break (current, plan);
         }
         match execute::write_status(state, &current, &plan.status).await {
-            Ok(written) => break (written, plan),
+            Ok(written) => {
+                // The write that first records a transition observes it:
+                // it was conditional on `current`, so no other did.
+                state.context.metrics.record.observe(
+                    &written,
+                    &current.status.clone().unwrap_or_default(),
+                    &plan.status,
+                );
+                break (written, plan);
+            }
             Err(WriteError::Conflict) if conflicts < execute::MAX_CONFLICTS => {
                 conflicts += 1;
                 match execute::fresh(state, &current).await? {
@@ -487,7 +508,10 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
         .map(|at| at.duration_since(Timestamp::now()))
         .map(|d| Duration::try_from(d).unwrap_or(Duration::ZERO))
         .map(|d| d.max(Duration::from_millis(100)));
-    let refresh = if !frozen && !policy.queries.is_empty() {
+    let refresh = if frozen {
+        // A resolved incident waits for a change or its next due time.
+        Duration::from_secs(3600)
+    } else if !policy.queries.is_empty() {
         state.context.metrics_interval
     } else {
         Duration::from_secs(300)

@@ -72,7 +72,25 @@ pub async fn observe(state: &State, incident: &Incident, policy: &EffectivePolic
         );
     }
     observation.delivery_errors = state.delivery_errors(incident);
+    observation.related = related(state, incident, &affected.names);
     observation
+}
+
+/// The other incidents a plan relates this one to: those of the same
+/// workloads (`names`, and the ones it recorded), and those its spec links.
+pub fn related(
+    state: &State,
+    incident: &Incident,
+    names: &[String],
+) -> Vec<crate::domain::incident::related::Earlier> {
+    let status = incident.status.clone().unwrap_or_default();
+    let mut workloads = crate::domain::incident::related::workloads(incident, &status);
+    for name in names {
+        if !workloads.contains(name) {
+            workloads.push(name.clone());
+        }
+    }
+    state.caches.related_to(incident, &workloads)
 }
 
 pub fn affected(incident: &Incident, caches: &Caches, namespace: &str) -> Affected {

@@ -7,7 +7,7 @@ use super::Observation;
 use crate::{
     api::{
         Incident, IncidentStatus, Phase,
-        incident::{DeliveryState, NotificationState},
+        incident::{DeliveryState, NotificationState, PostmortemState},
     },
     domain::{
         conditions::{READY, condition},
@@ -98,11 +98,25 @@ pub fn build(
         ));
     }
     if needs.postmortem_missing {
+        let due = match status.postmortem.as_ref() {
+            Some(pm) if pm.state == PostmortemState::Overdue => pm
+                .due
+                .as_ref()
+                .map(|d| format!(" It was due by {}.", d.0))
+                .unwrap_or_default(),
+            Some(pm) => pm
+                .due
+                .as_ref()
+                .map(|d| format!(" It is due by {}.", d.0))
+                .unwrap_or_default(),
+            None => String::new(),
+        };
         problems.push((
             POSTMORTEM_REQUIRED,
             format!(
-                "Resolved {} incidents must link a postmortem: set spec.postmortem.url.",
-                spec.severity
+                "Resolved {} incidents must link a postmortem: set spec.postmortem.url (kubectl incident postmortem {} -n {namespace} drafts it).{due}",
+                spec.severity,
+                incident.metadata.name.as_deref().unwrap_or_default()
             ),
         ));
     }

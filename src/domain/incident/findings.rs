@@ -7,10 +7,10 @@ use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::timeline::{Entry, Kind, Reports};
-use crate::api::{IncidentStatus, incident::DeploymentState, limits::MAX_FINDINGS};
+use crate::api::{IncidentStatus, incident::DeploymentState};
 
 /// A rollout this long before the declaration is worth a timeline entry.
-const ROLLOUT_WINDOW: SignedDuration = SignedDuration::from_hours(1);
+pub(crate) const ROLLOUT_WINDOW: SignedDuration = SignedDuration::from_hours(1);
 
 /// Pod failure reasons worth a timeline entry.
 const FAILURES: [&str; 3] = ["OOMKilled", "CrashLoopBackOff", "ImagePullBackOff"];
@@ -32,21 +32,12 @@ pub fn apply(status: &mut IncidentStatus, reports: &mut Reports, now: &Time) {
         return;
     };
     for finding in find(&status.deployments, &declared) {
-        if status.findings.contains(&finding.key) {
-            continue;
-        }
         // Recorded in the timeline by a version that kept no keys.
         let in_timeline = status
             .timeline
             .iter()
             .any(|e| e.type_ == finding.entry.kind.as_str() && e.message == finding.message);
-        status.findings.push(finding.key);
-        let max = MAX_FINDINGS as usize;
-        if status.findings.len() > max {
-            let excess = status.findings.len() - max;
-            status.findings.drain(..excess);
-        }
-        if in_timeline {
+        if !super::remember(status, finding.key) || in_timeline {
             continue;
         }
         reports.add(

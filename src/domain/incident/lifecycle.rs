@@ -20,6 +20,15 @@ pub struct Change {
     pub text: String,
 }
 
+/// ` by <user>`: who made this generation's change, as the apiserver
+/// vouched for it; empty when nobody is known.
+pub fn by(incident: &Incident) -> String {
+    incident
+        .actor()
+        .map(|actor| format!(" by {}", enrich::truncate(actor, 128)))
+        .unwrap_or_default()
+}
+
 pub fn apply(
     incident: &Incident,
     previous: &IncidentStatus,
@@ -33,11 +42,7 @@ pub fn apply(
         .creation_timestamp
         .clone()
         .unwrap_or_else(|| now.clone());
-    // Who made this generation's change, as the apiserver vouched for it.
-    let by = incident
-        .actor()
-        .map(|actor| format!(" by {}", enrich::truncate(actor, 128)))
-        .unwrap_or_default();
+    let by = by(incident);
     let mut changes = Vec::new();
     if status.declared_at.is_none() {
         status.declared_at = Some(declared.clone());

@@ -8,10 +8,14 @@
 //! [`lifecycle`] (declaration, phases, severity, notes) →
 //! [`findings`] (rollouts and pod failures, each recorded once) →
 //! [`deadlines`] (acknowledgement deadline, escalation) →
+//! [`record`] (when impact started, durations, the rollouts before) →
+//! [`related`] (links and recurrences) →
+//! [`aftercare`] (the postmortem and follow-ups falling due) →
 //! [`routing`] (a notification per receiver and transition, recorded in
 //! the [`outbox`]) → [`resolution`] (auto-resolution) → [`conditions`] →
 //! [`budget`] (the status stays under its size bound).
 
+pub mod aftercare;
 pub mod brief;
 pub mod budget;
 pub mod conditions;
@@ -19,6 +23,8 @@ pub mod deadlines;
 pub mod findings;
 pub mod lifecycle;
 pub mod outbox;
+pub mod record;
+pub mod related;
 pub mod resolution;
 pub mod routing;
 pub mod timeline;
@@ -61,6 +67,9 @@ pub struct Observation {
     /// with the next attempt, so a failing receiver costs one status write
     /// per retry).
     pub delivery_errors: Vec<(String, String)>,
+    /// Other incidents of the namespace that affected the same workloads,
+    /// or that `spec.related` names.
+    pub related: Vec<related::Earlier>,
 }
 
 /// What to do: write `status` (only when it differs from the incident's),
@@ -80,6 +89,21 @@ pub struct Plan {
 /// comparing a planned status with a written one is exact.
 pub fn second(now: Timestamp) -> Time {
     Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
+/// Records `key` in `status.findings` (bounded, oldest first out); true
+/// when it was not there yet, i.e. what it stands for happens now.
+pub(crate) fn remember(status: &mut IncidentStatus, key: String) -> bool {
+    if status.findings.contains(&key) {
+        return false;
+    }
+    status.findings.push(key);
+    let excess = status
+        .findings
+        .len()
+        .saturating_sub(crate::api::limits::MAX_FINDINGS as usize);
+    status.findings.drain(..excess);
+    true
 }
 
 /// Whether the incident's enrichment is frozen as its evidence record:
@@ -114,9 +138,25 @@ pub fn plan(
         enrich(&mut status, &observation, policy, &now);
         findings::apply(&mut status, &mut reports, &now);
     }
+    record::apply(incident, frozen, &mut status, &mut reports);
+    related::apply(
+        incident,
+        &observation.related,
+        frozen,
+        &mut status,
+        &mut reports,
+        &now,
+    );
 
     let deadline = deadlines::apply(incident, policy, &mut status, &mut reports, &now);
     changes.extend(deadline.escalation);
+    changes.extend(aftercare::apply(
+        incident,
+        policy,
+        &mut status,
+        &mut reports,
+        &now,
+    ));
 
     routing::route(incident, policy, &changes, &mut status, &mut reports, &now);
     outbox::note_errors(&mut status, &observation.delivery_errors);
@@ -171,7 +211,8 @@ fn enrich(
 }
 
 /// When the incident next needs attention without any change: the next
-/// delivery retry, its acknowledgement deadline, or its auto-resolution.
+/// delivery retry, its acknowledgement deadline, its auto-resolution, or
+/// a postmortem or follow-up falling due.
 pub fn next_wakeup(
     status: &IncidentStatus,
     incident: &Incident,
@@ -181,6 +222,7 @@ pub fn next_wakeup(
         .into_iter()
         .chain(deadlines::next(status, incident.spec.phase))
         .chain(resolution::next(status, incident, policy))
+        .chain(aftercare::next(incident, status))
         .min()
 }
 

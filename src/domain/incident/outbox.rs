@@ -59,11 +59,7 @@ impl Backoff {
 
 /// A number in [0, 1) from `key` and `attempt` (FNV-1a).
 fn unit_fraction(key: &str, attempt: u32) -> f64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key.bytes().chain(attempt.to_le_bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = crate::domain::fnv1a(key.bytes().chain(attempt.to_le_bytes()));
     (hash >> 11) as f64 / (1u64 << 53) as f64
 }
 

@@ -25,7 +25,8 @@ pub fn key(uid: &str, transition: i32, trigger: Trigger, receiver: &str) -> Stri
 }
 
 /// The receivers the policy's routes name for `trigger` at `severity`
-/// (and the escalation receivers, for an escalation), each once.
+/// (and the escalation receivers, for an escalation), each once. A
+/// reminder skips the receivers that page for the live incident.
 fn receivers<'a>(policy: &'a EffectivePolicy, severity: &str, trigger: Trigger) -> Vec<&'a String> {
     let mut out: Vec<&String> = Vec::new();
     let routed = policy
@@ -37,7 +38,15 @@ fn receivers<'a>(policy: &'a EffectivePolicy, severity: &str, trigger: Trigger) 
         .escalation
         .iter()
         .filter(|_| trigger == Trigger::Escalated);
+    let pages = |id: &str| {
+        policy
+            .receiver(id)
+            .is_some_and(|r| matches!(r.receiver.kind(), "pagerduty" | "alertmanager"))
+    };
     for receiver in routed.chain(escalation) {
+        if trigger.is_reminder() && pages(receiver) {
+            continue;
+        }
         if !out.contains(&receiver) {
             out.push(receiver);
         }

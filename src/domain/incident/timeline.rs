@@ -30,6 +30,14 @@ pub enum Kind {
     AutoResolved,
     AlertFiring,
     AlertResolved,
+    /// When impact started moved earlier (`spec.impactStartedAt`).
+    ImpactStarted,
+    /// A follow-up added or done.
+    FollowUp,
+    FollowUpOverdue,
+    PostmortemOverdue,
+    /// An earlier incident of the same workload, found or linked.
+    Related,
 }
 
 impl Kind {
@@ -49,6 +57,11 @@ impl Kind {
             Kind::AutoResolved => "AutoResolved",
             Kind::AlertFiring => "AlertFiring",
             Kind::AlertResolved => "AlertResolved",
+            Kind::ImpactStarted => "ImpactStarted",
+            Kind::FollowUp => "FollowUp",
+            Kind::FollowUpOverdue => "FollowUpOverdue",
+            Kind::PostmortemOverdue => "PostmortemOverdue",
+            Kind::Related => "Related",
         }
     }
 
@@ -56,7 +69,11 @@ impl Kind {
     pub fn warning(self) -> bool {
         matches!(
             self,
-            Kind::Escalated | Kind::NotificationFailed | Kind::NotificationRefused
+            Kind::Escalated
+                | Kind::NotificationFailed
+                | Kind::NotificationRefused
+                | Kind::FollowUpOverdue
+                | Kind::PostmortemOverdue
         )
     }
 
