@@ -403,6 +403,13 @@ pub struct IncidentStatus {
     #[schemars(length(max = MAX_ROLLOUTS))]
     pub rollouts: Vec<RolloutRecord>,
 
+    /// The worst each affected Deployment got while the incident was open:
+    /// what the record says about impact once the enrichment shows health
+    /// again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_IMPACT))]
+    pub impact: Vec<WorkloadImpact>,
+
     /// The follow-ups, counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_ups: Option<FollowUpCounts>,
@@ -439,6 +446,27 @@ pub struct Durations {
     /// failed deployment recovery time), when a rollout preceded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_recover: Option<String>,
+}
+
+/// The worst one Deployment got while the incident was open.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadImpact {
+    pub name: String,
+    /// The fewest ready replicas seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_ready: Option<i32>,
+    /// The replicas wanted when that was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// The most restarts seen, summed over its pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<i32>,
+    /// Every failure reason seen, with the most pods that showed it at
+    /// once; most common first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_IMPACT_REASONS))]
+    pub reasons: Vec<ReasonCount>,
 }
 
 /// A rollout of an affected Deployment before the declaration.

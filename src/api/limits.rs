@@ -51,3 +51,7 @@ pub const MAX_RELATED: u32 = 20;
 pub const MAX_RELATED_STATUS: u32 = 30;
 /// Rollouts recorded before the declaration.
 pub const MAX_ROLLOUTS: u32 = 10;
+/// Deployments whose worst state the record keeps.
+pub const MAX_IMPACT: u32 = 20;
+/// Failure reasons kept per Deployment in the record.
+pub const MAX_IMPACT_REASONS: u32 = 10;

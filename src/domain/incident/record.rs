@@ -14,8 +14,8 @@ use super::{
 use crate::{
     api::{
         Incident, IncidentStatus,
-        incident::{Durations, RolloutRecord},
-        limits::MAX_ROLLOUTS,
+        incident::{Durations, RolloutRecord, WorkloadImpact},
+        limits::{MAX_IMPACT, MAX_IMPACT_REASONS, MAX_ROLLOUTS},
     },
     domain::{alerts, policy::humantime, signals},
 };
@@ -55,8 +55,46 @@ pub fn apply(
     started(incident, &declared, status, reports);
     if !frozen {
         rollouts(&declared, status);
+        impact(status);
     }
     durations(status);
+}
+
+/// Keeps, per affected Deployment, the worst it got: the fewest ready
+/// replicas, the most restarts, and every failure reason with the most
+/// pods that showed it at once.
+fn impact(status: &mut IncidentStatus) {
+    for d in status.deployments.iter().filter(|d| d.found) {
+        let at = match status.impact.iter().position(|i| i.name == d.name) {
+            Some(at) => at,
+            None if status.impact.len() < MAX_IMPACT as usize => {
+                status.impact.push(WorkloadImpact {
+                    name: d.name.clone(),
+                    ..Default::default()
+                });
+                status.impact.len() - 1
+            }
+            None => continue,
+        };
+        let worst = &mut status.impact[at];
+        let ready = d.ready_replicas.unwrap_or(0);
+        if worst.worst_ready.is_none_or(|w| ready < w) {
+            worst.worst_ready = Some(ready);
+            worst.replicas = d.replicas;
+        }
+        let Some(pods) = &d.pods else { continue };
+        worst.restarts = Some(worst.restarts.unwrap_or(0).max(pods.restarts));
+        for reason in &pods.reasons {
+            match worst.reasons.iter_mut().find(|r| r.reason == reason.reason) {
+                Some(seen) => seen.count = seen.count.max(reason.count),
+                None => worst.reasons.push(reason.clone()),
+            }
+        }
+        worst
+            .reasons
+            .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+        worst.reasons.truncate(MAX_IMPACT_REASONS as usize);
+    }
 }
 
 /// The earliest of what says when impact started, with where it came from.
@@ -370,6 +408,30 @@ mod tests {
         run(&inc, &mut status);
         assert_eq!(status.started_at, Some(time("2026-11-24T13:00:00Z")));
         assert_eq!(status.durations, before);
+    }
+
+    #[test]
+    fn the_record_keeps_the_worst_each_deployment_got() {
+        let inc = incident(Phase::Triggered, "SEV2");
+        let mut status = IncidentStatus {
+            declared_at: Some(time("2026-11-24T14:10:00Z")),
+            deployments: vec![checkout(2, &[("CrashLoopBackOff", 1)])],
+            ..Default::default()
+        };
+        run(&inc, &mut status);
+        status.deployments = vec![checkout(0, &[("OOMKilled", 3), ("CrashLoopBackOff", 2)])];
+        run(&inc, &mut status);
+        // Healthy again: the record keeps the worst.
+        status.deployments = vec![checkout(3, &[])];
+        run(&inc, &mut status);
+        let worst = &status.impact[0];
+        assert_eq!((worst.worst_ready, worst.replicas), (Some(0), Some(3)));
+        let reasons: Vec<(&str, i32)> = worst
+            .reasons
+            .iter()
+            .map(|r| (r.reason.as_str(), r.count))
+            .collect();
+        assert_eq!(reasons, [("OOMKilled", 3), ("CrashLoopBackOff", 2)]);
     }
 
     #[test]
