@@ -181,8 +181,10 @@ pub struct Tally {
 }
 
 /// Counts the open incidents, the open and overdue follow-ups and the
-/// overdue postmortems among `incidents`, as of `now`. Teams with nothing
-/// to count are left out.
+/// overdue postmortems among `incidents`, as of `now`. Every team with an
+/// incident has its follow-up and postmortem gauges, zero included, so a
+/// dashboard shows 0 rather than no data; open incidents are listed only
+/// where there are some.
 pub fn tally<'a>(incidents: impl IntoIterator<Item = &'a Incident>, now: Timestamp) -> Tally {
     use std::collections::BTreeMap;
     let mut open: BTreeMap<OpenLabels, i64> = BTreeMap::new();
@@ -194,6 +196,13 @@ pub fn tally<'a>(incidents: impl IntoIterator<Item = &'a Incident>, now: Timesta
         let team = TeamLabel {
             team: status.and_then(|s| s.team.clone()).unwrap_or_default(),
         };
+        for gauge in [
+            &mut follow_ups_open,
+            &mut follow_ups_overdue,
+            &mut postmortems_overdue,
+        ] {
+            gauge.entry(team.clone()).or_default();
+        }
         if incident.spec.phase != Phase::Resolved {
             *open
                 .entry(OpenLabels {
@@ -349,11 +358,17 @@ mod tests {
                 (labels("search", "SEV2", "Triggered"), 1)
             ]
         );
-        assert_eq!(tally.follow_ups_open, [(team("payments"), 2)]);
-        assert_eq!(tally.follow_ups_overdue, [(team("payments"), 1)]);
+        assert_eq!(
+            tally.follow_ups_open,
+            [(team("payments"), 2), (team("search"), 0)]
+        );
+        assert_eq!(
+            tally.follow_ups_overdue,
+            [(team("payments"), 1), (team("search"), 0)]
+        );
         assert_eq!(
             tally.postmortems_overdue,
-            [(team("payments"), 1)],
+            [(team("payments"), 1), (team("search"), 0)],
             "past due, even before a pass marked it Overdue"
         );
     }

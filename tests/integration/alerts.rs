@@ -272,6 +272,30 @@ spec:
         status.timeline
     );
 
+    // Impact started when the first alert did, before the declaration.
+    let first = status
+        .alerts
+        .iter()
+        .map(|a| a.starts_at.0.as_second())
+        .min()
+        .expect("alerts");
+    let started = status.started_at.as_ref().expect("startedAt").0.as_second();
+    assert_eq!(started, first, "startedAt is the first alert's startsAt");
+    let declared = status
+        .declared_at
+        .as_ref()
+        .expect("declaredAt")
+        .0
+        .as_second();
+    assert_eq!(
+        status.durations.as_ref().and_then(|d| d.to_detect.clone()),
+        Some(klaxon::domain::policy::humantime(
+            std::time::Duration::from_secs(
+                u64::try_from(declared - started).expect("started first")
+            )
+        ))
+    );
+
     // Alertmanager repeats itself, and the operator restarts: still one.
     let accepted = |operator: &Operator| {
         operator

@@ -19,6 +19,7 @@ mod pages;
 mod plugin;
 mod policies;
 mod queries;
+mod record;
 mod rollouts;
 mod signals;
 mod unreadable;

@@ -101,6 +101,26 @@ spec:
         .map(|e| e.message.clone())
         .unwrap_or_default();
     assert!(signal.contains("web Available=False since"), "{signal}");
+    // Impact started when the Deployment became unavailable, as the
+    // Deployment controller recorded it.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), &ns);
+    let web = deployments.get("web").await.expect("web");
+    let unavailable = web
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Available")
+        .and_then(|c| c.last_transition_time)
+        .expect("Available's lastTransitionTime");
+    let status = enriched.status.as_ref().expect("status");
+    assert_eq!(
+        status.started_at.as_ref().map(|t| t.0.as_second()),
+        Some(unavailable.0.as_second()),
+        "startedAt is the signal's condition start"
+    );
+    assert!(status.started_at.as_ref().map(|t| t.0) <= status.declared_at.as_ref().map(|t| t.0));
 
     // Two more passes over every signal: still exactly one, nothing for
     // the others.

@@ -419,3 +419,37 @@ pub async fn wait_policy_ready(client: &Client, ns: &str, name: &str, timeout: D
     .await
     .unwrap_or_else(|| panic!("ResponsePolicy {ns}/{name} did not become Ready"));
 }
+
+/// The operator's count of incident reconciles.
+pub const RECONCILIATIONS: &str = r#"klaxon_reconciliations_total{controller="incident"}"#;
+
+/// Waits until the operator serving `/metrics` on `port` has run at least
+/// `passes` more reconciles, while a label change keeps giving it reasons
+/// to look at the incident, so a "nothing more happens" assertion holds
+/// after several passes rather than at first sight.
+pub async fn more_passes(port: u16, incidents: &Api<Incident>, name: &str, passes: f64) {
+    let start = super::operator::metric(port, RECONCILIATIONS).unwrap_or(0.0);
+    let mut poke = 0;
+    let done = super::eventually(Duration::from_secs(60), || {
+        poke += 1;
+        let label =
+            serde_json::json!({"metadata": {"labels": {"example.com/poke": poke.to_string()}}});
+        async move {
+            incidents
+                .patch(
+                    name,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(label),
+                )
+                .await
+                .expect("poke");
+            let now = super::operator::metric(port, RECONCILIATIONS).unwrap_or(0.0);
+            (now - start >= passes).then_some(())
+        }
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "the operator ran fewer than {passes} passes"
+    );
+}
