@@ -11,38 +11,12 @@ use serde_json::Value;
 
 use crate::support::{
     self, Cluster, assert_success,
-    chart::{self, helm},
+    chart::{self, find, helm, template},
     fixtures::{self, wait_for},
-    stderr, stdout,
+    stderr,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// `helm template` with `values`, as parsed objects.
-fn template(values: &[&str]) -> Vec<Value> {
-    let dir = chart::chart_dir();
-    let mut args = vec![
-        "template",
-        "klaxon",
-        dir.to_str().expect("utf-8 path"),
-        "-n",
-        "klaxon-system",
-    ];
-    args.extend_from_slice(values);
-    let out = helm(None, &args);
-    assert_success(&out, &format!("helm template {values:?}"));
-    stdout(&out)
-        .split("\n---")
-        .filter_map(|doc| serde_saphyr::from_str::<Value>(doc).ok())
-        .filter(|v| v.is_object())
-        .collect()
-}
-
-fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
-    objects
-        .iter()
-        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-}
 
 fn container(objects: &[Value]) -> &Value {
     &find(objects, "Deployment", "klaxon").expect("the Deployment")["spec"]["template"]["spec"]["containers"]
@@ -192,6 +166,49 @@ fn the_chart_lints_and_renders_what_its_values_promise() {
         "--set-json",
         r#"extraEnv=[{"name":"KLAXON_METRICS_INTERVAL","value":"1m"}]"#,
     ]);
+
+    // The learning record where teams look: off by default; the
+    // dashboard for Grafana's sidecar, the rules for the Prometheus Operator.
+    assert!(find(&defaults, "ConfigMap", "klaxon-dashboard").is_none());
+    assert!(find(&defaults, "PrometheusRule", "klaxon").is_none());
+    let looking = template(&[
+        "--set",
+        "grafanaDashboard.enabled=true",
+        "--set",
+        "grafanaDashboard.namespace=monitoring",
+        "--set",
+        "grafanaDashboard.annotations.grafana_folder=Incidents",
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set",
+        "prometheusRule.labels.release=kube-prometheus-stack",
+    ]);
+    let dashboard = find(&looking, "ConfigMap", "klaxon-dashboard").expect("the dashboard");
+    assert_eq!(dashboard["metadata"]["namespace"], "monitoring");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        dashboard["metadata"]["annotations"]["grafana_folder"],
+        "Incidents"
+    );
+    let json: Value = serde_json::from_str(
+        dashboard["data"]["klaxon-incidents.json"]
+            .as_str()
+            .expect("the dashboard's JSON"),
+    )
+    .expect("the dashboard is JSON");
+    assert_eq!(json["uid"], "klaxon-incidents");
+    assert!(json["panels"].as_array().is_some_and(|p| p.len() > 10));
+    let rule = find(&looking, "PrometheusRule", "klaxon").expect("the PrometheusRule");
+    assert_eq!(
+        rule["metadata"]["labels"]["release"],
+        "kube-prometheus-stack"
+    );
+    assert!(
+        rule["spec"]["groups"][0]["rules"]
+            .to_string()
+            .contains("KlaxonPostmortemOverdue"),
+        "{rule}"
+    );
 
     // The Alertmanager receiver: its flag, its container and Service port.
     let alerts = template(&["--set", "alerts.enabled=true", "--set", "alerts.port=9443"]);

@@ -290,7 +290,7 @@ metadata: {{name: team, namespace: {team}}}
 spec:
   team: {{name: payments}}
   severities:
-    - {{name: SEV2, acknowledgeWithin: 1m}}
+    - {{name: SEV2, acknowledgeWithin: 1m, requirePostmortem: true, postmortemWithin: 3s}}
   receivers:
     - {{name: hook, webhook: {{urlSecretRef: {{name: hooks, key: hook}}}}}}
     - {{name: pager, webhook: {{urlSecretRef: {{name: hooks, key: pager}}}}}}
@@ -433,6 +433,73 @@ spec:
             to(r, &hook, "Resolved", &auto_name) == 1
         })
         .await;
+
+    // The learning record: timed from the signal's start, with the
+    // rollout it recovered from; its postmortem falls due 3s after the
+    // resolution, and a follow-up added afterwards is already overdue.
+    let record = resolved.status.as_ref().expect("status");
+    let durations = record.durations.clone().unwrap_or_default();
+    assert!(
+        durations.to_resolve.is_some() && durations.to_recover.is_some(),
+        "{durations:?}"
+    );
+    assert_eq!(
+        record.rollouts.first().map(|r| r.name.as_str()),
+        Some("web")
+    );
+    incidents
+        .patch(
+            &auto_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"followUps": [
+                {"title": "Readiness probe for web", "owner": "bob", "due": "2026-01-31"}
+            ]}})),
+        )
+        .await
+        .expect("add a follow-up");
+    receiver
+        .wait_for(WAIT, "PostmortemOverdue and FollowUpOverdue", |r| {
+            to(r, &hook, "PostmortemOverdue", &auto_name) == 1
+                && to(r, &hook, "FollowUpOverdue", &auto_name) == 1
+        })
+        .await;
+    let series = |sample: &str| operator.metric(sample);
+    assert_eq!(
+        series(
+            r#"klaxon_incidents_declared_total{team="payments",severity="SEV2",source="signal"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        series(
+            r#"klaxon_incidents_declared_total{team="payments",severity="SEV2",source="manual"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        series(r#"klaxon_deployment_recovery_seconds_count{team="payments"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        series(r#"klaxon_incidents_open{team="payments",severity="SEV2",phase="Triggered"}"#),
+        Some(1.0),
+        "the ignored one"
+    );
+    assert_eq!(
+        series(r#"klaxon_follow_ups_overdue{team="payments"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        series(r#"klaxon_postmortems_overdue{team="payments"}"#),
+        Some(1.0)
+    );
+    // The replica standing by counts nothing: a sum over replicas counts
+    // each incident once.
+    assert_eq!(
+        standby
+            .metric(r#"klaxon_incidents_open{team="payments",severity="SEV2",phase="Triggered"}"#),
+        None
+    );
 
     // Leader election was in use: the Lease the chart puts in kube-system.
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");

@@ -10,6 +10,7 @@ mod bounded;
 mod chart;
 mod chart_rbac;
 mod control_plane;
+mod dashboards;
 mod enrichment;
 mod faults;
 mod leader;

@@ -130,3 +130,35 @@ pub async fn start_operator(
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     Operator::start_with_args(&kubeconfig, name, &args, &env)
 }
+
+/// `helm template klaxon charts/klaxon -n klaxon-system` with `values`,
+/// as parsed objects.
+pub fn template(values: &[&str]) -> Vec<serde_json::Value> {
+    let dir = chart_dir();
+    let mut args = vec![
+        "template",
+        "klaxon",
+        dir.to_str().expect("utf-8 path"),
+        "-n",
+        "klaxon-system",
+    ];
+    args.extend_from_slice(values);
+    let out = helm(None, &args);
+    assert_success(&out, &format!("helm template {values:?}"));
+    stdout(&out)
+        .split("\n---")
+        .filter_map(|doc| serde_saphyr::from_str::<serde_json::Value>(doc).ok())
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+/// The rendered object of `kind` named `name`.
+pub fn find<'a>(
+    objects: &'a [serde_json::Value],
+    kind: &str,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}

@@ -25,6 +25,26 @@ impl Prometheus {
     /// every second and sending alerts to the Alertmanager at
     /// `alertmanager` (`host:port`), resending firing ones every second.
     pub fn start_with(name: &str, target: &str, alerting: Option<(&str, &str)>) -> Prometheus {
+        Self::launch(
+            name,
+            target,
+            alerting.map(|(rules, _)| rules),
+            alerting.map(|(_, alertmanager)| alertmanager),
+        )
+    }
+
+    /// As [`Prometheus::start`], evaluating `rules` (a rule file's text)
+    /// every second, with no Alertmanager.
+    pub fn start_with_rules(name: &str, target: &str, rules: &str) -> Prometheus {
+        Self::launch(name, target, Some(rules), None)
+    }
+
+    fn launch(
+        name: &str,
+        target: &str,
+        rules: Option<&str>,
+        alertmanager: Option<&str>,
+    ) -> Prometheus {
         let out = Command::new(repo_root().join("tests/prometheus/fetch.sh"))
             .stderr(Stdio::inherit())
             .output()
@@ -40,12 +60,14 @@ impl Prometheus {
         let mut text = format!(
             "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: app\n    static_configs: [{{targets: ['{target}']}}]\n"
         );
-        if let Some((rules, alertmanager)) = alerting {
+        if let Some(rules) = rules {
             let file = dir.join("rules.yml");
             std::fs::write(&file, rules).expect("write rules.yml");
+            text.push_str(&format!("rule_files: ['{}']\n", file.display()));
+        }
+        if let Some(alertmanager) = alertmanager {
             text.push_str(&format!(
-                "rule_files: ['{}']\nalerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{alertmanager}']}}]\n",
-                file.display()
+                "alerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{alertmanager}']}}]\n"
             ));
         }
         std::fs::write(&config, text).expect("write prometheus.yml");
