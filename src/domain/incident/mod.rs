@@ -138,7 +138,7 @@ pub fn plan(
         enrich(&mut status, &observation, policy, &now);
         findings::apply(&mut status, &mut reports, &now);
     }
-    record::apply(incident, frozen, &mut status, &mut reports);
+    record::apply(incident, frozen, &mut status, &mut reports, &now);
     related::apply(
         incident,
         &observation.related,

@@ -48,11 +48,12 @@ pub fn apply(
     frozen: bool,
     status: &mut IncidentStatus,
     reports: &mut Reports,
+    now: &Time,
 ) {
     let Some(declared) = status.declared_at.clone() else {
         return;
     };
-    started(incident, &declared, status, reports);
+    started(incident, &declared, status, reports, now);
     if !frozen {
         rollouts(&declared, status);
         impact(status);
@@ -135,6 +136,7 @@ fn started(
     declared: &Time,
     status: &mut IncidentStatus,
     reports: &mut Reports,
+    now: &Time,
 ) {
     let (at, from) = impact_start(incident, declared, status);
     if let Some(before) = &status.started_at
@@ -142,7 +144,7 @@ fn started(
     {
         reports.add(
             &mut status.timeline,
-            declared.clone(),
+            now.clone(),
             Kind::ImpactStarted,
             format!(
                 "Impact started at {} (from {from}), not {}; durations already recorded stay as they were",
@@ -330,7 +332,13 @@ mod tests {
     }
 
     fn run(inc: &Incident, status: &mut IncidentStatus) {
-        apply(inc, false, status, &mut Reports::default());
+        apply(
+            inc,
+            false,
+            status,
+            &mut Reports::default(),
+            &time("2026-11-24T16:30:00Z"),
+        );
     }
 
     #[test]
@@ -361,7 +369,13 @@ mod tests {
         );
         inc.spec.impact_started_at = Some(time("2026-11-24T13:55:30.250Z"));
         let mut reports = Reports::default();
-        apply(&inc, false, &mut status, &mut reports);
+        apply(
+            &inc,
+            false,
+            &mut status,
+            &mut reports,
+            &time("2026-11-24T14:11:00Z"),
+        );
         assert_eq!(
             status.started_at,
             Some(time("2026-11-24T13:55:30Z")),

@@ -519,9 +519,40 @@ mod property {
             phase in prop::sample::select(vec![Phase::Triggered, Phase::Acknowledged, Phase::Mitigated, Phase::Resolved]),
             minutes_later in 0..120i64,
             with_policy in any::<bool>(),
+            follow_ups in proptest::collection::vec(("[a-z ]{1,30}", 0..4usize, any::<bool>()), 0..8),
+            impact_minutes in proptest::option::of(0..600i64),
+            earlier in proptest::collection::vec(("[a-z]{1,8}", 0..40i64, "[a-z]{1,3}"), 0..6),
         ) {
             let mut inc = incident(phase, severity);
             inc.metadata.uid = Some("u1".into());
+            let days = ["2026-11-01", "2026-11-24", "2026-11-25", "2027-01-01"];
+            inc.spec.follow_ups = follow_ups
+                .into_iter()
+                .map(|(title, due, done)| crate::api::incident::FollowUp {
+                    title,
+                    due: Some(days[due].to_string()),
+                    done,
+                    ..Default::default()
+                })
+                .collect();
+            inc.spec.follow_ups.dedup_by(|a, b| a.title == b.title);
+            inc.spec.impact_started_at = impact_minutes.map(|m| {
+                Time(Timestamp::from_second(at("2026-11-24T14:10:00Z").as_second() - m * 60).expect("time"))
+            });
+            let mut observation = observation;
+            observation.related = earlier
+                .into_iter()
+                .map(|(name, days_ago, workload)| crate::domain::incident::related::Earlier {
+                    name,
+                    declared_at: None,
+                    resolved_at: Timestamp::from_second(
+                        at("2026-11-24T14:10:00Z").as_second() - days_ago * 86_400,
+                    )
+                    .ok()
+                    .map(Time),
+                    workloads: vec![workload],
+                })
+                .collect();
             let policy = if with_policy { payments_policy() } else { no_policy() };
             let now = Timestamp::from_second(at("2026-11-24T14:10:00Z").as_second() + minutes_later * 60)
                 .expect("time");
