@@ -209,8 +209,12 @@ fn workload_keys(incident: &Incident) -> Vec<String> {
     let Some(namespace) = incident.metadata.namespace.as_deref() else {
         return Vec::new();
     };
-    let status = incident.status.clone().unwrap_or_default();
-    crate::domain::incident::related::workloads(incident, &status)
+    let deployments = incident
+        .status
+        .as_ref()
+        .map(|s| s.deployments.as_slice())
+        .unwrap_or_default();
+    crate::domain::incident::related::workloads(incident, deployments)
         .into_iter()
         .map(|name| format!("{namespace}/{name}"))
         .collect()
@@ -385,12 +389,15 @@ impl Caches {
             .iter()
             .filter(|other| other.metadata.name != incident.metadata.name)
             .map(|other| {
-                let status = other.status.clone().unwrap_or_default();
+                let status = other.status.as_ref();
                 crate::domain::incident::related::Earlier {
                     name: other.metadata.name.clone().unwrap_or_default(),
-                    declared_at: status.declared_at.clone(),
-                    resolved_at: status.resolved_at.clone(),
-                    workloads: crate::domain::incident::related::workloads(other, &status),
+                    declared_at: status.and_then(|s| s.declared_at.clone()),
+                    resolved_at: status.and_then(|s| s.resolved_at.clone()),
+                    workloads: crate::domain::incident::related::workloads(
+                        other,
+                        status.map(|s| s.deployments.as_slice()).unwrap_or_default(),
+                    ),
                 }
             })
             .collect()

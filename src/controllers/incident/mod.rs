@@ -465,9 +465,10 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
             Ok(written) => {
                 // The write that first records a transition observes it:
                 // it was conditional on `current`, so no other did.
+                let empty = api::IncidentStatus::default();
                 state.context.metrics.record.observe(
                     &written,
-                    &current.status.clone().unwrap_or_default(),
+                    current.status.as_ref().unwrap_or(&empty),
                     &plan.status,
                 );
                 break (written, plan);

@@ -83,8 +83,12 @@ pub fn related(
     incident: &Incident,
     names: &[String],
 ) -> Vec<crate::domain::incident::related::Earlier> {
-    let status = incident.status.clone().unwrap_or_default();
-    let mut workloads = crate::domain::incident::related::workloads(incident, &status);
+    let deployments = incident
+        .status
+        .as_ref()
+        .map(|s| s.deployments.as_slice())
+        .unwrap_or_default();
+    let mut workloads = crate::domain::incident::related::workloads(incident, deployments);
     for name in names {
         if !workloads.contains(name) {
             workloads.push(name.clone());

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::timeline::{Kind, Reports};
 use crate::api::{
     Incident, IncidentStatus,
-    incident::{RelatedIncident, Relation},
+    incident::{DeploymentState, RelatedIncident, Relation},
     limits::MAX_RELATED_STATUS,
 };
 
@@ -31,11 +31,10 @@ pub struct Earlier {
     pub workloads: Vec<String>,
 }
 
-/// The Deployments an incident affects: those it linked, and those it
-/// names.
-pub fn workloads(incident: &Incident, status: &IncidentStatus) -> Vec<String> {
-    let mut names: Vec<String> = status
-        .deployments
+/// The Deployments an incident affects: those it linked (`deployments`,
+/// its status's), and those it names.
+pub fn workloads(incident: &Incident, deployments: &[DeploymentState]) -> Vec<String> {
+    let mut names: Vec<String> = deployments
         .iter()
         .filter(|d| d.found)
         .map(|d| d.name.clone())
@@ -88,7 +87,7 @@ pub fn apply(
         .cloned()
         .collect();
     if !frozen && let Some(declared) = status.declared_at.clone() {
-        let mine = workloads(incident, status);
+        let mine = workloads(incident, &status.deployments);
         let since = declared
             .0
             .checked_sub(RECURRENCE_WINDOW)
