@@ -21,22 +21,23 @@ use std::{collections::BTreeMap, io::IsTerminal, process::ExitCode, time::Durati
 
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
-use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use klaxon::{
     api::{
         Incident, IncidentSpec, Phase,
-        incident::{
-            ACTOR_ANNOTATION, ACTOR_GENERATION_ANNOTATION, Affected, AffectedDeployment, Note,
-            Postmortem,
-        },
+        incident::{Affected, AffectedDeployment, Postmortem},
     },
-    cli::view::{self, Style},
+    cli::{
+        Error,
+        connect::{Target, connect},
+        error::api_error,
+        view::{self, Style},
+        write::{actor_annotations, add_note, change, whoami},
+    },
     domain::incident::conditions::POSTMORTEM_REQUIRED,
 };
 use kube::{
-    Api, Client, Config,
-    api::{ListParams, Patch, PatchParams, PostParams},
-    config::{KubeConfigOptions, Kubeconfig},
+    Api,
+    api::{ListParams, PostParams},
     runtime::{WatchStreamExt, wait::await_condition, watcher},
 };
 use serde_json::json;
@@ -154,56 +155,10 @@ enum Output {
     Json,
 }
 
-#[derive(Debug, thiserror::Error)]
-enum Error {
-    #[error("cannot reach the Kubernetes API: {0}")]
-    Connect(String),
-    #[error("cannot reach the cluster of context {context:?} ({server}): {reason}")]
-    Unreachable {
-        context: String,
-        server: String,
-        reason: String,
-    },
-    #[error("{0}")]
-    Input(String),
-    #[error("incident {namespace}/{name} already exists")]
-    Exists { namespace: String, name: String },
-    #[error("incident {namespace}/{name} not found")]
-    NotFound { namespace: String, name: String },
-    #[error("{0}")]
-    Api(String),
-}
-
-fn api_error(error: kube::Error, namespace: &str, name: &str) -> Error {
-    match error {
-        kube::Error::Api(status) if status.code == 404 => Error::NotFound {
-            namespace: namespace.into(),
-            name: name.into(),
-        },
-        kube::Error::Api(status) if status.code == 409 => Error::Exists {
-            namespace: namespace.into(),
-            name: name.into(),
-        },
-        kube::Error::Api(status) => Error::Api(status.message),
-        // No answer at all: the cluster is unreachable.
-        other => Error::Connect(first_line(&root_cause(&other))),
-    }
-}
-
-/// The innermost error, which names what failed (connection refused, a
-/// DNS name not found, a timeout).
-fn root_cause(error: &dyn std::error::Error) -> String {
-    let mut cause = error;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let target = Target::of(&cli);
+    let target = Target::of(cli.context.as_deref());
     match run(cli).await.map_err(|e| target.explain(e)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -214,19 +169,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
-    let options = KubeConfigOptions {
-        context: cli.context.clone(),
-        ..Default::default()
-    };
-    let config = match Config::from_kubeconfig(&options).await {
-        Ok(config) => config,
-        Err(_) => Config::incluster().map_err(|e| Error::Connect(e.to_string()))?,
-    };
-    let namespace = cli
-        .namespace
-        .clone()
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let client = Client::try_from(config).map_err(|e| Error::Connect(e.to_string()))?;
+    let (client, default_namespace) = connect(cli.context.clone()).await?;
+    let namespace = cli.namespace.clone().unwrap_or(default_namespace);
     let api: Api<Incident> = Api::namespaced(client.clone(), &namespace);
     let ns = namespace.as_str();
     let style = Style {
@@ -449,98 +393,6 @@ async fn follow(api: &Api<Incident>, ns: &str, name: &str, style: Style) -> Resu
     }
 }
 
-/// Who the cluster knows the caller as (a SelfSubjectReview). `None` when
-/// the cluster cannot say (older than 1.28, or the API is off): the change
-/// is then made without naming anyone.
-async fn whoami(client: &Client) -> Result<Option<String>, Error> {
-    let api: Api<SelfSubjectReview> = Api::all(client.clone());
-    let review = SelfSubjectReview::default();
-    match api.create(&PostParams::default(), &review).await {
-        Ok(review) => Ok(review
-            .status
-            .and_then(|s| s.user_info)
-            .and_then(|u| u.username)
-            .filter(|u| !u.is_empty())),
-        Err(kube::Error::Api(status)) if matches!(status.code, 403..=405) => Ok(None),
-        Err(error) => Err(api_error(error, "", "")),
-    }
-}
-
-fn actor_annotations(actor: &str, generation: i64) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (ACTOR_ANNOTATION.to_string(), actor.to_string()),
-        (
-            ACTOR_GENERATION_ANNOTATION.to_string(),
-            generation.to_string(),
-        ),
-    ])
-}
-
-/// Changes the spec, naming `actor` for the generation it makes, unless
-/// the spec already says so. `Some(text)` says why nothing was changed.
-async fn change(
-    api: &Api<Incident>,
-    ns: &str,
-    name: &str,
-    spec: serde_json::Value,
-    actor: Option<&str>,
-) -> Result<Option<&'static str>, Error> {
-    for _ in 0..5 {
-        let current = api.get(name).await.map_err(|e| api_error(e, ns, name))?;
-        let before = serde_json::to_value(&current.spec).map_err(|e| Error::Api(e.to_string()))?;
-        let mut after = before.clone();
-        json_patch_merge(&mut after, &spec);
-        if after == before {
-            return Ok(Some("unchanged: it already says so"));
-        }
-        if current.spec.phase == Phase::Resolved
-            && spec.get("phase").is_some_and(|p| p != "Resolved")
-        {
-            return Err(Error::Input(format!(
-                "incident {ns}/{name} is resolved, which is final; declare a new incident instead"
-            )));
-        }
-        let mut body = json!({
-            "metadata": {"resourceVersion": current.metadata.resource_version},
-            "spec": spec,
-        });
-        if let Some(actor) = actor {
-            let next = current.metadata.generation.unwrap_or(0) + 1;
-            body["metadata"]["annotations"] = json!(actor_annotations(actor, next));
-        }
-        match api
-            .patch(name, &PatchParams::default(), &Patch::Merge(body))
-            .await
-        {
-            Ok(_) => return Ok(None),
-            Err(kube::Error::Api(status)) if status.code == 409 => continue,
-            Err(error) => return Err(api_error(error, ns, name)),
-        }
-    }
-    Err(Error::Api(format!(
-        "incident {ns}/{name} kept changing; nothing was changed, try again"
-    )))
-}
-
-/// RFC 7386 merge of `patch` into `target`.
-fn json_patch_merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
-    match (target, patch) {
-        (serde_json::Value::Object(target), serde_json::Value::Object(patch)) => {
-            for (key, value) in patch {
-                if value.is_null() {
-                    target.remove(key);
-                } else {
-                    json_patch_merge(
-                        target.entry(key.clone()).or_insert(serde_json::Value::Null),
-                        value,
-                    );
-                }
-            }
-        }
-        (target, patch) => *target = patch.clone(),
-    }
-}
-
 /// After `resolve`: once the operator has looked at the resolution, warns
 /// when the policy requires a postmortem the incident does not link.
 async fn warn_postmortem(api: &Api<Incident>, ns: &str, name: &str) {
@@ -567,59 +419,6 @@ async fn warn_postmortem(api: &Api<Incident>, ns: &str, name: &str) {
     }
 }
 
-/// Where the plugin points, to name it when the cluster cannot be reached.
-struct Target {
-    context: String,
-    server: String,
-}
-
-impl Target {
-    fn of(cli: &Cli) -> Self {
-        let config = Kubeconfig::read().ok();
-        let context = cli
-            .context
-            .clone()
-            .or_else(|| config.as_ref().and_then(|c| c.current_context.clone()))
-            .unwrap_or_else(|| "(in-cluster)".into());
-        let server = config
-            .as_ref()
-            .and_then(|c| {
-                let cluster = c
-                    .contexts
-                    .iter()
-                    .find(|n| n.name == context)?
-                    .context
-                    .as_ref()?
-                    .cluster
-                    .clone();
-                c.clusters
-                    .iter()
-                    .find(|n| n.name == cluster)?
-                    .cluster
-                    .as_ref()?
-                    .server
-                    .clone()
-            })
-            .unwrap_or_else(|| "unknown server".into());
-        Self { context, server }
-    }
-
-    fn explain(&self, error: Error) -> Error {
-        match error {
-            Error::Connect(reason) => Error::Unreachable {
-                context: self.context.clone(),
-                server: self.server.clone(),
-                reason,
-            },
-            other => other,
-        }
-    }
-}
-
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_string()
-}
-
 /// `k=v,k2=v2` as matchLabels.
 fn parse_selector(
     text: &str,
@@ -644,43 +443,6 @@ fn parse_selector(
             match_expressions: None,
         },
     )
-}
-
-/// Appends a note, retrying when someone else changed the incident.
-async fn add_note(
-    api: &Api<Incident>,
-    ns: &str,
-    name: &str,
-    text: String,
-    author: Option<String>,
-) -> Result<(), Error> {
-    let note = Note {
-        author,
-        text,
-        time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            jiff::Timestamp::now(),
-        )),
-    };
-    for _ in 0..5 {
-        let current = api.get(name).await.map_err(|e| api_error(e, ns, name))?;
-        let mut notes = current.spec.notes.clone();
-        notes.push(note.clone());
-        let body = json!({
-            "metadata": {"resourceVersion": current.metadata.resource_version},
-            "spec": {"notes": notes},
-        });
-        match api
-            .patch(name, &PatchParams::default(), &Patch::Merge(body))
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 409 => continue,
-            Err(error) => return Err(api_error(error, ns, name)),
-        }
-    }
-    Err(Error::Api(format!(
-        "incident {ns}/{name} kept changing; the note was not added, try again"
-    )))
 }
 
 /// Shows what the operator found, once it has looked (or after a while).

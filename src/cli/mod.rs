@@ -1,4 +1,11 @@
-//! The `kubectl incident` plugin's views, kept in the library so that what
-//! responders read is tested like the rest of the product.
+//! The `kubectl incident` plugin: what it prints and how it changes
+//! incidents, kept in the library so that what responders read and do is
+//! tested like the rest of the product. The binary
+//! (`src/bin/kubectl-incident.rs`) only parses flags and calls these.
 
+pub mod connect;
+pub mod error;
 pub mod view;
+pub mod write;
+
+pub use self::error::Error;
