@@ -10,6 +10,7 @@
 //! kubectl incident show checkout-5xx -n shop --watch
 //! kubectl incident list -A
 //! kubectl incident timeline checkout-5xx -n shop
+//! kubectl incident followup checkout-5xx -n shop --title "Canary for the card processor" --owner bob --due 14d
 //! ```
 //!
 //! Every change it makes records who made it: the user the cluster knows
@@ -21,6 +22,7 @@ use std::{collections::BTreeMap, io::IsTerminal, process::ExitCode, time::Durati
 
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
+use jiff::tz::TimeZone;
 use klaxon::{
     api::{
         Incident, IncidentSpec, Phase,
@@ -30,6 +32,7 @@ use klaxon::{
         Error,
         connect::{Target, connect},
         error::api_error,
+        followup::{self, Closed},
         view::{self, Style},
         write::{actor_annotations, add_note, change, whoami},
     },
@@ -140,6 +143,27 @@ enum Command {
     },
     /// Everything that happened, oldest first.
     Timeline { name: String },
+    /// Add a follow-up (an action item), or close one with --done.
+    #[command(alias = "follow-up")]
+    Followup {
+        name: String,
+        /// What to do; unique within the incident.
+        #[arg(long, required_unless_present = "done", conflicts_with = "done")]
+        title: Option<String>,
+        /// Who will do it.
+        #[arg(long, conflicts_with = "done")]
+        owner: Option<String>,
+        /// The day it is due: 2026-12-10, or 7d / 2w from today (UTC).
+        #[arg(long, conflicts_with = "done")]
+        due: Option<String>,
+        /// Where it is tracked.
+        #[arg(long, conflicts_with = "done")]
+        url: Option<String>,
+        /// Close follow-up N (as show and postmortem number them, from 1),
+        /// or the one of this exact title.
+        #[arg(long, value_name = "N")]
+        done: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -339,6 +363,38 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Timeline { name } => {
             let incident = api.get(&name).await.map_err(|e| api_error(e, ns, &name))?;
             print!("{}", view::timeline(&incident));
+            Ok(())
+        }
+        Command::Followup {
+            name,
+            title,
+            owner,
+            due,
+            url,
+            done,
+        } => {
+            let actor = whoami(&client).await?;
+            let refused = |e| Error::Input(format!("incident {ns}/{name}: {e}"));
+            if let Some(which) = done {
+                let said = match followup::close(&api, ns, &name, &which, actor.as_deref()).await? {
+                    Closed::Now { number, title } => format!("follow-up {number} done: {title}"),
+                    Closed::Already { number, title } => {
+                        format!("follow-up {number} unchanged: it is already done ({title})")
+                    }
+                };
+                println!("incident.klaxon.dev/{name} {said}");
+                return Ok(());
+            }
+            let today = now().to_zoned(TimeZone::UTC).date();
+            let due = due
+                .map(|d| followup::parse_due(&d, today))
+                .transpose()
+                .map_err(refused)?;
+            let item = followup::item(title.as_deref().unwrap_or_default(), owner, due, url)
+                .map_err(refused)?;
+            let title = item.title.clone();
+            let number = followup::add(&api, ns, &name, item, actor.as_deref()).await?;
+            println!("incident.klaxon.dev/{name} follow-up {number} added: {title}");
             Ok(())
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod connect;
 pub mod error;
+pub mod followup;
 pub mod view;
 pub mod write;
 

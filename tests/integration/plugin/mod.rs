@@ -1,5 +1,7 @@
 //! `kubectl incident`, found by the real kubectl as a plugin on PATH.
 
+mod followup;
+
 use std::{path::Path, process::Command, time::Duration};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -41,6 +43,11 @@ subjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]
     );
     let out = cluster.kubectl_with_stdin(&["apply", "-f", "-"], Some(&rbac));
     support::assert_success(&out, "responder RBAC");
+    token(cluster, ns, name)
+}
+
+/// A kubeconfig with a token of ServiceAccount `ns/name`.
+fn token(cluster: &support::Cluster, ns: &str, name: &str) -> std::path::PathBuf {
     let out = cluster.kubectl(&["create", "token", name, "-n", ns, "--duration=1h"]);
     support::assert_success(&out, "token");
     cluster.kubeconfig_with_token(&format!("{ns}-{name}"), stdout(&out).trim())
