@@ -11,6 +11,7 @@
 //! kubectl incident list -A
 //! kubectl incident timeline checkout-5xx -n shop
 //! kubectl incident followup checkout-5xx -n shop --title "Canary for the card processor" --owner bob --due 14d
+//! kubectl incident postmortem checkout-5xx -n shop > postmortem.md
 //! ```
 //!
 //! Every change it makes records who made it: the user the cluster knows
@@ -18,7 +19,9 @@
 //! `klaxon.dev/actor` and `klaxon.dev/actor-generation`, which an
 //! admission policy holds to the truth.
 
-use std::{collections::BTreeMap, io::IsTerminal, process::ExitCode, time::Duration};
+use std::{
+    collections::BTreeMap, io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration,
+};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
@@ -33,6 +36,7 @@ use klaxon::{
         connect::{Target, connect},
         error::api_error,
         followup::{self, Closed},
+        postmortem,
         view::{self, Style},
         write::{actor_annotations, add_note, change, whoami},
     },
@@ -163,6 +167,14 @@ enum Command {
         /// or the one of this exact title.
         #[arg(long, value_name = "N")]
         done: Option<String>,
+    },
+    /// A Markdown draft of the postmortem, from the incident's record.
+    Postmortem {
+        name: String,
+        /// Draft with this template (minijinja) instead of the team's or
+        /// the organisation's.
+        #[arg(long, value_name = "FILE")]
+        template: Option<PathBuf>,
     },
 }
 
@@ -395,6 +407,18 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let title = item.title.clone();
             let number = followup::add(&api, ns, &name, item, actor.as_deref()).await?;
             println!("incident.klaxon.dev/{name} follow-up {number} added: {title}");
+            Ok(())
+        }
+        Command::Postmortem { name, template } => {
+            let incident = api.get(&name).await.map_err(|e| api_error(e, ns, &name))?;
+            let (template, warning) = postmortem::find(&client, &incident, template).await?;
+            if let Some(warning) = warning {
+                eprintln!("warning: {warning}");
+            }
+            print!(
+                "{}",
+                postmortem::render(&template, &postmortem::context(&incident, now()))?
+            );
             Ok(())
         }
     }

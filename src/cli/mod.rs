@@ -6,6 +6,7 @@
 pub mod connect;
 pub mod error;
 pub mod followup;
+pub mod postmortem;
 pub mod view;
 pub mod write;
 

@@ -1,6 +1,7 @@
 //! `kubectl incident`, found by the real kubectl as a plugin on PATH.
 
 mod followup;
+mod record;
 
 use std::{path::Path, process::Command, time::Duration};
 
@@ -43,6 +44,39 @@ subjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]
     );
     let out = cluster.kubectl_with_stdin(&["apply", "-f", "-"], Some(&rbac));
     support::assert_success(&out, "responder RBAC");
+    token(cluster, ns, name)
+}
+
+/// A kubeconfig for ServiceAccount `name` of `ns` that may only read
+/// Incidents, ResponsePolicies and ConfigMaps there, as the built-in
+/// `view` role allows once the chart's roles aggregate into it.
+fn viewer(cluster: &support::Cluster, ns: &str, name: &str) -> std::path::PathBuf {
+    let rbac = format!(
+        r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {name}, namespace: {ns}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: viewer, namespace: {ns}}}
+rules:
+  - apiGroups: [klaxon.dev]
+    resources: [incidents, responsepolicies]
+    verbs: [get, list, watch]
+  - apiGroups: [""]
+    resources: [configmaps]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {name}-viewer, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: viewer}}
+subjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]
+"#
+    );
+    let out = cluster.kubectl_with_stdin(&["apply", "-f", "-"], Some(&rbac));
+    support::assert_success(&out, "viewer RBAC");
     token(cluster, ns, name)
 }
 
