@@ -12,6 +12,7 @@
 //! kubectl incident timeline checkout-5xx -n shop
 //! kubectl incident followup checkout-5xx -n shop --title "Canary for the card processor" --owner bob --due 14d
 //! kubectl incident postmortem checkout-5xx -n shop > postmortem.md
+//! kubectl incident report -A --since 30d
 //! ```
 //!
 //! Every change it makes records who made it: the user the cluster knows
@@ -34,9 +35,9 @@ use klaxon::{
     cli::{
         Error,
         connect::{Target, connect},
-        error::api_error,
+        error::{api_error, other_error},
         followup::{self, Closed},
-        postmortem,
+        postmortem, report,
         view::{self, Style},
         write::{actor_annotations, add_note, change, whoami},
     },
@@ -176,6 +177,25 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         template: Option<PathBuf>,
     },
+    /// Per team and severity: declared, resolved, open, time to
+    /// acknowledge and resolve, overdue postmortems and follow-ups.
+    Report {
+        /// In every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Incidents declared within this long before now: 30d, 12h, 90m.
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// json for the documented machine-readable shape.
+        #[arg(short, long, value_enum, default_value_t = ReportOutput::Text)]
+        output: ReportOutput,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportOutput {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -419,6 +439,38 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 "{}",
                 postmortem::render(&template, &postmortem::context(&incident, now()))?
             );
+            Ok(())
+        }
+        Command::Report {
+            all_namespaces,
+            since,
+            output,
+        } => {
+            let window = report::parse_since(&since).map_err(Error::Input)?;
+            let now = now();
+            let start = jiff::SignedDuration::try_from(window)
+                .ok()
+                .and_then(|w| now.checked_sub(w).ok())
+                .ok_or_else(|| Error::Input(format!("--since {since} reaches too far back")))?;
+            let api: Api<Incident> = if all_namespaces {
+                Api::all(client)
+            } else {
+                api
+            };
+            let incidents = api
+                .list(&ListParams::default())
+                .await
+                .map_err(other_error)?
+                .items;
+            let scope = (!all_namespaces).then_some(ns);
+            let report = report::report(&incidents, scope, start, now);
+            match output {
+                ReportOutput::Text => print!("{}", report::text(&report, &since)),
+                ReportOutput::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).map_err(|e| Error::Api(e.to_string()))?
+                ),
+            }
             Ok(())
         }
     }

@@ -7,6 +7,7 @@ pub mod connect;
 pub mod error;
 pub mod followup;
 pub mod postmortem;
+pub mod report;
 pub mod view;
 pub mod write;
 

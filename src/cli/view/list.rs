@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::{Deadline, Style, cut, deadline, declared, severity_rank, span};
+use super::{Deadline, Style, columns, cut, deadline, declared, severity_rank, span};
 use crate::api::Incident;
 
 /// `kubectl incident list`: one row per incident, most severe first.
@@ -68,32 +68,17 @@ pub fn list(incidents: &[Incident], all_namespaces: bool, now: Timestamp, style:
         row.push(cut(status.summary.as_deref().unwrap_or("-"), 80));
         table.push(row);
     }
-    let widths: Vec<usize> = (0..table[0].len())
-        .map(|c| {
-            table
-                .iter()
-                .map(|r| r[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
     let mut out = String::new();
-    for (n, row) in table.iter().enumerate() {
-        let last = row.len() - 1;
+    for (n, row) in columns(&table).iter().enumerate() {
         let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            let padded = if c == last {
-                cell.clone()
-            } else {
-                format!("{cell:<width$}   ", width = widths[c])
-            };
+        for (c, padded) in row.iter().enumerate() {
             let deadline_column = c + 2 == row.len();
             line.push_str(&if n == 0 {
-                style.bold(&padded)
-            } else if deadline_column && cell.starts_with("OVERDUE") {
-                style.red(&padded)
+                style.bold(padded)
+            } else if deadline_column && padded.starts_with("OVERDUE") {
+                style.red(padded)
             } else {
-                padded
+                padded.clone()
             });
         }
         out.push_str(line.trim_end());

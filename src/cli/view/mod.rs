@@ -150,6 +150,45 @@ fn declared(incident: &Incident) -> Option<Timestamp> {
         .map(|t| t.0)
 }
 
+/// The cells of `table` padded to their column's width, with a gap of
+/// three spaces; the last column is left as it is.
+pub fn columns(table: &[Vec<String>]) -> Vec<Vec<String>> {
+    let count = table.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..count)
+        .map(|c| {
+            table
+                .iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    table
+        .iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(c, cell)| {
+                    if c + 1 == row.len() {
+                        cell.clone()
+                    } else {
+                        format!("{cell:<width$}   ", width = widths[c])
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The rows of `table` as aligned text, one line each.
+pub fn aligned(table: &[Vec<String>]) -> String {
+    columns(table)
+        .iter()
+        .map(|row| row.concat().trim_end().to_string() + "\n")
+        .collect()
+}
+
 /// SEV1 < SEV2 < … by the number in the name; names without one last,
 /// alphabetically.
 pub fn severity_rank(severity: &str) -> (u64, String) {

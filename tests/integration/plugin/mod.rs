@@ -80,6 +80,35 @@ subjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]
     token(cluster, ns, name)
 }
 
+/// A kubeconfig for ServiceAccount `name` of `ns` that may read Incidents
+/// in every namespace (`view` bound cluster-wide), and nothing else.
+fn cluster_viewer(cluster: &support::Cluster, ns: &str, name: &str) -> std::path::PathBuf {
+    let rbac = format!(
+        r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {name}, namespace: {ns}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: {ns}-{name}-incident-viewer}}
+rules:
+  - apiGroups: [klaxon.dev]
+    resources: [incidents]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: {ns}-{name}-incident-viewer}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {ns}-{name}-incident-viewer}}
+subjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]
+"#
+    );
+    let out = cluster.kubectl_with_stdin(&["apply", "-f", "-"], Some(&rbac));
+    support::assert_success(&out, "cluster viewer RBAC");
+    token(cluster, ns, name)
+}
+
 /// A kubeconfig with a token of ServiceAccount `ns/name`.
 fn token(cluster: &support::Cluster, ns: &str, name: &str) -> std::path::PathBuf {
     let out = cluster.kubectl(&["create", "token", name, "-n", ns, "--duration=1h"]);

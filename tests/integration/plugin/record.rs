@@ -1,13 +1,14 @@
-//! `kubectl incident postmortem` over a fixed record: the incident of
-//! `tests/golden/resolved.yaml`, its status written through the status
-//! subresource on a bare cluster (no operator, so nothing changes it),
-//! read by a user who may only view.
+//! `kubectl incident postmortem` and `report` over fixed records: the
+//! incidents of `tests/golden/resolved.yaml` and `report.yaml`, with their
+//! statuses written through the status subresource on a bare cluster (no
+//! operator, so nothing changes them), read by users who may only view.
 
 use std::sync::OnceLock;
 
 use klaxon::api::Incident;
+use serde::Deserialize;
 
-use super::{compare, plugin_env, viewer};
+use super::{cluster_viewer, compare, plugin_env, viewer};
 use crate::support::{self, stderr, stdout};
 
 /// The clock of every golden output here.
@@ -15,15 +16,22 @@ const NOW: &str = "2026-12-02T09:00:00Z";
 
 static RECORD: OnceLock<support::Cluster> = OnceLock::new();
 
+#[derive(Deserialize)]
+struct List {
+    items: Vec<Incident>,
+}
+
 fn golden(file: &str) -> std::path::PathBuf {
     support::repo_root().join("tests/golden").join(file)
 }
 
-/// The fixed incidents: the resolved one with the rich record.
+/// The fixed incidents: the resolved one with the rich record, and the
+/// report's.
 fn fixtures() -> Vec<Incident> {
     let read = |file: &str| std::fs::read_to_string(golden(file)).expect("fixture");
     let resolved: Incident = serde_saphyr::from_str(&read("resolved.yaml")).expect("resolved.yaml");
-    vec![resolved]
+    let list: List = serde_saphyr::from_str(&read("report.yaml")).expect("report.yaml");
+    std::iter::once(resolved).chain(list.items).collect()
 }
 
 /// A bare cluster holding the fixed incidents in namespaces shop, search
@@ -190,5 +198,56 @@ async fn postmortem_drafts_from_the_record_with_the_org_or_the_teams_template() 
         )),
         "{}",
         stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn report_sums_up_incidents_per_team_and_severity() {
+    let cluster = record();
+    let at = [("KLAXON_NOW", NOW)];
+    // Reading incidents everywhere is enough for -A.
+    let everywhere = &cluster_viewer(cluster, "ledger", "auditor");
+    let out = plugin_env(everywhere, &["report", "-A", "--since", "30d"], &at);
+    assert!(out.status.success(), "{}", stderr(&out));
+    compare(&golden("report.txt"), &stdout(&out));
+    let out = plugin_env(everywhere, &["report", "-A", "-o", "json"], &at);
+    assert!(out.status.success(), "{}", stderr(&out));
+    compare(&golden("report.json"), &stdout(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("report -o json");
+    assert_eq!(json["total"]["declared"], 8, "{json:#}");
+
+    // One namespace, read with a namespaced Role.
+    let kc = &viewer(cluster, "shop", "report-reader");
+    let out = plugin_env(kc, &["report", "-n", "shop", "-o", "json"], &at);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("report -o json");
+    assert_eq!(json["namespace"], "shop");
+    let teams: Vec<&str> = json["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(|g| g["team"].as_str())
+        .collect();
+    assert_eq!(teams, ["payments", "payments", "payments"], "{json:#}");
+    // A shorter window: only what was declared in the last 18 hours.
+    let out = plugin_env(kc, &["report", "-n", "shop", "--since", "18h"], &at);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with(
+            "Incidents declared in namespace shop in the last 18h (since 2026-12-01 15:00 UTC)\n"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("\npayments   SEV2       1 "),
+        "{}",
+        stdout(&out)
+    );
+    let out = plugin_env(kc, &["report", "-n", "shop", "--since", "a while"], &at);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out).trim(),
+        "kubectl-incident: error: --since \"a while\" is not a duration such as 30d, 12h or 90m"
     );
 }
