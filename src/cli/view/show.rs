@@ -3,9 +3,12 @@
 use jiff::Timestamp;
 
 use super::{Lines, Style, WIDTH, clock, cut, deadline, severity, span};
-use crate::api::{
-    Incident, IncidentStatus,
-    incident::{DeliveryState, DeploymentState},
+use crate::{
+    api::{
+        Incident, IncidentStatus,
+        incident::{DeliveryState, DeploymentState, PostmortemState},
+    },
+    domain::incident::aftercare::overdue_at,
 };
 
 /// Deployments shown one by one; the rest are counted.
@@ -16,6 +19,8 @@ const SHOW_PODS: usize = 3;
 const SHOW_EVENTS: usize = 5;
 /// Most recent timeline entries shown.
 const SHOW_TIMELINE: usize = 6;
+/// Open follow-ups shown one by one; the rest are counted.
+const SHOW_FOLLOW_UPS: usize = 3;
 
 pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
     let mut out = Lines::default();
@@ -63,6 +68,7 @@ pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
         }
         out.push(style.green(&line));
     }
+    record(&mut out, incident, status, now, style);
 
     let attention = crate::domain::incident::brief::attention(status);
     if !attention.is_empty() {
@@ -178,6 +184,123 @@ pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
         "kubectl describe inc {name} -n {namespace} · kubectl incident timeline {name} -n {namespace}"
     )));
     out.finish()
+}
+
+/// The learning record, compactly, once it has something to say: how long
+/// each stage took, the postmortem and follow-ups (the open ones numbered
+/// as `followup --done` takes them), and the related incidents.
+fn record(
+    out: &mut Lines,
+    incident: &Incident,
+    status: &IncidentStatus,
+    now: Timestamp,
+    style: Style,
+) {
+    if let Some(d) = &status.durations {
+        let took: Vec<String> = [
+            ("detect", &d.to_detect),
+            ("acknowledge", &d.to_acknowledge),
+            ("mitigate", &d.to_mitigate),
+            ("resolve", &d.to_resolve),
+            ("recover", &d.to_recover),
+        ]
+        .into_iter()
+        .filter_map(|(stage, took)| took.as_ref().map(|t| format!("{stage} {t}")))
+        .collect();
+        if !took.is_empty() {
+            out.push(format!("durations: {}", took.join(" · ")));
+        }
+    }
+
+    let mut aftercare = Vec::new();
+    let linked = incident.spec.postmortem.as_ref();
+    match (&status.postmortem, linked) {
+        // The resolved line names a linked postmortem already.
+        (_, Some(pm)) if status.resolved_at.is_none() => {
+            aftercare.push(format!("postmortem {}", pm.url));
+        }
+        (Some(pm), None) if pm.required => {
+            let due = pm
+                .due
+                .as_ref()
+                .map(|d| d.0.strftime("%Y-%m-%d %H:%MZ").to_string());
+            aftercare.push(match (pm.state, due) {
+                (PostmortemState::Overdue, Some(due)) => {
+                    style.red(&format!("postmortem OVERDUE (due {due})"))
+                }
+                (_, Some(due)) => style.yellow(&format!("postmortem due {due}")),
+                (_, None) if status.resolved_at.is_none() => {
+                    "postmortem required once resolved".into()
+                }
+                (_, None) => style.yellow("postmortem required"),
+            });
+        }
+        _ => {}
+    }
+    let items = &incident.spec.follow_ups;
+    let overdue = |due: &Option<String>| {
+        due.as_deref()
+            .and_then(overdue_at)
+            .is_some_and(|at| at <= now)
+    };
+    if !items.is_empty() {
+        let open = items.iter().filter(|i| !i.done).count();
+        let late = items.iter().filter(|i| !i.done && overdue(&i.due)).count();
+        let mut counts = format!("follow-ups {open} open");
+        if late > 0 {
+            counts.push_str(&style.red(&format!(" ({late} overdue)")));
+        }
+        counts.push_str(&format!(", {} done", items.len() - open));
+        aftercare.push(counts);
+    }
+    if !aftercare.is_empty() {
+        out.push(aftercare.join(" · "));
+    }
+    let open: Vec<(usize, &crate::api::incident::FollowUp)> =
+        items.iter().enumerate().filter(|(_, i)| !i.done).collect();
+    for (n, item) in open.iter().take(SHOW_FOLLOW_UPS) {
+        let mut about = Vec::new();
+        if let Some(owner) = &item.owner {
+            about.push(owner.clone());
+        }
+        if let Some(due) = &item.due {
+            about.push(if overdue(&item.due) {
+                style.red(&format!("due {due}, overdue"))
+            } else {
+                format!("due {due}")
+            });
+        }
+        let about = if about.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", about.join(", "))
+        };
+        out.push(cut(&format!("  {}. {}{about}", n + 1, item.title), WIDTH));
+    }
+    if open.len() > SHOW_FOLLOW_UPS {
+        out.push(style.dim(&format!(
+            "  … and {} more open (kubectl incident postmortem lists them all)",
+            open.len() - SHOW_FOLLOW_UPS
+        )));
+    }
+
+    if !status.related.is_empty() {
+        let related: Vec<String> = status
+            .related
+            .iter()
+            .map(|r| {
+                let mut about = vec![r.relation.as_str().to_string()];
+                if r.detected {
+                    about.push("found by Klaxon".into());
+                }
+                if let Some(at) = &r.resolved_at {
+                    about.push(format!("resolved {}", at.0.strftime("%Y-%m-%d")));
+                }
+                format!("{} ({})", r.name, about.join(", "))
+            })
+            .collect();
+        out.push(cut(&format!("related: {}", related.join("; ")), WIDTH));
+    }
 }
 
 fn deployment(out: &mut Lines, d: &DeploymentState, now: Timestamp, style: Style) {
