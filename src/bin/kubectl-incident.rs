@@ -20,38 +20,26 @@
 //! `klaxon.dev/actor` and `klaxon.dev/actor-generation`, which an
 //! admission policy holds to the truth.
 
-use std::{
-    collections::BTreeMap, io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration,
-};
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use futures::StreamExt;
 use jiff::tz::TimeZone;
 use klaxon::{
-    api::{
-        Incident, IncidentSpec, Phase,
-        incident::{Affected, AffectedDeployment, Postmortem},
-    },
+    api::{Incident, Phase, incident::Postmortem},
     cli::{
         Error,
         connect::{Target, connect},
+        declare::{self, Declaration},
         error::{api_error, other_error},
         followup::{self, Closed},
         postmortem, report,
         view::{self, Style},
-        write::{actor_annotations, add_note, change, whoami},
+        watch,
+        write::{add_note, change, whoami},
     },
-    domain::incident::conditions::POSTMORTEM_REQUIRED,
 };
-use kube::{
-    Api,
-    api::{ListParams, PostParams},
-    runtime::{WatchStreamExt, wait::await_condition, watcher},
-};
+use kube::{Api, api::ListParams};
 use serde_json::json;
-
-/// How long `declare` waits to show what the operator found.
-const SHOW_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
 #[command(
@@ -250,46 +238,19 @@ async fn run(cli: Cli) -> Result<(), Error> {
             summary,
             no_wait,
         } => {
-            let mut affected: Vec<AffectedDeployment> = deployments
-                .into_iter()
-                .map(|d| AffectedDeployment {
-                    name: Some(d),
-                    selector: None,
-                })
-                .collect();
-            for selector in selectors {
-                affected.push(AffectedDeployment {
-                    name: None,
-                    selector: Some(parse_selector(&selector)?),
-                });
-            }
             let actor = whoami(&client).await?;
-            let mut incident = Incident::new(
-                &name,
-                IncidentSpec {
-                    title,
-                    severity,
-                    phase: Phase::Triggered,
-                    summary,
-                    commander,
-                    responders: vec![],
-                    affected: (!affected.is_empty()).then_some(Affected {
-                        deployments: affected,
-                    }),
-                    notes: vec![],
-                    postmortem: None,
-                    ..Default::default()
-                },
-            );
-            if let Some(actor) = &actor {
-                incident.metadata.annotations = Some(actor_annotations(actor, 1));
-            }
-            api.create(&PostParams::default(), &incident)
-                .await
-                .map_err(|e| api_error(e, ns, &name))?;
+            let declaration = Declaration {
+                title,
+                severity,
+                deployments,
+                selectors,
+                commander,
+                summary,
+            };
+            declare::create(&api, ns, &name, declaration, actor.as_deref()).await?;
             println!("incident.klaxon.dev/{name} declared in namespace {ns}");
             if !no_wait {
-                brief(&api, &name).await;
+                watch::brief(&api, &name).await;
             }
             Ok(())
         }
@@ -321,7 +282,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let actor = whoami(&client).await?;
             let done = change(&api, ns, &name, spec, actor.as_deref()).await?;
             println!("incident.klaxon.dev/{name} {}", done.unwrap_or("resolved"));
-            warn_postmortem(&api, ns, &name).await;
+            watch::warn_postmortem(&api, ns, &name).await;
             Ok(())
         }
         Command::Severity { name, severity } => {
@@ -352,7 +313,13 @@ async fn run(cli: Cli) -> Result<(), Error> {
         } => match (output, watch) {
             (Some(format), _) => {
                 let incident = api.get(&name).await.map_err(|e| api_error(e, ns, &name))?;
-                print!("{}", render(&incident, format)?);
+                print!(
+                    "{}",
+                    match format {
+                        Output::Json => view::json(&incident)?,
+                        Output::Yaml => view::yaml(&incident)?,
+                    }
+                );
                 Ok(())
             }
             (None, false) => {
@@ -360,7 +327,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 print!("{}", view::show(&incident, now(), style));
                 Ok(())
             }
-            (None, true) => follow(&api, ns, &name, style).await,
+            (None, true) => watch::follow(&api, ns, &name, now, style).await,
         },
         Command::List {
             all_namespaces,
@@ -418,12 +385,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 return Ok(());
             }
             let today = now().to_zoned(TimeZone::UTC).date();
-            let due = due
-                .map(|d| followup::parse_due(&d, today))
-                .transpose()
-                .map_err(refused)?;
-            let item = followup::item(title.as_deref().unwrap_or_default(), owner, due, url)
-                .map_err(refused)?;
+            let title = title.unwrap_or_default();
+            let item =
+                followup::new_item(&title, owner, due.as_deref(), url, today).map_err(refused)?;
             let title = item.title.clone();
             let number = followup::add(&api, ns, &name, item, actor.as_deref()).await?;
             println!("incident.klaxon.dev/{name} follow-up {number} added: {title}");
@@ -446,12 +410,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
             since,
             output,
         } => {
-            let window = report::parse_since(&since).map_err(Error::Input)?;
             let now = now();
-            let start = jiff::SignedDuration::try_from(window)
-                .ok()
-                .and_then(|w| now.checked_sub(w).ok())
-                .ok_or_else(|| Error::Input(format!("--since {since} reaches too far back")))?;
+            let start = report::since(&since, now).map_err(Error::Input)?;
             let api: Api<Incident> = if all_namespaces {
                 Api::all(client)
             } else {
@@ -483,134 +443,4 @@ fn now() -> jiff::Timestamp {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(jiff::Timestamp::now)
-}
-
-fn render(incident: &Incident, format: Output) -> Result<String, Error> {
-    let mut incident = incident.clone();
-    incident.metadata.managed_fields = None;
-    match format {
-        Output::Json => serde_json::to_string_pretty(&incident)
-            .map(|s| s + "\n")
-            .map_err(|e| Error::Api(e.to_string())),
-        Output::Yaml => serde_saphyr::to_string(&incident).map_err(|e| Error::Api(e.to_string())),
-    }
-}
-
-/// `show --watch`: draws the incident again whenever it changes, and every
-/// few seconds for the clocks, until interrupted or it is deleted.
-async fn follow(api: &Api<Incident>, ns: &str, name: &str, style: Style) -> Result<(), Error> {
-    let mut current = api.get(name).await.map_err(|e| api_error(e, ns, name))?;
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut changes = watcher(api.clone(), config).applied_objects().boxed();
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    let terminal = std::io::stdout().is_terminal();
-    loop {
-        if terminal {
-            // Home and clear, so the screen holds one view.
-            print!("\u{1b}[H\u{1b}[2J");
-        }
-        print!("{}", view::show(&current, now(), style));
-        if !terminal {
-            println!();
-        }
-        tokio::select! {
-            next = changes.next() => match next {
-                Some(Ok(incident)) => current = incident,
-                Some(Err(error)) => eprintln!("kubectl-incident: watch: {error}; retrying"),
-                None => return Ok(()),
-            },
-            _ = tick.tick(), if terminal => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        }
-    }
-}
-
-/// After `resolve`: once the operator has looked at the resolution, warns
-/// when the policy requires a postmortem the incident does not link.
-async fn warn_postmortem(api: &Api<Incident>, ns: &str, name: &str) {
-    let seen = |incident: Option<&Incident>| {
-        incident.is_some_and(|i| {
-            i.status.as_ref().and_then(|s| s.observed_generation) == i.metadata.generation
-        })
-    };
-    let Ok(Ok(Some(incident))) =
-        tokio::time::timeout(SHOW_WAIT, await_condition(api.clone(), name, seen)).await
-    else {
-        return;
-    };
-    let missing = incident
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == POSTMORTEM_REQUIRED))
-        .is_some_and(|c| c.status == "True");
-    if missing {
-        eprintln!(
-            "warning: the policy requires a postmortem for resolved {} incidents; link it with:\n  kubectl incident resolve {name} -n {ns} --postmortem URL",
-            incident.spec.severity
-        );
-    }
-}
-
-/// `k=v,k2=v2` as matchLabels.
-fn parse_selector(
-    text: &str,
-) -> Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector, Error> {
-    let mut labels = BTreeMap::new();
-    for pair in text.split(',').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').ok_or_else(|| {
-            Error::Input(format!(
-                "--selector {text}: expected key=value pairs, e.g. tier=payments"
-            ))
-        })?;
-        labels.insert(key.trim().to_string(), value.trim().to_string());
-    }
-    if labels.is_empty() {
-        return Err(Error::Input(
-            "--selector needs at least one key=value".into(),
-        ));
-    }
-    Ok(
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-            match_labels: Some(labels),
-            match_expressions: None,
-        },
-    )
-}
-
-/// Shows what the operator found, once it has looked (or after a while).
-async fn brief(api: &Api<Incident>, name: &str) {
-    let enriched = |incident: Option<&Incident>| {
-        incident
-            .and_then(|i| i.status.as_ref())
-            .is_some_and(|s| s.enriched_at.is_some())
-    };
-    let found = tokio::time::timeout(SHOW_WAIT, await_condition(api.clone(), name, enriched)).await;
-    let incident = match found {
-        Ok(Ok(Some(incident))) => incident,
-        _ => {
-            println!("(the operator has not enriched it yet: kubectl describe inc {name})");
-            return;
-        }
-    };
-    let Some(status) = incident.status.as_ref() else {
-        return;
-    };
-    if let Some(team) = &status.team {
-        println!("team:        {team}");
-    }
-    if let Some(by) = &status.acknowledge_by {
-        println!("acknowledge: by {}", by.0);
-    }
-    if let Some(summary) = &status.summary {
-        println!("summary:     {summary}");
-    }
-    if let Some(ready) = status.conditions.iter().find(|c| c.type_ == "Ready")
-        && ready.status != "True"
-    {
-        println!("attention:   {} ({})", ready.message, ready.reason);
-    }
-    println!(
-        "details:     kubectl incident show {name} -n {}",
-        incident.metadata.namespace.as_deref().unwrap_or_default()
-    );
 }

@@ -134,6 +134,19 @@ pub fn parse_due(text: &str, today: Date) -> Result<String, FollowUpError> {
         .map_err(|_| invalid())
 }
 
+/// The item `followup --title T [--owner O] [--due D] [--url U]` adds,
+/// its due day read against `today` (UTC).
+pub fn new_item(
+    title: &str,
+    owner: Option<String>,
+    due: Option<&str>,
+    url: Option<String>,
+    today: Date,
+) -> Result<FollowUp, FollowUpError> {
+    let due = due.map(|d| parse_due(d, today)).transpose()?;
+    item(title, owner, due, url)
+}
+
 /// The item to add, checked as the schema would check it, with a message
 /// naming the flag.
 pub fn item(

@@ -4,11 +4,13 @@
 //! (`src/bin/kubectl-incident.rs`) only parses flags and calls these.
 
 pub mod connect;
+pub mod declare;
 pub mod error;
 pub mod followup;
 pub mod postmortem;
 pub mod report;
 pub mod view;
+pub mod watch;
 pub mod write;
 
 pub use self::error::Error;

@@ -139,6 +139,15 @@ pub fn parse_since(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// The window's start: `--since` (see [`parse_since`]) before `now`.
+pub fn since(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+    let window = parse_since(text)?;
+    jiff::SignedDuration::try_from(window)
+        .ok()
+        .and_then(|w| now.checked_sub(w).ok())
+        .ok_or_else(|| format!("--since {text} reaches too far back"))
+}
+
 /// The value at rank ⌈p·n/100⌉ of `sorted` (ascending), counting from 1.
 pub fn nearest_rank(sorted: &[u64], p: u64) -> Option<u64> {
     if sorted.is_empty() {

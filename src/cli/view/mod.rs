@@ -150,6 +150,26 @@ fn declared(incident: &Incident) -> Option<Timestamp> {
         .map(|t| t.0)
 }
 
+/// The incident as `kubectl get -o json` would print it, without its
+/// managed fields.
+pub fn json(incident: &Incident) -> Result<String, crate::cli::Error> {
+    serde_json::to_string_pretty(&without_managed_fields(incident))
+        .map(|s| s + "\n")
+        .map_err(|e| crate::cli::Error::Api(e.to_string()))
+}
+
+/// The incident as YAML, without its managed fields.
+pub fn yaml(incident: &Incident) -> Result<String, crate::cli::Error> {
+    serde_saphyr::to_string(&without_managed_fields(incident))
+        .map_err(|e| crate::cli::Error::Api(e.to_string()))
+}
+
+fn without_managed_fields(incident: &Incident) -> Incident {
+    let mut incident = incident.clone();
+    incident.metadata.managed_fields = None;
+    incident
+}
+
 /// The cells of `table` padded to their column's width, with a gap of
 /// three spaces; the last column is left as it is.
 pub fn columns(table: &[Vec<String>]) -> Vec<Vec<String>> {
