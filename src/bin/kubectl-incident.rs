@@ -373,7 +373,6 @@ async fn run(cli: Cli) -> Result<(), Error> {
             done,
         } => {
             let actor = whoami(&client).await?;
-            let refused = |e| Error::Input(format!("incident {ns}/{name}: {e}"));
             if let Some(which) = done {
                 let said = match followup::close(&api, ns, &name, &which, actor.as_deref()).await? {
                     Closed::Now { number, title } => format!("follow-up {number} done: {title}"),
@@ -386,8 +385,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
             }
             let today = now().to_zoned(TimeZone::UTC).date();
             let title = title.unwrap_or_default();
-            let item =
-                followup::new_item(&title, owner, due.as_deref(), url, today).map_err(refused)?;
+            let item = followup::new_item(&title, owner, due.as_deref(), url, today)
+                .map_err(|e| followup::refused(ns, &name, e))?;
             let title = item.title.clone();
             let number = followup::add(&api, ns, &name, item, actor.as_deref()).await?;
             println!("incident.klaxon.dev/{name} follow-up {number} added: {title}");

@@ -75,7 +75,8 @@ pub async fn close(
     .await
 }
 
-fn refused(ns: &str, name: &str, error: FollowUpError) -> Error {
+/// A follow-up refused, said with the incident it is about.
+pub fn refused(ns: &str, name: &str, error: FollowUpError) -> Error {
     Error::Input(format!("incident {ns}/{name}: {error}"))
 }
 

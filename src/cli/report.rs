@@ -16,7 +16,10 @@ use std::{collections::BTreeMap, time::Duration};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{postmortem, view::severity_rank};
+use super::{
+    postmortem,
+    view::{declared, severity_rank},
+};
 use crate::{
     api::{Incident, Phase, duration},
     domain::{
@@ -169,17 +172,6 @@ fn percentiles(mut seconds: Vec<u64>) -> Percentiles {
         p90: text(p90),
         p90_seconds: p90,
     }
-}
-
-/// When the incident was declared: as the operator recorded it, else its
-/// creation.
-fn declared(incident: &Incident) -> Option<Timestamp> {
-    incident
-        .status
-        .as_ref()
-        .and_then(|s| s.declared_at.as_ref())
-        .or(incident.metadata.creation_timestamp.as_ref())
-        .map(|t| t.0)
 }
 
 /// One duration of `status.durations` in seconds.

@@ -141,7 +141,7 @@ fn severity(style: Style, severity: &str, phase: Phase) -> String {
 /// `kubectl incident show`: one screen, most important first.
 /// When the incident was declared: as the operator recorded it, else its
 /// creation.
-fn declared(incident: &Incident) -> Option<Timestamp> {
+pub fn declared(incident: &Incident) -> Option<Timestamp> {
     incident
         .status
         .as_ref()
