@@ -23,7 +23,9 @@ use super::view::span;
 use crate::{
     api::{
         Incident, IncidentStatus,
-        incident::{AlertStatus, DeliveryState, PostmortemState, ReasonCount, TimelineEntry},
+        incident::{
+            AlertState, AlertStatus, DeliveryState, PostmortemState, ReasonCount, TimelineEntry,
+        },
     },
     domain::incident::{aftercare::overdue_at, record},
 };
@@ -60,52 +62,17 @@ pub fn context(incident: &Incident, now: Timestamp) -> Context {
     let status = incident.status.as_ref().unwrap_or(&empty);
     let spec = &incident.spec;
     let declared = status.declared_at.as_ref();
-    let entry = |e: &TimelineEntry| Entry {
-        time: utc(&e.time),
-        clock: e.time.0.strftime("%H:%M:%S").to_string(),
-        since_declared: since(declared, &e.time),
-        type_: e.type_.clone(),
-        message: e.message.clone(),
-    };
-    let follow_ups: Vec<FollowUp> = spec
-        .follow_ups
-        .iter()
-        .enumerate()
-        .map(|(n, item)| FollowUp {
-            number: n + 1,
-            title: item.title.clone(),
-            owner: item.owner.clone(),
-            due: item.due.clone(),
-            url: item.url.clone(),
-            done: item.done,
-            overdue: !item.done
-                && item
-                    .due
-                    .as_deref()
-                    .and_then(overdue_at)
-                    .is_some_and(|at| at <= now),
-        })
-        .collect();
+    let timeline: Vec<Entry> = status.timeline.iter().map(|e| entry(declared, e)).collect();
+    let follow_ups = follow_ups(incident, now);
     let follow_up_counts = FollowUpCounts {
         open: follow_ups.iter().filter(|f| !f.done).count(),
         done: follow_ups.iter().filter(|f| f.done).count(),
         overdue: follow_ups.iter().filter(|f| f.overdue).count(),
     };
+    let d = status.durations.clone().unwrap_or_default();
     Context {
         drafted_at: utc(&Time(now)),
-        incident: About {
-            name: incident.metadata.name.clone().unwrap_or_default(),
-            namespace: incident.metadata.namespace.clone().unwrap_or_default(),
-            title: spec.title.clone(),
-            severity: spec.severity.clone(),
-            phase: spec.phase.to_string(),
-            team: status.team.clone(),
-            commander: spec.commander.clone().filter(|c| !c.is_empty()),
-            responders: spec.responders.clone(),
-            summary: spec.summary.clone(),
-            status_summary: status.summary.clone(),
-            source: record::source(incident).to_string(),
-        },
+        incident: about(incident, status),
         times: Times {
             started_at: utc_opt(&status.started_at),
             impact_started_at: utc_opt(&spec.impact_started_at),
@@ -116,32 +83,17 @@ pub fn context(incident: &Incident, now: Timestamp) -> Context {
             mitigated_at: utc_opt(&status.mitigated_at),
             resolved_at: utc_opt(&status.resolved_at),
         },
-        durations: {
-            let d = status.durations.clone().unwrap_or_default();
-            Durations {
-                to_detect: d.to_detect,
-                to_acknowledge: d.to_acknowledge,
-                to_mitigate: d.to_mitigate,
-                to_resolve: d.to_resolve,
-                to_recover: d.to_recover,
-            }
+        durations: Durations {
+            to_detect: d.to_detect,
+            to_acknowledge: d.to_acknowledge,
+            to_mitigate: d.to_mitigate,
+            to_resolve: d.to_resolve,
+            to_recover: d.to_recover,
         },
         impact: impact(status),
-        rollouts: status
-            .rollouts
-            .iter()
-            .map(|r| Rollout {
-                workload: r.name.clone(),
-                revision: r.revision.clone(),
-                at: utc(&r.at),
-                before_declaration: declared
-                    .filter(|d| r.at.0 <= d.0)
-                    .map(|d| span(r.at.0, d.0)),
-                images: r.images.clone(),
-                previous_images: r.previous_images.clone(),
-            })
-            .collect(),
-        timeline: status.timeline.iter().map(entry).collect(),
+        rollouts: rollouts(status),
+        paging: paging(status, &timeline),
+        timeline,
         notes: spec
             .notes
             .iter()
@@ -151,24 +103,8 @@ pub fn context(incident: &Incident, now: Timestamp) -> Context {
                 text: n.text.clone(),
             })
             .collect(),
-        paging: paging(status, status.timeline.iter().map(entry).collect()),
         evidence: evidence(status),
-        alerts: status
-            .alerts
-            .iter()
-            .map(|a| Alert {
-                name: a.labels.get("alertname").cloned(),
-                state: match a.state {
-                    AlertStatus::Firing => "Firing",
-                    AlertStatus::Resolved => "Resolved",
-                }
-                .to_string(),
-                starts_at: utc(&a.starts_at),
-                ends_at: utc_opt(&a.ends_at),
-                link: a.link.clone(),
-                labels: a.labels.clone(),
-            })
-            .collect(),
+        alerts: status.alerts.iter().map(alert).collect(),
         follow_ups,
         follow_up_counts,
         postmortem: Postmortem {
@@ -190,6 +126,91 @@ pub fn context(incident: &Incident, now: Timestamp) -> Context {
                 detected: r.detected,
             })
             .collect(),
+    }
+}
+
+fn about(incident: &Incident, status: &IncidentStatus) -> About {
+    let spec = &incident.spec;
+    About {
+        name: incident.metadata.name.clone().unwrap_or_default(),
+        namespace: incident.metadata.namespace.clone().unwrap_or_default(),
+        title: spec.title.clone(),
+        severity: spec.severity.clone(),
+        phase: spec.phase.to_string(),
+        team: status.team.clone(),
+        commander: spec.commander.clone().filter(|c| !c.is_empty()),
+        responders: spec.responders.clone(),
+        summary: spec.summary.clone(),
+        status_summary: status.summary.clone(),
+        source: record::source(incident).to_string(),
+    }
+}
+
+fn entry(declared: Option<&Time>, e: &TimelineEntry) -> Entry {
+    Entry {
+        time: utc(&e.time),
+        clock: e.time.0.strftime("%H:%M:%S").to_string(),
+        since_declared: since(declared, &e.time),
+        type_: e.type_.clone(),
+        message: e.message.clone(),
+    }
+}
+
+/// The follow-ups numbered from 1, each overdue once its due day (UTC)
+/// is over at `now`.
+fn follow_ups(incident: &Incident, now: Timestamp) -> Vec<FollowUp> {
+    incident
+        .spec
+        .follow_ups
+        .iter()
+        .enumerate()
+        .map(|(n, item)| FollowUp {
+            number: n + 1,
+            title: item.title.clone(),
+            owner: item.owner.clone(),
+            due: item.due.clone(),
+            url: item.url.clone(),
+            done: item.done,
+            overdue: !item.done
+                && item
+                    .due
+                    .as_deref()
+                    .and_then(overdue_at)
+                    .is_some_and(|at| at <= now),
+        })
+        .collect()
+}
+
+fn rollouts(status: &IncidentStatus) -> Vec<Rollout> {
+    let declared = status.declared_at.as_ref();
+    status
+        .rollouts
+        .iter()
+        .map(|r| Rollout {
+            workload: r.name.clone(),
+            revision: r.revision.clone(),
+            at: utc(&r.at),
+            before_declaration: declared
+                .filter(|d| r.at.0 <= d.0)
+                .map(|d| span(r.at.0, d.0)),
+            images: r.images.clone(),
+            previous_images: r.previous_images.clone(),
+        })
+        .collect()
+}
+
+fn alert(a: &AlertState) -> Alert {
+    Alert {
+        name: a.labels.get("alertname").cloned(),
+        state: match a.state {
+            AlertStatus::Firing => "Firing",
+            AlertStatus::Resolved => "Resolved",
+        }
+        .to_string(),
+        starts_at: utc(&a.starts_at),
+        ends_at: utc_opt(&a.ends_at),
+        link: a.link.clone(),
+        labels: a.labels.clone(),
     }
 }
 
@@ -264,7 +285,7 @@ fn impact(status: &IncidentStatus) -> Impact {
     }
 }
 
-fn paging(status: &IncidentStatus, timeline: Vec<Entry>) -> Paging {
+fn paging(status: &IncidentStatus, timeline: &[Entry]) -> Paging {
     let count = |state: DeliveryState| {
         status
             .notifications
@@ -297,8 +318,9 @@ fn paging(status: &IncidentStatus, timeline: Vec<Entry>) -> Paging {
         pending: count(DeliveryState::Pending),
         summarised: history.delivered + history.failed,
         escalations: timeline
-            .into_iter()
+            .iter()
             .filter(|e| e.type_ == "Escalated")
+            .cloned()
             .collect(),
     }
 }

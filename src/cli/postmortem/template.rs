@@ -18,7 +18,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 
 use super::Context;
 use crate::{
-    api::{Incident, ResponsePolicy},
+    api::{Incident, ResponsePolicy, policy::ConfigMapKeyRef},
     cli::{Error, error::other_error},
 };
 
@@ -91,9 +91,19 @@ pub async fn find(
     else {
         return Ok((Template::builtin(), None));
     };
+    policy_template(client, &namespace, &policy).await
+}
+
+/// The template ResponsePolicy `namespace/policy` names, else the built-in
+/// one (with a warning when the policy is gone).
+async fn policy_template(
+    client: &Client,
+    namespace: &str,
+    policy: &str,
+) -> Result<(Template, Option<String>), Error> {
     let named = format!("ResponsePolicy {namespace}/{policy}");
-    let policies: Api<ResponsePolicy> = Api::namespaced(client.clone(), &namespace);
-    let spec = match policies.get(&policy).await {
+    let policies: Api<ResponsePolicy> = Api::namespaced(client.clone(), namespace);
+    let spec = match policies.get(policy).await {
         Ok(found) => found.spec,
         Err(kube::Error::Api(status)) if status.code == 404 => {
             let warning = format!(
@@ -109,16 +119,30 @@ pub async fn find(
         }
         Err(other) => return Err(other_error(other)),
     };
-    let Some(at) = spec.postmortem.and_then(|p| p.template_config_map_ref) else {
-        return Ok((Template::builtin(), None));
-    };
+    match spec.postmortem.and_then(|p| p.template_config_map_ref) {
+        Some(at) => {
+            let because = format!("{named} names it in spec.postmortem.templateConfigMapRef");
+            let template = configmap_template(client, namespace, &at, &because).await?;
+            Ok((template, None))
+        }
+        None => Ok((Template::builtin(), None)),
+    }
+}
+
+/// The template in key `at.key` of ConfigMap `namespace/at.name`;
+/// `because` says who names it.
+async fn configmap_template(
+    client: &Client,
+    namespace: &str,
+    at: &ConfigMapKeyRef,
+    because: &str,
+) -> Result<Template, Error> {
     let origin = Origin::ConfigMap {
-        namespace: namespace.clone(),
+        namespace: namespace.to_string(),
         name: at.name.clone(),
         key: at.key.clone(),
     };
-    let because = format!("{named} names it in spec.postmortem.templateConfigMapRef");
-    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let map = match maps.get(&at.name).await {
         Ok(map) => map,
         Err(kube::Error::Api(status)) => {
@@ -136,13 +160,10 @@ pub async fn find(
     };
     let data = map.data.unwrap_or_default();
     match data.get(&at.key) {
-        Some(text) => Ok((
-            Template {
-                origin,
-                text: text.clone(),
-            },
-            None,
-        )),
+        Some(text) => Ok(Template {
+            origin,
+            text: text.clone(),
+        }),
         None => {
             let keys: Vec<&str> = data.keys().map(String::as_str).collect();
             let has = if keys.is_empty() {

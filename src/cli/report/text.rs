@@ -22,52 +22,7 @@ pub fn text(report: &Report, window: &str) -> String {
         return format!("No incidents declared in {scope} in the last {window} (since {since}).\n");
     }
     let mut out = format!("Incidents declared in {scope} in the last {window} (since {since})\n\n");
-    let mut table = vec![
-        [
-            "TEAM",
-            "SEVERITY",
-            "DECLARED",
-            "RESOLVED",
-            "OPEN",
-            "ACK P50",
-            "ACK P90",
-            "RESOLVE P50",
-            "RESOLVE P90",
-            "POSTMORTEMS",
-            "FOLLOW-UPS",
-        ]
-        .map(String::from)
-        .to_vec(),
-    ];
-    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let row = |g: &Group, team: String, severity: String| {
-        let follow_ups = match (g.follow_ups_open, g.follow_ups_overdue) {
-            (0, _) => "-".to_string(),
-            (open, 0) => format!("{open} open"),
-            (open, overdue) => format!("{open} open, {overdue} overdue"),
-        };
-        vec![
-            team,
-            severity,
-            g.declared.to_string(),
-            g.resolved.to_string(),
-            g.open.to_string(),
-            dash(&g.time_to_acknowledge.p50),
-            dash(&g.time_to_acknowledge.p90),
-            dash(&g.time_to_resolve.p50),
-            dash(&g.time_to_resolve.p90),
-            match g.postmortems_overdue {
-                0 => "-".to_string(),
-                n => format!("{n} overdue"),
-            },
-            follow_ups,
-        ]
-    };
-    for g in &report.groups {
-        table.push(row(g, dash(&g.team), dash(&g.severity)));
-    }
-    table.push(row(&report.total, "(all)".into(), "(all)".into()));
-    out.push_str(&aligned(&table));
+    out.push_str(&groups(report));
     out.push_str(
         "\nACK: declared → acknowledged; RESOLVE: impact started → resolved; p50 and p90 by nearest rank over the incidents that reached the stage.\n",
     );
@@ -94,4 +49,58 @@ pub fn text(report: &Report, window: &str) -> String {
         out.push_str(&aligned(&table));
     }
     out
+}
+
+/// One row per team and severity, then the total.
+fn groups(report: &Report) -> String {
+    let mut table = vec![
+        [
+            "TEAM",
+            "SEVERITY",
+            "DECLARED",
+            "RESOLVED",
+            "OPEN",
+            "ACK P50",
+            "ACK P90",
+            "RESOLVE P50",
+            "RESOLVE P90",
+            "POSTMORTEMS",
+            "FOLLOW-UPS",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for g in &report.groups {
+        table.push(row(g, dash(&g.team), dash(&g.severity)));
+    }
+    table.push(row(&report.total, "(all)".into(), "(all)".into()));
+    aligned(&table)
+}
+
+fn dash(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".into())
+}
+
+fn row(g: &Group, team: String, severity: String) -> Vec<String> {
+    let follow_ups = match (g.follow_ups_open, g.follow_ups_overdue) {
+        (0, _) => "-".to_string(),
+        (open, 0) => format!("{open} open"),
+        (open, overdue) => format!("{open} open, {overdue} overdue"),
+    };
+    vec![
+        team,
+        severity,
+        g.declared.to_string(),
+        g.resolved.to_string(),
+        g.open.to_string(),
+        dash(&g.time_to_acknowledge.p50),
+        dash(&g.time_to_acknowledge.p90),
+        dash(&g.time_to_resolve.p50),
+        dash(&g.time_to_resolve.p90),
+        match g.postmortems_overdue {
+            0 => "-".to_string(),
+            n => format!("{n} overdue"),
+        },
+        follow_ups,
+    ]
 }

@@ -212,6 +212,21 @@ fn record(
         }
     }
 
+    aftercare(out, incident, status, now, style);
+    if let Some(line) = related(status) {
+        out.push(line);
+    }
+}
+
+/// Where the postmortem stands and the follow-ups, counted, with the
+/// first open ones numbered.
+fn aftercare(
+    out: &mut Lines,
+    incident: &Incident,
+    status: &IncidentStatus,
+    now: Timestamp,
+    style: Style,
+) {
     let mut aftercare = Vec::new();
     let linked = incident.spec.postmortem.as_ref();
     match (&status.postmortem, linked) {
@@ -283,24 +298,28 @@ fn record(
             open.len() - SHOW_FOLLOW_UPS
         )));
     }
+}
 
-    if !status.related.is_empty() {
-        let related: Vec<String> = status
-            .related
-            .iter()
-            .map(|r| {
-                let mut about = vec![r.relation.as_str().to_string()];
-                if r.detected {
-                    about.push("found by Klaxon".into());
-                }
-                if let Some(at) = &r.resolved_at {
-                    about.push(format!("resolved {}", at.0.strftime("%Y-%m-%d")));
-                }
-                format!("{} ({})", r.name, about.join(", "))
-            })
-            .collect();
-        out.push(cut(&format!("related: {}", related.join("; ")), WIDTH));
+/// `related: a (RecurrenceOf, found by Klaxon, resolved 2026-10-30); ...`
+fn related(status: &IncidentStatus) -> Option<String> {
+    if status.related.is_empty() {
+        return None;
     }
+    let related: Vec<String> = status
+        .related
+        .iter()
+        .map(|r| {
+            let mut about = vec![r.relation.as_str().to_string()];
+            if r.detected {
+                about.push("found by Klaxon".into());
+            }
+            if let Some(at) = &r.resolved_at {
+                about.push(format!("resolved {}", at.0.strftime("%Y-%m-%d")));
+            }
+            format!("{} ({})", r.name, about.join(", "))
+        })
+        .collect();
+    Some(cut(&format!("related: {}", related.join("; ")), WIDTH))
 }
 
 fn deployment(out: &mut Lines, d: &DeploymentState, now: Timestamp, style: Style) {
