@@ -257,6 +257,35 @@ mod tests {
     }
 
     #[test]
+    fn show_says_where_a_resolved_incidents_aftercare_stands() {
+        let incident: Incident =
+            serde_saphyr::from_str(include_str!("../../../tests/golden/resolved.yaml"))
+                .expect("fixture");
+        let text = show(
+            &incident,
+            at("2026-12-02T09:00:00Z"),
+            Style { colour: false },
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("durations: "))
+            .expect("durations line");
+        assert_eq!(
+            lines[at - 1..at + 5],
+            [
+                "resolved at 14:57:00Z",
+                "durations: detect 7m · acknowledge 7m · mitigate 29m · resolve 1h2m · recover 55m50s",
+                "postmortem OVERDUE (due 2026-11-26 14:57Z) · follow-ups 2 open (1 overdue), 1 done",
+                "  1. Canary for the card processor (bob, due 2026-12-10)",
+                "  2. Alert on the 5xx ratio (carol, due 2026-11-30, overdue)",
+                "related: card-processor-timeouts (CausedBy, resolved 2026-11-24); checkout-5xx-1030 (RecurrenceOf, found by Klaxon, resolved 2026-10-30)",
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
     fn severities_sort_by_their_number_then_by_name() {
         let mut names = vec!["SEV3", "critical", "SEV1", "P2", "SEV10"];
         names.sort_by_key(|s| severity_rank(s));
