@@ -6,7 +6,7 @@
 //! and never walk a whole store.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashSet},
     sync::Arc,
 };
 
@@ -350,31 +350,51 @@ impl Caches {
         Self::lookup(&self.incidents, &self.incidents_by_namespace, namespace)
     }
 
-    /// The other incidents of `incident`'s namespace that affected one of
-    /// `workloads`, or that its `spec.related` names: what recurrences
-    /// and links are decided from. Costs the incidents of those
-    /// workloads, not the namespace's.
+    /// The incidents a plan may relate `incident` to: those of its
+    /// namespace that affected one of `workloads` and resolved within the
+    /// recurrence window before `declared`, and those its `spec.related`
+    /// names. Costs the incidents of those workloads.
     pub fn related_to(
         &self,
         incident: &Incident,
         workloads: &[String],
+        declared: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
     ) -> Vec<crate::domain::incident::related::Earlier> {
+        use crate::domain::incident::related;
         let Some(namespace) = incident.metadata.namespace.as_deref() else {
             return Vec::new();
         };
-        let mut found: Vec<Arc<Incident>> = Vec::new();
-        let mut add = |other: Arc<Incident>| {
-            if !found.iter().any(|f| f.metadata.name == other.metadata.name) {
-                found.push(other);
+        let resolved_at =
+            |other: &Incident| other.status.as_ref().and_then(|s| s.resolved_at.clone());
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut found = Vec::new();
+        let mut add = |other: &Incident| {
+            let name = other.metadata.name.clone().unwrap_or_default();
+            if other.metadata.name == incident.metadata.name || !seen.insert(name.clone()) {
+                return;
             }
+            let deployments = other
+                .status
+                .as_ref()
+                .map(|s| s.deployments.as_slice())
+                .unwrap_or_default();
+            found.push(related::Earlier {
+                name,
+                resolved_at: resolved_at(other),
+                workloads: related::workloads(other, deployments),
+            });
         };
-        for workload in workloads {
-            for other in Self::lookup(
-                &self.incidents,
-                &self.incidents_by_workload,
-                &format!("{namespace}/{workload}"),
-            ) {
-                add(other);
+        if let Some(declared) = declared {
+            for workload in workloads {
+                for other in Self::lookup(
+                    &self.incidents,
+                    &self.incidents_by_workload,
+                    &format!("{namespace}/{workload}"),
+                ) {
+                    if resolved_at(&other).is_some_and(|at| related::recurs(declared, &at)) {
+                        add(&other);
+                    }
+                }
             }
         }
         for link in &incident.spec.related {
@@ -382,25 +402,10 @@ impl Caches {
                 .incidents
                 .get(&reflector::ObjectRef::new(&link.name).within(namespace))
             {
-                add(other);
+                add(&other);
             }
         }
         found
-            .iter()
-            .filter(|other| other.metadata.name != incident.metadata.name)
-            .map(|other| {
-                let status = other.status.as_ref();
-                crate::domain::incident::related::Earlier {
-                    name: other.metadata.name.clone().unwrap_or_default(),
-                    declared_at: status.and_then(|s| s.declared_at.clone()),
-                    resolved_at: status.and_then(|s| s.resolved_at.clone()),
-                    workloads: crate::domain::incident::related::workloads(
-                        other,
-                        status.map(|s| s.deployments.as_slice()).unwrap_or_default(),
-                    ),
-                }
-            })
-            .collect()
     }
 
     /// The effective policy of `namespace`, from the caches.
@@ -466,11 +471,10 @@ pub fn trim_incident(incident: &mut Incident) {
         team: status.team.take(),
         deployments: workloads,
         postmortem: status.postmortem.take(),
-        follow_ups: status.follow_ups.take(),
         // Which overdue postmortems and follow-ups were routed already.
         findings: std::mem::take(&mut status.findings)
             .into_iter()
-            .filter(|f| crate::domain::incident::aftercare::remembers(f))
+            .filter(|f| crate::domain::incident::aftercare::routed(f))
             .collect(),
         ..Default::default()
     };

@@ -132,9 +132,12 @@ impl Record {
         }));
     }
 
-    /// Observes what a status write recorded first: `before` is the
-    /// status the write replaced, `after` the one it wrote.
-    pub fn observe(&self, incident: &Incident, before: &IncidentStatus, after: &IncidentStatus) {
+    /// Observes what a status write recorded first: `written` is the
+    /// incident as written, `before` the status the write replaced.
+    pub fn observe(&self, written: &Incident, before: &IncidentStatus) {
+        let incident = written;
+        let empty = IncidentStatus::default();
+        let after = written.status.as_ref().unwrap_or(&empty);
         let seen = record::observed(before, after);
         let team = after.team.clone().unwrap_or_default();
         let labels = TeamSeverity {

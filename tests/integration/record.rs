@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::support::{
     self,
-    fixtures::{apply, more_passes, secret, wait_for},
+    fixtures::{apply, more_plans, secret, wait_for},
     operator::{self, Operator},
     receiver::{Receiver, Request},
 };
@@ -162,8 +162,9 @@ async fn each_stage_is_timed_from_the_impact_start_and_observed_once() {
         "{durations:?}"
     );
 
-    // Nothing is observed again, however often the operator looks.
-    more_passes(shared.port, &incidents, "checkout-5xx", 10.0).await;
+    // Nothing is observed again, however often the operator plans and
+    // writes the incident.
+    more_plans(shared.port, &incidents, "checkout-5xx", 5).await;
     let labels = format!(r#"team="{ns}",severity="SEV2""#);
     let sample = |name: &str| shared.metric(&format!("{name}{{{labels}}}"));
     assert_eq!(
@@ -374,7 +375,7 @@ async fn a_postmortem_and_follow_ups_fall_due_after_resolution_each_routed_once(
         "{timeline:#?}"
     );
 
-    more_passes(shared.port, &incidents, "ledger-down", 10.0).await;
+    more_plans(shared.port, &incidents, "ledger-down", 5).await;
     let requests = receiver.requests_to(&token);
     assert_eq!(
         sent(&requests, "PostmortemOverdue").len(),
@@ -488,6 +489,26 @@ async fn a_new_incident_on_the_same_workload_links_the_earlier_one_as_a_recurren
         "{:#?}",
         status.timeline
     );
+    // Found once, however often the operator plans it.
+    more_plans(
+        operator::shared().port,
+        &incidents,
+        "checkout-5xx-tuesday",
+        4,
+    )
+    .await;
+    let again = incidents
+        .get("checkout-5xx-tuesday")
+        .await
+        .expect("incident");
+    let status = again.status.expect("status");
+    let entries = status
+        .timeline
+        .iter()
+        .filter(|e| e.type_ == "Related" && e.message.contains("checkout-5xx-monday"))
+        .count();
+    assert_eq!(entries, 1, "{:#?}", status.timeline);
+    assert_eq!(status.related.len(), 1);
 }
 
 #[tokio::test]
@@ -556,6 +577,9 @@ async fn after_a_restart_the_open_gauge_is_right_and_nothing_is_observed_twice()
     };
     assert_eq!(open(first.port, "SEV2", "Triggered"), Some(1.0));
     assert_eq!(open(first.port, "SEV3", "Acknowledged"), Some(1.0));
+    let acknowledge =
+        format!(r#"klaxon_incident_acknowledge_seconds_count{{team="{ns}",severity="SEV3"}}"#);
+    assert_eq!(operator::metric(first.port, &acknowledge), Some(1.0));
     assert_eq!(declared(first.port, "SEV2"), Some(1.0));
 
     // Killed at once, as a node failure would; a new process takes over.
@@ -572,10 +596,8 @@ async fn after_a_restart_the_open_gauge_is_right_and_nothing_is_observed_twice()
         "right from the first scrape"
     );
     assert_eq!(open(second.port, "SEV3", "Acknowledged"), Some(1.0));
-    more_passes(second.port, &incidents, "checkout-5xx", 6.0).await;
-    more_passes(second.port, &incidents, "search-slow", 6.0).await;
-    let acknowledge =
-        format!(r#"klaxon_incident_acknowledge_seconds_count{{team="{ns}",severity="SEV3"}}"#);
+    more_plans(second.port, &incidents, "checkout-5xx", 3).await;
+    more_plans(second.port, &incidents, "search-slow", 3).await;
     assert_eq!(declared(second.port, "SEV2"), None, "not observed again");
     assert_eq!(declared(second.port, "SEV3"), None);
     assert_eq!(operator::metric(second.port, &acknowledge), None);
@@ -586,7 +608,7 @@ async fn after_a_restart_the_open_gauge_is_right_and_nothing_is_observed_twice()
         i.status.as_ref().is_some_and(|s| s.resolved_at.is_some())
     })
     .await;
-    more_passes(second.port, &incidents, "checkout-5xx", 6.0).await;
+    more_plans(second.port, &incidents, "checkout-5xx", 3).await;
     let resolved = format!(r#"klaxon_incidents_resolved_total{{team="{ns}",severity="SEV2"}}"#);
     assert_eq!(operator::metric(second.port, &resolved), Some(1.0));
     assert_eq!(

@@ -52,6 +52,10 @@ use crate::{
 pub const CONTROLLER: &str = "incident";
 pub const FIELD_MANAGER: &str = "klaxon";
 
+/// The longest a resolved incident waits for its next due time before it
+/// is looked at again.
+const FROZEN_REFRESH: Duration = Duration::from_secs(3600);
+
 /// How long after shutdown the controller is stopped even if a reconcile
 /// or a cache never finishes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -377,22 +381,6 @@ fn deployment_of_event(event: &Event, caches: &Caches) -> Option<String> {
     }
 }
 
-/// Whether a resolved incident is settled: its record frozen, its spec
-/// not changed since, nothing left to deliver, and nothing left to fall
-/// due (a postmortem, a follow-up). Such an incident needs no reconcile
-/// at all.
-fn settled(incident: &Incident) -> bool {
-    incident.status.as_ref().is_some_and(|s| {
-        plan::frozen(s)
-            && s.observed_generation == incident.metadata.generation
-            && !s
-                .notifications
-                .iter()
-                .any(|n| n.state == DeliveryState::Pending)
-            && plan::aftercare::next(incident, s).is_none()
-    })
-}
-
 #[instrument(skip_all, fields(namespace = cached.namespace(), name = cached.name_any()))]
 async fn reconcile(cached: Arc<Incident>, state: Arc<State>) -> Result<Action, Error> {
     if !state.synced.load(Ordering::Acquire) {
@@ -417,9 +405,21 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
         Some(written) => written,
         None => Incident::clone(&cached),
     };
-    if settled(&current) {
-        state.caches.links.unlink(&reference);
-        return Ok(Action::await_change());
+    let policy = state
+        .caches
+        .effective_policy(&namespace, &state.context.namespace);
+    let now = Timestamp::now();
+    match plan::rest(&current, &policy, now) {
+        plan::Rest::Settled => {
+            state.caches.links.unlink(&reference);
+            return Ok(Action::await_change());
+        }
+        // Looked at again within the hour anyway: watches can miss things.
+        plan::Rest::Until(at) => {
+            state.caches.links.unlink(&reference);
+            return Ok(Action::requeue(until(at, now).min(FROZEN_REFRESH)));
+        }
+        plan::Rest::Work => {}
     }
     let trimmed = current
         .annotations()
@@ -431,9 +431,6 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
             None => return Ok(gone(state, &reference)),
         }
     }
-    let policy = state
-        .caches
-        .effective_policy(&namespace, &state.context.namespace);
     let frozen = current.status.as_ref().is_some_and(plan::frozen);
     let observation = if frozen {
         state.caches.links.unlink(&reference);
@@ -461,16 +458,19 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
         if current.status.as_ref() == Some(&plan.status) {
             break (current, plan);
         }
+        // The write that first records a transition observes it: it was
+        // conditional on `current`, so no other did.
+        let observe = |written: &Incident| {
+            let empty = api::IncidentStatus::default();
+            state
+                .context
+                .metrics
+                .record
+                .observe(written, current.status.as_ref().unwrap_or(&empty));
+        };
         match execute::write_status(state, &current, &plan.status).await {
             Ok(written) => {
-                // The write that first records a transition observes it:
-                // it was conditional on `current`, so no other did.
-                let empty = api::IncidentStatus::default();
-                state.context.metrics.record.observe(
-                    &written,
-                    current.status.as_ref().unwrap_or(&empty),
-                    &plan.status,
-                );
+                observe(&written);
                 break (written, plan);
             }
             Err(WriteError::Conflict) if conflicts < execute::MAX_CONFLICTS => {
@@ -482,7 +482,17 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
             }
             Err(WriteError::Conflict) => return Err(Error::Conflicts),
             Err(WriteError::Gone) => return Ok(gone(state, &reference)),
-            Err(WriteError::Other(error)) => return Err(Error::WriteStatus(error)),
+            Err(WriteError::Other(error)) => {
+                // The write may have landed with its answer lost: then the
+                // incident holds what was planned, and this pass goes on.
+                match execute::fresh(state, &current).await {
+                    Ok(Some(fresh)) if fresh.status.as_ref() == Some(&plan.status) => {
+                        observe(&fresh);
+                        break (fresh, plan);
+                    }
+                    _ => return Err(Error::WriteStatus(error)),
+                }
+            }
         }
     };
 
@@ -505,19 +515,24 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
     let status = current.status.clone().unwrap_or_default();
     // A wake-up already past (a slow delivery outlasted the next retry)
     // is due at once, not at the next refresh.
-    let wake = plan::next_wakeup(&status, &current, &policy)
-        .map(|at| at.duration_since(Timestamp::now()))
-        .map(|d| Duration::try_from(d).unwrap_or(Duration::ZERO))
-        .map(|d| d.max(Duration::from_millis(100)));
+    let wake = plan::next_wakeup(&status, &current, &policy).map(|at| until(at, Timestamp::now()));
     let refresh = if frozen {
         // A resolved incident waits for a change or its next due time.
-        Duration::from_secs(3600)
+        FROZEN_REFRESH
     } else if !policy.queries.is_empty() {
         state.context.metrics_interval
     } else {
         Duration::from_secs(300)
     };
     Ok(Action::requeue(wake.map_or(refresh, |w| w.min(refresh))))
+}
+
+/// How long from `now` until `at`: at least 100 ms, so a wake-up already
+/// past is due at once.
+fn until(at: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(at.duration_since(now))
+        .unwrap_or(Duration::ZERO)
+        .max(Duration::from_millis(100))
 }
 
 /// The incident is gone: it looks at nothing anymore.

@@ -76,25 +76,31 @@ pub async fn observe(state: &State, incident: &Incident, policy: &EffectivePolic
     observation
 }
 
-/// The other incidents a plan relates this one to: those of the same
-/// workloads (`names`, and the ones it recorded), and those its spec links.
+/// The other incidents a plan relates this one to: earlier ones of the
+/// same workloads (`names`, and the ones it recorded) while it is open,
+/// and those its spec links.
 pub fn related(
     state: &State,
     incident: &Incident,
     names: &[String],
 ) -> Vec<crate::domain::incident::related::Earlier> {
-    let deployments = incident
-        .status
-        .as_ref()
-        .map(|s| s.deployments.as_slice())
-        .unwrap_or_default();
+    let status = incident.status.as_ref();
+    if status.is_some_and(crate::domain::incident::frozen) {
+        // A frozen record looks for no more recurrences.
+        return state.caches.related_to(incident, &[], None);
+    }
+    let deployments = status.map(|s| s.deployments.as_slice()).unwrap_or_default();
     let mut workloads = crate::domain::incident::related::workloads(incident, deployments);
     for name in names {
         if !workloads.contains(name) {
             workloads.push(name.clone());
         }
     }
-    state.caches.related_to(incident, &workloads)
+    // The first pass has no declaredAt yet: the creation is the declaration.
+    let declared = status
+        .and_then(|s| s.declared_at.as_ref())
+        .or(incident.metadata.creation_timestamp.as_ref());
+    state.caches.related_to(incident, &workloads, declared)
 }
 
 pub fn affected(incident: &Incident, caches: &Caches, namespace: &str) -> Affected {

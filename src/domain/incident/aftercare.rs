@@ -36,10 +36,11 @@ pub fn overdue_at(due: &str) -> Option<Timestamp> {
         .map(|z| z.timestamp())
 }
 
-/// Whether a key of `status.findings` is one of this module's: what a
-/// trimmed cache must keep so nothing is routed twice.
-pub fn remembers(key: &str) -> bool {
-    key == POSTMORTEM_OVERDUE || key.starts_with("FollowUp/")
+/// Whether a key of `status.findings` records a reminder routed: what a
+/// trimmed cache must keep, and what the findings' bound sheds last, so
+/// nothing is routed twice.
+pub fn routed(key: &str) -> bool {
+    key == POSTMORTEM_OVERDUE || (key.starts_with("FollowUp/") && key.ends_with("/overdue"))
 }
 
 /// A follow-up's key in `status.findings`: short and stable whatever its
@@ -72,6 +73,22 @@ fn due(policy: &EffectivePolicy, incident: &Incident, status: &IncidentStatus) -
     resolved.0.checked_add(within).ok().map(Time)
 }
 
+/// Whether the ladder requires a postmortem of this incident, and when it
+/// is due: what `status.postmortem` must say under `policy`.
+pub fn requirement(
+    incident: &Incident,
+    policy: &EffectivePolicy,
+    status: &IncidentStatus,
+) -> (bool, Option<Time>) {
+    let required = policy
+        .level(&incident.spec.severity)
+        .is_some_and(|l| l.require_postmortem);
+    (
+        required,
+        required.then(|| due(policy, incident, status)).flatten(),
+    )
+}
+
 fn postmortem(
     incident: &Incident,
     policy: &EffectivePolicy,
@@ -79,10 +96,10 @@ fn postmortem(
     reports: &mut Reports,
     now: &Time,
 ) -> Option<Change> {
-    let required = policy
-        .level(&incident.spec.severity)
-        .is_some_and(|l| l.require_postmortem);
-    let due = required.then(|| due(policy, incident, status)).flatten();
+    // An incident resolved under a version that kept no postmortem state
+    // is overdue from the first look: recorded, not routed.
+    let first_look = status.postmortem.is_none();
+    let (required, due) = requirement(incident, policy, status);
     let state = if incident.spec.postmortem.is_some() {
         PostmortemState::Done
     } else if !required {
@@ -97,7 +114,10 @@ fn postmortem(
         due: due.clone(),
         state,
     });
-    if state != PostmortemState::Overdue || !remember(status, POSTMORTEM_OVERDUE.to_string()) {
+    if state != PostmortemState::Overdue
+        || !remember(status, POSTMORTEM_OVERDUE.to_string())
+        || first_look
+    {
         return None;
     }
     let due = due.map(|d| d.0.to_string()).unwrap_or_default();
@@ -284,6 +304,25 @@ mod tests {
             status.postmortem.map(|p| p.state),
             Some(PostmortemState::Done)
         );
+    }
+
+    #[test]
+    fn an_incident_resolved_before_postmortems_were_kept_is_overdue_unrouted() {
+        let inc = incident(Phase::Resolved, "SEV1");
+        let mut status = IncidentStatus {
+            resolved_at: Some(Time(at("2026-10-01T15:00:00Z"))),
+            ..Default::default()
+        };
+        let (changes, said) = run(&inc, &mut status, "2026-12-03T10:00:00Z");
+        assert!(
+            changes.is_empty() && said == 0,
+            "no reminder flood on upgrade"
+        );
+        assert_eq!(
+            status.postmortem.map(|p| p.state),
+            Some(PostmortemState::Overdue)
+        );
+        assert!(status.findings.contains(&POSTMORTEM_OVERDUE.to_string()));
     }
 
     #[test]

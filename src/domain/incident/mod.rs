@@ -91,18 +91,22 @@ pub fn second(now: Timestamp) -> Time {
     Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
 }
 
-/// Records `key` in `status.findings` (bounded, oldest first out); true
-/// when it was not there yet, i.e. what it stands for happens now.
+/// Records `key` in `status.findings` (bounded: the oldest go first, a
+/// routed reminder's last); true when it was not there yet, i.e. what it
+/// stands for happens now.
 pub(crate) fn remember(status: &mut IncidentStatus, key: String) -> bool {
     if status.findings.contains(&key) {
         return false;
     }
     status.findings.push(key);
-    let excess = status
-        .findings
-        .len()
-        .saturating_sub(crate::api::limits::MAX_FINDINGS as usize);
-    status.findings.drain(..excess);
+    while status.findings.len() > crate::api::limits::MAX_FINDINGS as usize {
+        let oldest = status
+            .findings
+            .iter()
+            .position(|k| !aftercare::routed(k))
+            .unwrap_or(0);
+        status.findings.remove(oldest);
+    }
     true
 }
 
@@ -207,6 +211,42 @@ fn enrich(
     status.summary = Some(enrich::summary(&status.deployments, observation.warnings));
     if changed || status.enriched_at.is_none() {
         status.enriched_at = Some(now.clone());
+    }
+}
+
+/// What a resolved incident needs, decided from its cached copy alone
+/// (trimmed of its record) and the effective policy.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rest {
+    /// Nothing: its record is frozen, its spec unchanged since, nothing is
+    /// left to deliver or to fall due, and its postmortem state is what
+    /// the policy says it should be.
+    Settled,
+    /// Nothing until then, when a postmortem or follow-up falls due.
+    Until(Timestamp),
+    /// A pass.
+    Work,
+}
+
+pub fn rest(incident: &Incident, policy: &EffectivePolicy, now: Timestamp) -> Rest {
+    let Some(s) = incident.status.as_ref() else {
+        return Rest::Work;
+    };
+    let quiet = frozen(s)
+        && s.observed_generation == incident.metadata.generation
+        && !s
+            .notifications
+            .iter()
+            .any(|n| n.state == crate::api::incident::DeliveryState::Pending)
+        // A policy changed since (a postmortemWithin added, say), or a
+        // record from before postmortems were kept, needs a pass.
+        && s.postmortem.as_ref().map(|p| (p.required, p.due.clone()))
+            == Some(aftercare::requirement(incident, policy, s));
+    match aftercare::next(incident, s) {
+        _ if !quiet => Rest::Work,
+        None => Rest::Settled,
+        Some(at) if at > now => Rest::Until(at),
+        Some(_) => Rest::Work,
     }
 }
 

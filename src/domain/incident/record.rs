@@ -126,9 +126,13 @@ fn impact_start(
         .into_iter()
         .flatten()
         .map(|(t, from)| (super::second(t.0), from))
-        .chain([(declared.clone(), "the declaration")])
-        .min_by_key(|(t, _)| t.0)
-        .unwrap_or((declared.clone(), "the declaration"))
+        .fold((declared.clone(), "the declaration"), |earliest, next| {
+            if next.0.0 < earliest.0.0 {
+                next
+            } else {
+                earliest
+            }
+        })
 }
 
 fn started(
@@ -138,7 +142,15 @@ fn started(
     reports: &mut Reports,
     now: &Time,
 ) {
-    let (at, from) = impact_start(incident, declared, status);
+    let (mut at, mut from) = impact_start(incident, declared, status);
+    // Only a person moves it later (by setting spec.impactStartedAt): the
+    // alerts that said it started earlier may have been shed since.
+    if let Some(before) = &status.started_at
+        && at.0 > before.0
+        && incident.spec.impact_started_at.is_none()
+    {
+        (at, from) = (before.clone(), "");
+    }
     if let Some(before) = &status.started_at
         && before.0 != at.0
     {
@@ -422,6 +434,14 @@ mod tests {
         run(&inc, &mut status);
         assert_eq!(status.started_at, Some(time("2026-11-24T13:00:00Z")));
         assert_eq!(status.durations, before);
+
+        // A person may move it later; shed alerts may not.
+        inc.spec.impact_started_at = Some(time("2026-11-24T13:50:00Z"));
+        run(&inc, &mut status);
+        assert_eq!(status.started_at, Some(time("2026-11-24T13:50:00Z")));
+        inc.spec.impact_started_at = None;
+        run(&inc, &mut status);
+        assert_eq!(status.started_at, Some(time("2026-11-24T13:50:00Z")));
     }
 
     #[test]

@@ -21,11 +21,20 @@ pub const RECURRENCE_WINDOW: SignedDuration = SignedDuration::from_hours(30 * 24
 /// Recurrences kept, most recent first.
 const MAX_RECURRENCES: usize = 10;
 
+/// Whether an incident resolved `at` may be a recurrence of one declared
+/// `declared`: it resolved within the window before.
+pub fn recurs(declared: &Time, at: &Time) -> bool {
+    let since = declared
+        .0
+        .checked_sub(RECURRENCE_WINDOW)
+        .unwrap_or(declared.0);
+    at.0 >= since && at.0 <= declared.0
+}
+
 /// What the cache knows of another incident of the namespace.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Earlier {
     pub name: String,
-    pub declared_at: Option<Time>,
     pub resolved_at: Option<Time>,
     /// The Deployments it affected.
     pub workloads: Vec<String>,
@@ -80,64 +89,68 @@ pub fn apply(
         })
         .collect();
     let linked = |name: &str, related: &[RelatedIncident]| related.iter().any(|r| r.name == name);
-    let mut found: Vec<RelatedIncident> = status
+    let mut found: Vec<(RelatedIncident, Option<String>)> = status
         .related
         .iter()
         .filter(|r| r.detected && !linked(&r.name, &related))
-        .cloned()
+        .map(|r| (r.clone(), None))
         .collect();
     if !frozen && let Some(declared) = status.declared_at.clone() {
         let mine = workloads(incident, &status.deployments);
-        let since = declared
-            .0
-            .checked_sub(RECURRENCE_WINDOW)
-            .unwrap_or(declared.0);
         for other in earlier {
-            let Some(at) = &other.resolved_at else {
+            let Some(at) = other
+                .resolved_at
+                .as_ref()
+                .filter(|at| recurs(&declared, at))
+            else {
                 continue;
             };
-            let shared: Vec<&String> = other
+            let shared: Vec<&str> = other
                 .workloads
                 .iter()
                 .filter(|w| mine.contains(w))
+                .map(String::as_str)
                 .collect();
             if other.name == me
-                || at.0 < since
-                || at.0 > declared.0
                 || shared.is_empty()
                 || linked(&other.name, &related)
-                || linked(&other.name, &found)
+                || found.iter().any(|(r, _)| r.name == other.name)
             {
                 continue;
             }
-            reports.add(
-                &mut status.timeline,
-                now.clone(),
-                Kind::Related,
-                format!(
-                    "Recurrence of {} (resolved {}), which also affected {}",
-                    other.name,
-                    at.0,
-                    shared
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+            let said = format!(
+                "Recurrence of {} (resolved {}), which also affected {}",
+                other.name,
+                at.0,
+                shared.join(", ")
             );
-            found.push(RelatedIncident {
-                name: other.name.clone(),
-                relation: Relation::RecurrenceOf,
-                resolved_at: Some(at.clone()),
-                detected: true,
-            });
+            found.push((
+                RelatedIncident {
+                    name: other.name.clone(),
+                    relation: Relation::RecurrenceOf,
+                    resolved_at: Some(at.clone()),
+                    detected: true,
+                },
+                Some(said),
+            ));
         }
     }
-    found.sort_by(|a, b| {
+    // The most recent first; those kept are the same on every pass, and
+    // only a new one among them enters the timeline.
+    found.sort_by(|(a, _), (b, _)| {
         let at = |r: &RelatedIncident| r.resolved_at.as_ref().map(|t| t.0);
         at(b).cmp(&at(a)).then_with(|| a.name.cmp(&b.name))
     });
     found.truncate(MAX_RECURRENCES);
+    let found: Vec<RelatedIncident> = found
+        .into_iter()
+        .map(|(recurrence, new)| {
+            if let Some(said) = new {
+                reports.add(&mut status.timeline, now.clone(), Kind::Related, said);
+            }
+            recurrence
+        })
+        .collect();
     related.extend(found);
     related.truncate(MAX_RELATED_STATUS as usize);
     status.related = related;
@@ -157,7 +170,6 @@ mod tests {
     fn earlier(name: &str, resolved: Option<&str>, workloads: &[&str]) -> Earlier {
         Earlier {
             name: name.into(),
-            declared_at: None,
             resolved_at: resolved.map(|t| Time(at(t))),
             workloads: workloads.iter().map(|w| w.to_string()).collect(),
         }
@@ -259,5 +271,31 @@ mod tests {
                 detected: false,
             }]
         );
+    }
+
+    #[test]
+    fn more_recurrences_than_are_kept_are_entered_once() {
+        let inc = incident(Phase::Triggered, "SEV2");
+        let mut status = IncidentStatus {
+            declared_at: Some(Time(at("2026-11-24T14:10:00Z"))),
+            deployments: vec![checkout(1, &[])],
+            ..Default::default()
+        };
+        let others: Vec<Earlier> = (1..=15)
+            .map(|day| {
+                earlier(
+                    &format!("flap-{day:02}"),
+                    Some(&format!("2026-11-{day:02}T10:00:00Z")),
+                    &["checkout"],
+                )
+            })
+            .collect();
+        assert_eq!(run(&inc, &others, false, &mut status), 10, "the ten kept");
+        assert_eq!(status.related.len(), 10);
+        assert_eq!(status.related[0].name, "flap-15", "most recent first");
+        for _ in 0..3 {
+            assert_eq!(run(&inc, &others, false, &mut status), 0, "none again");
+        }
+        assert_eq!(status.related.len(), 10);
     }
 }

@@ -251,4 +251,46 @@ mod tests {
             .collect();
         assert_eq!(keys, ["u1.1.Resolved.hook", "u1.1.PhaseChanged.chat"]);
     }
+
+    #[test]
+    fn reminders_go_to_chat_and_webhooks_not_to_the_pagers() {
+        use crate::api::policy::{PagerDutyReceiver, Receiver};
+        use crate::domain::policy::{EffectiveReceiver, EffectiveRoute};
+        let mut inc = incident(crate::api::Phase::Resolved, "SEV2");
+        inc.metadata.uid = Some("u1".into());
+        let mut policy = payments_policy();
+        let receiver = |id: &str, pager: bool| EffectiveReceiver {
+            id: id.into(),
+            secret_namespace: "shop".into(),
+            receiver: Receiver {
+                name: id.into(),
+                pagerduty: pager.then(PagerDutyReceiver::default),
+                webhook: (!pager).then(Default::default),
+                ..Default::default()
+            },
+        };
+        policy.receivers = vec![receiver("hook", false), receiver("pager", true)];
+        policy.routes = vec![EffectiveRoute {
+            receivers: vec!["hook".into(), "pager".into()],
+            severities: vec![],
+            triggers: vec![],
+        }];
+        let mut status = IncidentStatus::default();
+        for trigger in [Trigger::PostmortemOverdue, Trigger::Resolved] {
+            route_one(&inc, &policy, trigger, "x", &mut status);
+        }
+        let keys: Vec<&str> = status
+            .notifications
+            .iter()
+            .filter_map(|n| n.idempotency_key.as_deref())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "u1.1.PostmortemOverdue.hook",
+                "u1.2.Resolved.hook",
+                "u1.2.Resolved.pager"
+            ]
+        );
+    }
 }

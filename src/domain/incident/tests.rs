@@ -2,7 +2,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{budget::fit, conditions::*, testing::*};
+use super::{Rest, budget::fit, conditions::*, rest, testing::*};
 use crate::{
     api::{Phase, incident::Note},
     domain::conditions::READY,
@@ -521,7 +521,7 @@ mod property {
             with_policy in any::<bool>(),
             follow_ups in proptest::collection::vec(("[a-z ]{1,30}", 0..4usize, any::<bool>()), 0..8),
             impact_minutes in proptest::option::of(0..600i64),
-            earlier in proptest::collection::vec(("[a-z]{1,8}", 0..40i64, "[a-z]{1,3}"), 0..6),
+            earlier in proptest::collection::vec(("[a-z]{1,8}", 0..40i64, "[a-z]{1,3}"), 0..15),
         ) {
             let mut inc = incident(phase, severity);
             inc.metadata.uid = Some("u1".into());
@@ -544,7 +544,6 @@ mod property {
                 .into_iter()
                 .map(|(name, days_ago, workload)| crate::domain::incident::related::Earlier {
                     name,
-                    declared_at: None,
                     resolved_at: Timestamp::from_second(
                         at("2026-11-24T14:10:00Z").as_second() - days_ago * 86_400,
                     )
@@ -595,4 +594,71 @@ fn an_unusable_selector_is_a_condition_not_a_silent_match_of_nothing() {
         ("False", "InvalidSelector")
     );
     assert!(found.message.contains("entry 0"), "{}", found.message);
+}
+
+#[test]
+fn a_resolved_incident_rests_until_something_falls_due_or_the_policy_changes() {
+    use crate::api::incident::FollowUp;
+    let now = at("2026-11-25T10:00:00Z");
+    let mut inc = incident(Phase::Resolved, "SEV1");
+    inc.metadata.uid = Some("u1".into());
+    // SEV1 requires a postmortem within 48h of the resolution.
+    let policy = payments_policy();
+    // Declared resolved: resolved at its creation, 14:10.
+    let mut resolved = plan_with(
+        &inc,
+        observation(vec![]),
+        &policy,
+        at("2026-11-24T15:00:00Z"),
+    );
+    assert_eq!(rest(&inc, &policy, now), Rest::Work, "not planned yet");
+    for n in &mut resolved.status.notifications {
+        n.state = crate::api::incident::DeliveryState::Delivered;
+    }
+    inc.status = Some(resolved.status.clone());
+    assert_eq!(
+        rest(&inc, &policy, now),
+        Rest::Until(at("2026-11-26T14:10:00Z")),
+        "the postmortem falls due"
+    );
+    assert_eq!(rest(&inc, &policy, at("2026-11-26T14:10:00Z")), Rest::Work);
+    // Something still to deliver.
+    resolved.status.notifications[0].state = crate::api::incident::DeliveryState::Pending;
+    let pending = crate::api::Incident {
+        status: Some(resolved.status),
+        ..inc.clone()
+    };
+    assert_eq!(rest(&pending, &policy, now), Rest::Work);
+
+    // Linked: nothing left to fall due.
+    inc.spec.postmortem = Some(crate::api::incident::Postmortem {
+        url: "https://wiki.example/pm/1".into(),
+    });
+    inc.metadata.generation = Some(2);
+    assert_eq!(rest(&inc, &policy, now), Rest::Work, "a spec change");
+    let linked = plan_with(&inc, observation(vec![]), &policy, now);
+    inc.status = Some(linked.status);
+    assert_eq!(rest(&inc, &policy, now), Rest::Settled);
+
+    // A follow-up added later falls due too.
+    inc.spec.follow_ups = vec![FollowUp {
+        title: "Canary".into(),
+        due: Some("2026-12-10".into()),
+        ..Default::default()
+    }];
+    inc.metadata.generation = Some(3);
+    let followed = plan_with(&inc, observation(vec![]), &policy, now);
+    inc.status = Some(followed.status);
+    assert_eq!(
+        rest(&inc, &policy, now),
+        Rest::Until(at("2026-12-11T00:00:00Z"))
+    );
+
+    // The ladder stops requiring a postmortem: the record is out of date.
+    assert_eq!(rest(&inc, &no_policy(), now), Rest::Work);
+    // So is one kept by a version without postmortem state.
+    if let Some(status) = inc.status.as_mut() {
+        status.postmortem = None;
+    }
+    assert_eq!(rest(&inc, &policy, now), Rest::Work);
 }

@@ -453,3 +453,34 @@ pub async fn more_passes(port: u16, incidents: &Api<Incident>, name: &str, passe
         "the operator ran fewer than {passes} passes"
     );
 }
+
+/// As [`more_passes`], poking the incident's spec (its summary) instead of
+/// a label: each poke is a new generation, so every pass plans and writes
+/// the incident's status, resolved or not. For assertions that a write
+/// records nothing twice.
+pub async fn more_plans(port: u16, incidents: &Api<Incident>, name: &str, plans: u32) {
+    let start = super::operator::metric(port, RECONCILIATIONS).unwrap_or(0.0);
+    for poke in 0..plans {
+        let summary = serde_json::json!({"spec": {"summary": format!("poke {poke}")}});
+        let changed = incidents
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(summary),
+            )
+            .await
+            .expect("poke the spec");
+        let generation = changed.metadata.generation;
+        let seen = super::eventually(Duration::from_secs(60), || async {
+            let incident = incidents.get(name).await.ok()?;
+            (incident.status.as_ref()?.observed_generation == generation).then_some(())
+        })
+        .await;
+        assert!(seen.is_some(), "the operator did not plan poke {poke}");
+    }
+    let now = super::operator::metric(port, RECONCILIATIONS).unwrap_or(0.0);
+    assert!(
+        now - start >= f64::from(plans),
+        "fewer reconciles than pokes"
+    );
+}
