@@ -4,7 +4,7 @@ CARGO ?= cargo
 IMAGE ?= klaxon:dev
 KUBECONFIG_LOCAL := $(CURDIR)/target/cluster/kubeconfig
 
-.PHONY: all build test fmt-check lint unit crds cluster cluster-down demo bench controlplane prometheus image
+.PHONY: all build test prerequisites fmt-check lint unit crds cluster cluster-down demo bench controlplane prometheus image
 
 all: build
 
@@ -12,8 +12,13 @@ build:
 	$(CARGO) build --all-targets
 
 ## Every check and test; `.ci/run` calls this.
-test: fmt-check lint controlplane prometheus
+test: prerequisites fmt-check lint controlplane prometheus
 	$(CARGO) test --all-targets --no-fail-fast
+
+## The tools `make test` needs beside Rust, each named when missing (the
+## Prometheus fetch checks Debian's apt tools itself).
+prerequisites:
+	@tests/require.sh $(firstword $(CARGO)) go flock kubectl
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -45,6 +45,8 @@ deliveries() { # the sink's log, one line per delivery
     cut -c1-200 "$notifications"
 }
 
+tests/require.sh cargo go flock kubectl curl jq
+
 step "Building Klaxon"
 cargo build --quiet --bin klaxon --bin kubectl-incident
 
@@ -69,7 +71,9 @@ kubectl wait --for=condition=Established --timeout=60s \
 step "Starting Prometheus (Debian's package), scraping a small exporter that stands in for checkout's metrics"
 stop "$demo/exporter.pid"
 stop "$demo/prometheus.pid"
-nohup "$(tests/controlplane/build.sh)" demo-exporter "127.0.0.1:$exporter_port" >"$demo/exporter.log" 2>&1 &
+controlplane_bin="$(tests/controlplane/build.sh)"
+prometheus_bin="$(tests/prometheus/fetch.sh)"
+nohup "$controlplane_bin" demo-exporter "127.0.0.1:$exporter_port" >"$demo/exporter.log" 2>&1 &
 echo $! >"$demo/exporter.pid"
 cat >"$demo/prometheus.yml" <<YAML
 global: {scrape_interval: 2s, evaluation_interval: 2s}
@@ -78,7 +82,7 @@ scrape_configs:
     static_configs: [{targets: ['127.0.0.1:$exporter_port']}]
 YAML
 rm -rf "$demo/prometheus-data"
-nohup "$(tests/prometheus/fetch.sh)" --config.file="$demo/prometheus.yml" \
+nohup "$prometheus_bin" --config.file="$demo/prometheus.yml" \
   --storage.tsdb.path="$demo/prometheus-data" --web.listen-address="127.0.0.1:$prometheus_port" \
   >"$demo/prometheus.log" 2>&1 &
 echo $! >"$demo/prometheus.pid"

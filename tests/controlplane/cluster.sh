@@ -16,6 +16,7 @@ case "${1:-}" in
       echo "control plane already running; KUBECONFIG=$dir/kubeconfig"
       exit 0
     fi
+    "$root/tests/require.sh" go flock
     bin="$("$root/tests/controlplane/build.sh")"
     mkdir -p "$dir"
     rm -f "$dir/kubeconfig"
