@@ -4,7 +4,7 @@ CARGO ?= cargo
 IMAGE ?= klaxon:dev
 KUBECONFIG_LOCAL := $(CURDIR)/target/cluster/kubeconfig
 
-.PHONY: all build test prerequisites fmt-check lint unit crds cluster cluster-down demo bench controlplane prometheus image
+.PHONY: all build test prerequisites fmt-check lint unit crds cluster cluster-down demo demo-check bench controlplane prometheus image
 
 all: build
 
@@ -64,3 +64,8 @@ cluster-down:
 ## See Klaxon work on a local cluster, no cluster of your own needed.
 demo:
 	@tests/demo.sh
+
+## The demo with no terminal, on free ports, failing on any error it shows;
+## stops all it started. `.ci/run` calls this after `make test`.
+demo-check:
+	@tests/demo-check.sh
