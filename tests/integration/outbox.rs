@@ -132,7 +132,7 @@ async fn each_severity_raise_and_phase_change_pages_once_under_its_own_key() {
         "every notification delivered",
         |i| {
             i.status.as_ref().is_some_and(|s| {
-                s.notifications.len() == 7
+                s.notifications.len() == 6
                     && s.notifications
                         .iter()
                         .all(|n| n.state == DeliveryState::Delivered)
@@ -150,7 +150,8 @@ async fn each_severity_raise_and_phase_change_pages_once_under_its_own_key() {
         "3.SeverityChanged",
         "4.PhaseChanged",
         "5.PhaseChanged",
-        "6.PhaseChanged",
+        // The resolution is a phase change too: the receiver, whose route
+        // takes every trigger, is paged once, under the more specific one.
         "6.Resolved",
     ]
     .iter()
