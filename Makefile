@@ -4,7 +4,7 @@ CARGO ?= cargo
 IMAGE ?= klaxon:dev
 KUBECONFIG_LOCAL := $(CURDIR)/target/cluster/kubeconfig
 
-.PHONY: all build test fmt-check lint unit crds cluster cluster-down demo bench controlplane prometheus image
+.PHONY: all build test prerequisites fmt-check lint unit crds cluster cluster-down demo demo-check bench controlplane prometheus image
 
 all: build
 
@@ -12,8 +12,13 @@ build:
 	$(CARGO) build --all-targets
 
 ## Every check and test; `.ci/run` calls this.
-test: fmt-check lint controlplane prometheus
+test: prerequisites fmt-check lint controlplane prometheus
 	$(CARGO) test --all-targets --no-fail-fast
+
+## The tools `make test` needs beside Rust, each named when missing (the
+## Prometheus fetch checks Debian's apt tools itself).
+prerequisites:
+	@tests/require.sh $(firstword $(CARGO)) go flock kubectl
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -59,3 +64,8 @@ cluster-down:
 ## See Klaxon work on a local cluster, no cluster of your own needed.
 demo:
 	@tests/demo.sh
+
+## The demo with no terminal, on free ports, failing on any error it shows;
+## stops all it started. `.ci/run` calls this after `make test`.
+demo-check:
+	@tests/demo-check.sh

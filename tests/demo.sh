@@ -45,6 +45,8 @@ deliveries() { # the sink's log, one line per delivery
     cut -c1-200 "$notifications"
 }
 
+tests/require.sh cargo go flock kubectl curl jq
+
 step "Building Klaxon"
 cargo build --quiet --bin klaxon --bin kubectl-incident
 
@@ -69,7 +71,9 @@ kubectl wait --for=condition=Established --timeout=60s \
 step "Starting Prometheus (Debian's package), scraping a small exporter that stands in for checkout's metrics"
 stop "$demo/exporter.pid"
 stop "$demo/prometheus.pid"
-nohup "$(tests/controlplane/build.sh)" demo-exporter "127.0.0.1:$exporter_port" >"$demo/exporter.log" 2>&1 &
+controlplane_bin="$(tests/controlplane/build.sh)"
+prometheus_bin="$(tests/prometheus/fetch.sh)"
+nohup "$controlplane_bin" demo-exporter "127.0.0.1:$exporter_port" >"$demo/exporter.log" 2>&1 &
 echo $! >"$demo/exporter.pid"
 cat >"$demo/prometheus.yml" <<YAML
 global: {scrape_interval: 2s, evaluation_interval: 2s}
@@ -78,7 +82,7 @@ scrape_configs:
     static_configs: [{targets: ['127.0.0.1:$exporter_port']}]
 YAML
 rm -rf "$demo/prometheus-data"
-nohup "$(tests/prometheus/fetch.sh)" --config.file="$demo/prometheus.yml" \
+nohup "$prometheus_bin" --config.file="$demo/prometheus.yml" \
   --storage.tsdb.path="$demo/prometheus-data" --web.listen-address="127.0.0.1:$prometheus_port" \
   >"$demo/prometheus.log" 2>&1 &
 echo $! >"$demo/prometheus.pid"
@@ -93,24 +97,19 @@ until_ok 60 "the operator's readiness" curl -fsS "http://127.0.0.1:$port/readyz"
 say "ready: http://127.0.0.1:$port/readyz, metrics on /metrics"
 
 step "Applying examples/: the org baseline, the payments and search teams' policies, checkout v41"
+say "The receivers' Secrets point at the local notification sink, which stands in for webhooks and Slack."
 for manifest in examples/*.yaml; do
-  [ "$manifest" = examples/incident.yaml ] || kubectl apply -f "$manifest" | sed 's/^/    /'
+  [ "$manifest" = examples/incident.yaml ] && continue
+  # The examples name the sink at its default port. The operator must never
+  # read that URL when the sink listens elsewhere: it remembers a Secret for
+  # a while, and would page whatever listens there (another checkout's sink).
+  sed "s#http://127.0.0.1:18081/#$sink/#g" "$manifest" | kubectl apply -f - | sed 's/^/    /'
 done
 say "The demo shortens the payments team's timers (5m and 10m in the example) to 20s,"
 say "and points its Prometheus queries at the local Prometheus."
 run kubectl -n shop patch responsepolicy payments --type=merge -p \
   '{"spec":{"signals":[{"type":"DeploymentUnavailable","for":"2m","severity":"SEV2"},{"type":"CrashLooping","for":"20s","severity":"SEV3"}],"autoResolve":{"healthyFor":"20s"},"enrichment":{"prometheus":{"url":"http://127.0.0.1:'"$prometheus_port"'"}}}}'
 
-step "Pointing the example receivers at the local notification sink (stands in for webhooks and Slack)"
-secret() { # namespace name key=path...
-  local ns="$1" name="$2"; shift 2
-  local args=()
-  for pair in "$@"; do args+=("--from-literal=${pair%%=*}=$sink${pair#*=}"); done
-  kubectl -n "$ns" create secret generic "$name" "${args[@]}" --dry-run=client -o yaml | kubectl apply -f - | sed 's/^/    /'
-}
-secret shop klaxon-hooks team=/hooks/payments slack=/slack/payments
-secret catalog search-pager url=/pager/search
-secret klaxon-system klaxon-org-hooks commanders=/slack/commanders
 : >"$notifications"
 
 # A second run starts the story afresh: no incidents of the last one.

@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"syscall"
@@ -242,6 +243,15 @@ func run(opts options) error {
 			return err
 		}
 		defer c.stop()
+		// SIGTERM or SIGINT also starts the apiserver's graceful shutdown,
+		// which waits (up to a minute) for the components' watches to end:
+		// stop them first.
+		signals := make(chan os.Signal, 1)
+		signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+		go func() {
+			<-signals
+			c.stop()
+		}()
 		started := make(chan error, 1)
 		go func() { started <- c.ready() }()
 		select {

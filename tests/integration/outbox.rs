@@ -123,7 +123,8 @@ async fn each_severity_raise_and_phase_change_pages_once_under_its_own_key() {
         "3.SeverityChanged",
         "4.PhaseChanged",
         "5.PhaseChanged",
-        // A resolution is also a phase change: one page, as a resolution.
+        // The resolution is a phase change too: the receiver, whose route
+        // takes every trigger, is paged once, under the more specific one.
         "6.Resolved",
     ]
     .iter()

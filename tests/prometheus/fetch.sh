@@ -10,6 +10,8 @@ if [[ -n "${KLAXON_PROMETHEUS_BIN:-}" ]]; then
   exit 0
 fi
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+"$here/../require.sh" apt-cache
 cache="${KLAXON_CACHE_DIR:-$HOME/.cache/klaxon}/prometheus"
 version="$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')"
 if [[ -z "$version" || "$version" == "(none)" ]]; then
@@ -26,6 +28,7 @@ fi
 dir="$cache/${version//[:\/]/_}"
 bin="$dir/usr/bin/prometheus"
 if [[ ! -x "$bin" ]]; then
+  "$here/../require.sh" apt-get dpkg-deb
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
   (cd "$tmp" && apt-get download "prometheus=$version" >&2)
