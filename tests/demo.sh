@@ -161,12 +161,22 @@ step "Every delivery, from declaration to resolution"
 until_ok 30 "the Resolved notification" grep -q Resolved "$notifications"
 deliveries
 
+step "What the team learns from it: the record, and a postmortem drafted from it"
+until_ok 30 "the durations" bash -c \
+  "kubectl -n shop get inc $name -o jsonpath='{.status.durations.toResolve}' | grep -q ."
+run kubectl -n shop get inc "$name" -o jsonpath='{.status.durations}{"\n"}'
+say "The first lines of the draft (kubectl incident postmortem prints it all, as Markdown):"
+target/debug/kubectl-incident postmortem "$name" -n shop | head -n 40 | sed 's/^/      /'
+run target/debug/kubectl-incident report -n shop
+
 cat <<MSG
 
 The cluster, the operator and Prometheus keep running:
   export KUBECONFIG=$KUBECONFIG PATH=$root/target/debug:\$PATH
   kubectl incident list -A
   kubectl incident show $name -n shop
+  kubectl incident postmortem $name -n shop   # the whole draft
+  kubectl incident report -A                  # per team and severity
   kubectl apply -f examples/incident.yaml     # declare one yourself
 Stop both with: make cluster-down
 MSG
