@@ -284,10 +284,10 @@ pub fn report(
         tally.add(incident, now);
         total.add(incident, now);
         match record::source(incident) {
-            "signal" => sources.signal += 1,
-            "alert" => sources.alert += 1,
-            "heartbeat" => sources.heartbeat += 1,
-            _ => sources.manual += 1,
+            record::Source::Signal => sources.signal += 1,
+            record::Source::Alert => sources.alert += 1,
+            record::Source::Heartbeat => sources.heartbeat += 1,
+            record::Source::Manual => sources.manual += 1,
         }
         let ns = incident.metadata.namespace.clone().unwrap_or_default();
         let open = incident.spec.phase != Phase::Resolved;

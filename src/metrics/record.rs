@@ -149,7 +149,7 @@ impl Record {
                 .get_or_create(&Declared {
                     team: team.clone(),
                     severity: labels.severity.clone(),
-                    source: record::source(incident).to_string(),
+                    source: record::source(incident).as_str().to_string(),
                 })
                 .inc();
         }

@@ -142,7 +142,7 @@ fn about(incident: &Incident, status: &IncidentStatus) -> About {
         responders: spec.responders.clone(),
         summary: spec.summary.clone(),
         status_summary: status.summary.clone(),
-        source: record::source(incident).to_string(),
+        source: record::source(incident).as_str().to_string(),
     }
 }
 

@@ -25,19 +25,43 @@ use crate::{
 /// heartbeat. Set by the operator when it declares.
 pub const STARTED_AT_ANNOTATION: &str = "klaxon.dev/started-at";
 
-/// How an incident was declared, as the `source` label of
-/// `klaxon_incidents_declared_total` names it.
-pub fn source(incident: &Incident) -> &'static str {
+/// How an incident was declared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// By a person.
+    Manual,
+    /// By Klaxon, from a policy's signal.
+    Signal,
+    /// By Klaxon, from Alertmanager's alerts.
+    Alert,
+    /// By Klaxon, for a silent heartbeat.
+    Heartbeat,
+}
+
+impl Source {
+    /// The `source` label of `klaxon_incidents_declared_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Manual => "manual",
+            Source::Signal => "signal",
+            Source::Alert => "alert",
+            Source::Heartbeat => "heartbeat",
+        }
+    }
+}
+
+/// How an incident was declared, from the labels Klaxon marks its own with.
+pub fn source(incident: &Incident) -> Source {
     let labels = incident.metadata.labels.as_ref();
     let has = |label: &str| labels.is_some_and(|l| l.contains_key(label));
     if has(alerts::HEARTBEAT_LABEL) {
-        "heartbeat"
+        Source::Heartbeat
     } else if has(alerts::GROUP_LABEL) {
-        "alert"
+        Source::Alert
     } else if has(signals::SIGNAL_LABEL) {
-        "signal"
+        Source::Signal
     } else {
-        "manual"
+        Source::Manual
     }
 }
 
