@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::support::{
     self,
-    fixtures::{apply, more_passes, secret, wait_for},
+    fixtures::{apply, more_passes, routed_team, wait_for},
     operator,
     receiver::{Receiver, Request},
 };
@@ -25,25 +25,10 @@ const WAIT: Duration = Duration::from_secs(60);
 /// A namespace whose team policy sends every trigger of every severity to
 /// a webhook on `receiver`; returns the namespace and the URL's token.
 async fn routed_namespace(client: &Client, receiver: &Receiver, prefix: &str) -> (String, String) {
-    routed_namespace_in(support::cluster(), client, receiver, prefix).await
-}
-
-async fn routed_namespace_in(
-    cluster: &support::Cluster,
-    client: &Client,
-    receiver: &Receiver,
-    prefix: &str,
-) -> (String, String) {
-    let ns = support::namespace(client, prefix).await;
-    let token = format!("hook-{ns}");
-    secret(client, &ns, "hooks", &[("hook", &receiver.url(&token))]).await;
-    apply(
-        cluster,
-        &format!(
-            "apiVersion: klaxon.dev/v1alpha1\nkind: ResponsePolicy\nmetadata: {{name: team, namespace: {ns}}}\nspec:\n  receivers:\n    - {{name: hook, webhook: {{urlSecretRef: {{name: hooks, key: hook}}}}}}\n  routes:\n    - {{receivers: [hook]}}\n"
-        ),
-    );
-    (ns, token)
+    routed_team(support::cluster(), client, receiver, prefix, "", |_| {
+        String::new()
+    })
+    .await
 }
 
 fn declare(ns: &str, name: &str, severity: &str) -> String {
@@ -343,7 +328,8 @@ async fn a_receiver_url_fixed_in_its_secret_is_used_within_seconds() {
     operator.wait_ready(WAIT);
     let client = cluster.client().await;
     let receiver = Receiver::start().await;
-    let (ns, token) = routed_namespace_in(cluster, &client, &receiver, "fixurl").await;
+    let (ns, token) =
+        routed_team(cluster, &client, &receiver, "fixurl", "", |_| String::new()).await;
     // Point the receiver somewhere nothing listens, as a typo would.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let wrong = format!("http://127.0.0.1:{}/nowhere", operator::free_port());

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::support::{
     self,
-    fixtures::{apply, more_plans, secret, wait_for},
+    fixtures::{apply, more_plans, routed_team, wait_for},
     operator::{self, Operator},
     receiver::{Receiver, Request},
 };
@@ -40,15 +40,15 @@ async fn team_namespace(
     ladder: &str,
     triggers: &str,
 ) -> (String, String) {
-    let ns = support::namespace(client, prefix).await;
-    let token = format!("hook-{ns}");
-    secret(client, &ns, "hooks", &[("hook", &receiver.url(&token))]).await;
-    apply(
+    let (ns, token) = routed_team(
         cluster,
-        &format!(
-            "apiVersion: klaxon.dev/v1alpha1\nkind: ResponsePolicy\nmetadata: {{name: team, namespace: {ns}}}\nspec:\n  team: {{name: {ns}}}\n  severities: {ladder}\n  receivers:\n    - {{name: hook, webhook: {{urlSecretRef: {{name: hooks, key: hook}}}}}}\n  routes:\n    - {{receivers: [hook], triggers: {triggers}}}\n"
-        ),
-    );
+        client,
+        receiver,
+        prefix,
+        &format!("triggers: {triggers}"),
+        |ns| format!("  team: {{name: {ns}}}\n  severities: {ladder}\n"),
+    )
+    .await;
     crate::support::fixtures::wait_policy_ready(client, &ns, "team", WAIT).await;
     (ns, token)
 }

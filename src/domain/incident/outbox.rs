@@ -240,41 +240,7 @@ pub fn next_attempt(status: &IncidentStatus) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        api::Incident,
-        domain::incident::{
-            lifecycle::Change,
-            routing::route,
-            testing::{at, incident, payments_policy},
-        },
-        domain::policy::EffectivePolicy,
-    };
-
-    /// Routes one change, discarding its reports.
-    fn route_one(
-        inc: &Incident,
-        policy: &EffectivePolicy,
-        trigger: Trigger,
-        text: &str,
-        status: &mut IncidentStatus,
-    ) {
-        let now = Time(at("2026-11-24T14:10:00Z"));
-        route(
-            inc,
-            policy,
-            &[change(trigger, text)],
-            status,
-            &mut Reports::default(),
-            &now,
-        );
-    }
-
-    fn change(trigger: Trigger, text: &str) -> Change {
-        Change {
-            triggers: vec![trigger],
-            text: text.into(),
-        }
-    }
+    use crate::domain::incident::testing::{at, incident, payments_policy, route_one};
 
     #[test]
     fn backoff_grows_with_jitter_stops_at_the_cap_and_is_repeatable() {

@@ -114,34 +114,8 @@ mod tests {
     use super::*;
     use crate::{
         api::limits::MAX_NOTIFICATIONS_STORED,
-        domain::incident::testing::{at, incident, payments_policy},
+        domain::incident::testing::{at, change, incident, payments_policy, route_one},
     };
-
-    /// Routes one change, discarding its reports.
-    fn route_one(
-        inc: &Incident,
-        policy: &EffectivePolicy,
-        trigger: Trigger,
-        text: &str,
-        status: &mut IncidentStatus,
-    ) {
-        let now = Time(at("2026-11-24T14:10:00Z"));
-        route(
-            inc,
-            policy,
-            &[change(trigger, text)],
-            status,
-            &mut Reports::default(),
-            &now,
-        );
-    }
-
-    fn change(trigger: Trigger, text: &str) -> Change {
-        Change {
-            triggers: vec![trigger],
-            text: text.into(),
-        }
-    }
 
     #[test]
     fn every_change_gets_its_own_numbered_entry_and_key() {

@@ -183,3 +183,29 @@ pub fn event_storm(n: usize) -> Vec<crate::api::incident::EventSummary> {
         })
         .collect()
 }
+
+/// A change of one trigger.
+pub fn change(trigger: Trigger, text: &str) -> super::lifecycle::Change {
+    super::lifecycle::Change {
+        triggers: vec![trigger],
+        text: text.into(),
+    }
+}
+
+/// Routes one change at 14:10, discarding its reports.
+pub fn route_one(
+    inc: &Incident,
+    policy: &EffectivePolicy,
+    trigger: Trigger,
+    text: &str,
+    status: &mut crate::api::IncidentStatus,
+) {
+    super::routing::route(
+        inc,
+        policy,
+        &[change(trigger, text)],
+        status,
+        &mut super::timeline::Reports::default(),
+        &Time(at("2026-11-24T14:10:00Z")),
+    );
+}

@@ -17,10 +17,22 @@ use crate::support::{
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A kubeconfig for ServiceAccount `name` of `ns`, allowed to declare,
-/// read and change Incidents there (as the built-in `edit` role allows
-/// once the chart's roles aggregate into it).
-fn responder(cluster: &support::Cluster, ns: &str, name: &str) -> std::path::PathBuf {
+/// A kubeconfig for ServiceAccount `name` of `ns` allowed `rules` (YAML
+/// flow sequences of PolicyRules), in `ns` only or, `everywhere`, in every
+/// namespace, and nothing else.
+fn account(
+    cluster: &support::Cluster,
+    ns: &str,
+    name: &str,
+    rules: &[&str],
+    everywhere: bool,
+) -> std::path::PathBuf {
+    let (role, binding, scope) = if everywhere {
+        ("ClusterRole", "ClusterRoleBinding", String::new())
+    } else {
+        ("Role", "RoleBinding", format!(", namespace: {ns}"))
+    };
+    let rules: String = rules.iter().map(|r| format!("  - {r}\n")).collect();
     let rbac = format!(
         r#"
 apiVersion: v1
@@ -28,85 +40,63 @@ kind: ServiceAccount
 metadata: {{name: {name}, namespace: {ns}}}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: responder, namespace: {ns}}}
+kind: {role}
+metadata: {{name: {ns}-{name}{scope}}}
 rules:
-  - apiGroups: [klaxon.dev]
-    resources: [incidents]
-    verbs: [get, list, watch, create, update, patch]
----
+{rules}---
 apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: {name}-responder, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: responder}}
+kind: {binding}
+metadata: {{name: {ns}-{name}{scope}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: {role}, name: {ns}-{name}}}
 subjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]
 "#
     );
     let out = cluster.kubectl_with_stdin(&["apply", "-f", "-"], Some(&rbac));
-    support::assert_success(&out, "responder RBAC");
+    support::assert_success(&out, &format!("RBAC of {ns}/{name}"));
     token(cluster, ns, name)
+}
+
+/// A kubeconfig for ServiceAccount `name` of `ns`, allowed to declare,
+/// read and change Incidents there (as the built-in `edit` role allows
+/// once the chart's roles aggregate into it).
+fn responder(cluster: &support::Cluster, ns: &str, name: &str) -> std::path::PathBuf {
+    account(
+        cluster,
+        ns,
+        name,
+        &[
+            "{apiGroups: [klaxon.dev], resources: [incidents], verbs: [get, list, watch, create, update, patch]}",
+        ],
+        false,
+    )
 }
 
 /// A kubeconfig for ServiceAccount `name` of `ns` that may only read
 /// Incidents, ResponsePolicies and ConfigMaps there, as the built-in
 /// `view` role allows once the chart's roles aggregate into it.
 fn viewer(cluster: &support::Cluster, ns: &str, name: &str) -> std::path::PathBuf {
-    let rbac = format!(
-        r#"
-apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: {name}, namespace: {ns}}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: viewer, namespace: {ns}}}
-rules:
-  - apiGroups: [klaxon.dev]
-    resources: [incidents, responsepolicies]
-    verbs: [get, list, watch]
-  - apiGroups: [""]
-    resources: [configmaps]
-    verbs: [get, list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: {name}-viewer, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: viewer}}
-subjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]
-"#
-    );
-    let out = cluster.kubectl_with_stdin(&["apply", "-f", "-"], Some(&rbac));
-    support::assert_success(&out, "viewer RBAC");
-    token(cluster, ns, name)
+    account(
+        cluster,
+        ns,
+        name,
+        &[
+            "{apiGroups: [klaxon.dev], resources: [incidents, responsepolicies], verbs: [get, list, watch]}",
+            "{apiGroups: [\"\"], resources: [configmaps], verbs: [get, list, watch]}",
+        ],
+        false,
+    )
 }
 
 /// A kubeconfig for ServiceAccount `name` of `ns` that may read Incidents
 /// in every namespace (`view` bound cluster-wide), and nothing else.
 fn cluster_viewer(cluster: &support::Cluster, ns: &str, name: &str) -> std::path::PathBuf {
-    let rbac = format!(
-        r#"
-apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: {name}, namespace: {ns}}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {{name: {ns}-{name}-incident-viewer}}
-rules:
-  - apiGroups: [klaxon.dev]
-    resources: [incidents]
-    verbs: [get, list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {{name: {ns}-{name}-incident-viewer}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {ns}-{name}-incident-viewer}}
-subjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]
-"#
-    );
-    let out = cluster.kubectl_with_stdin(&["apply", "-f", "-"], Some(&rbac));
-    support::assert_success(&out, "cluster viewer RBAC");
-    token(cluster, ns, name)
+    account(
+        cluster,
+        ns,
+        name,
+        &["{apiGroups: [klaxon.dev], resources: [incidents], verbs: [get, list, watch]}"],
+        true,
+    )
 }
 
 /// A kubeconfig with a token of ServiceAccount `ns/name`.

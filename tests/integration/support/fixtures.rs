@@ -484,3 +484,34 @@ pub async fn more_plans(port: u16, incidents: &Api<Incident>, name: &str, plans:
         "fewer reconciles than pokes"
     );
 }
+
+/// A namespace whose team policy has a webhook receiver `hook` on
+/// `receiver` and one route to it; `route` is the route's other fields
+/// (e.g. `triggers: [Resolved]`, or empty for every trigger) and `spec`
+/// makes more lines of the policy's spec from the namespace's name, each
+/// indented two spaces. Returns the namespace and the URL's token.
+pub async fn routed_team(
+    cluster: &super::Cluster,
+    client: &Client,
+    receiver: &super::receiver::Receiver,
+    prefix: &str,
+    route: &str,
+    spec: impl Fn(&str) -> String,
+) -> (String, String) {
+    let ns = super::namespace(client, prefix).await;
+    let spec = spec(&ns);
+    let token = format!("hook-{ns}");
+    secret(client, &ns, "hooks", &[("hook", &receiver.url(&token))]).await;
+    let route = if route.is_empty() {
+        String::new()
+    } else {
+        format!(", {route}")
+    };
+    apply(
+        cluster,
+        &format!(
+            "apiVersion: klaxon.dev/v1alpha1\nkind: ResponsePolicy\nmetadata: {{name: team, namespace: {ns}}}\nspec:\n  receivers:\n    - {{name: hook, webhook: {{urlSecretRef: {{name: hooks, key: hook}}}}}}\n  routes:\n    - {{receivers: [hook]{route}}}\n{spec}"
+        ),
+    );
+    (ns, token)
+}
