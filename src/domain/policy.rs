@@ -276,34 +276,31 @@ pub fn violations(baseline: Option<&[Level]>, team: &ResponsePolicySpec) -> Vec<
             ));
             continue;
         };
-        if let Some(limit) = base.acknowledge_within {
-            match duration_of(level) {
-                Some(within) if within > limit => found.push(format!(
-                    "{field}.acknowledgeWithin: {} is looser than the baseline's {} for {}",
-                    level
-                        .acknowledge_within
-                        .as_ref()
-                        .map(|d| d.as_str())
-                        .unwrap_or_default(),
+        // A team's deadline may be shorter than the baseline's, not longer.
+        let deadlines = [
+            (
+                "acknowledgeWithin",
+                base.acknowledge_within,
+                duration_of(level),
+                &level.acknowledge_within,
+            ),
+            (
+                "postmortemWithin",
+                base.postmortem_within,
+                postmortem_within(level),
+                &level.postmortem_within,
+            ),
+        ];
+        for (name, limit, within, written) in deadlines {
+            if let (Some(limit), Some(within)) = (limit, within)
+                && within > limit
+            {
+                found.push(format!(
+                    "{field}.{name}: {} is looser than the baseline's {} for {}",
+                    written.as_ref().map(|d| d.as_str()).unwrap_or_default(),
                     humantime(limit),
                     level.name
-                )),
-                _ => {}
-            }
-        }
-        if let Some(limit) = base.postmortem_within {
-            match postmortem_within(level) {
-                Some(within) if within > limit => found.push(format!(
-                    "{field}.postmortemWithin: {} is looser than the baseline's {} for {}",
-                    level
-                        .postmortem_within
-                        .as_ref()
-                        .map(|d| d.as_str())
-                        .unwrap_or_default(),
-                    humantime(limit),
-                    level.name
-                )),
-                _ => {}
+                ));
             }
         }
         if base.require_commander && level.require_commander == Some(false) {
