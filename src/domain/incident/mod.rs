@@ -23,6 +23,7 @@ pub mod deadlines;
 pub mod findings;
 pub mod lifecycle;
 pub mod outbox;
+pub mod pace;
 pub mod record;
 pub mod related;
 pub mod resolution;
