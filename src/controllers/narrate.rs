@@ -3,8 +3,11 @@
 //!
 //! A reconcile queues its Events once the status that records them is
 //! written, and moves on: in a burst of declarations the apiserver's
-//! capacity goes to the statuses responders wait for, and the Events
-//! (three or four per new incident) follow, four in flight. The queue
+//! capacity goes to the statuses responders wait for. Each Event waits
+//! (up to [`YIELD`]) while any status write is in flight, so Events
+//! follow the statuses, four in flight, instead of competing with them;
+//! only the timeline entries a watcher of `kubectl get events` needs
+//! become Events at all (see `timeline::Kind::narrated`). The queue
 //! is bounded; an Event that does not fit is counted in
 //! `klaxon_events_dropped_total` and logged, and the status timeline
 //! still holds what it said.
@@ -14,7 +17,13 @@
 //! (to turn repeats into a series) and walks them all on each publish,
 //! while these narrate distinct timeline entries that never repeat.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use futures::StreamExt;
 use k8s_openapi::{
@@ -35,12 +44,50 @@ use crate::metrics::Metrics;
 const QUEUE: usize = 4096;
 /// Events published at once.
 const IN_FLIGHT: usize = 4;
+/// The longest an Event waits for status writes to finish: under a steady
+/// stream of writes, Events still go out.
+const YIELD: Duration = Duration::from_secs(2);
+
+/// Status writes in flight, which Events give way to.
+#[derive(Default)]
+struct Writes {
+    in_flight: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Writes {
+    /// Waits until no status write is in flight, or `YIELD` passed.
+    async fn idle(&self) {
+        let deadline = tokio::time::Instant::now() + YIELD;
+        loop {
+            let idle = self.idle.notified();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A status write in flight, until dropped.
+pub struct Writing(Arc<Writes>);
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
 
 /// Queues Events for publishing. Cheap to clone.
 #[derive(Clone)]
 pub struct Narrator {
     queue: mpsc::Sender<(ObjectReference, Event)>,
     metrics: Metrics,
+    writes: Arc<Writes>,
 }
 
 impl Narrator {
@@ -48,11 +95,14 @@ impl Narrator {
     pub fn start(client: Client, reporter: Reporter, metrics: Metrics) -> Self {
         let (queue, mut queued) = mpsc::channel::<(ObjectReference, Event)>(QUEUE);
         let queued = futures::stream::poll_fn(move |cx| queued.poll_recv(cx));
+        let writes = Arc::new(Writes::default());
+        let waits = writes.clone();
         tokio::spawn(
             queued.for_each_concurrent(IN_FLIGHT, move |(object, event)| {
                 let event = to_k8s(&reporter, &object, event);
-                let client = client.clone();
+                let (client, writes) = (client.clone(), waits.clone());
                 async move {
+                    writes.idle().await;
                     let namespace = event.metadata.namespace.clone().unwrap_or_default();
                     let api: Api<K8sEvent> = Api::namespaced(client, &namespace);
                     if let Err(error) = api.create(&PostParams::default(), &event).await {
@@ -61,7 +111,18 @@ impl Narrator {
                 }
             }),
         );
-        Self { queue, metrics }
+        Self {
+            queue,
+            metrics,
+            writes,
+        }
+    }
+
+    /// Marks a status write in flight until the guard is dropped: Events
+    /// wait for it.
+    pub fn writing(&self) -> Writing {
+        self.writes.in_flight.fetch_add(1, Ordering::AcqRel);
+        Writing(self.writes.clone())
     }
 
     /// Queues `event` about `object`; never waits.
@@ -116,5 +177,38 @@ fn to_k8s(reporter: &Reporter, object: &ObjectReference, event: Event) -> K8sEve
             .into(),
         ),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn events_wait_for_status_writes_but_not_forever() {
+        let writes = Arc::new(Writes::default());
+        let started = tokio::time::Instant::now();
+        writes.idle().await;
+        assert_eq!(started.elapsed(), Duration::ZERO, "nothing in flight");
+
+        let narrator_writes = writes.clone();
+        let writing = {
+            writes.in_flight.fetch_add(1, Ordering::AcqRel);
+            Writing(writes.clone())
+        };
+        let waiter = tokio::spawn(async move { narrator_writes.idle().await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiter.is_finished(), "an Event waits for the write");
+        drop(writing);
+        waiter.await.expect("waiter");
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+
+        let _stuck = {
+            writes.in_flight.fetch_add(1, Ordering::AcqRel);
+            Writing(writes.clone())
+        };
+        let started = tokio::time::Instant::now();
+        writes.idle().await;
+        assert_eq!(started.elapsed(), YIELD, "an Event waits at most YIELD");
     }
 }

@@ -44,6 +44,14 @@ fn first_pass_declares_and_explains_the_rollout() {
     );
     let reasons: Vec<&str> = out.events.iter().map(|t| t.reason.as_str()).collect();
     assert_eq!(reasons, ["Declared", "Rollout", "PodFailure"]);
+    // The evidence stays in the timeline; only the declaration is an Event.
+    let narrated: Vec<&str> = out
+        .events
+        .iter()
+        .filter(|t| t.narrated)
+        .map(|t| t.reason.as_str())
+        .collect();
+    assert_eq!(narrated, ["Declared"]);
     let types: Vec<(&str, &str)> = s
         .conditions
         .iter()

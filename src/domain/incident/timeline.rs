@@ -77,6 +77,37 @@ impl Kind {
         )
     }
 
+    /// Whether its entry is also published as a Kubernetes Event. Events
+    /// are for whoever watches `kubectl get events`: the lifecycle, who
+    /// was paged, and what needs a human. The evidence (rollouts, pod
+    /// failures, alerts, notes, links) stays in the timeline, which
+    /// `kubectl describe` prints: an Event each would triple the writes a
+    /// new incident costs, and compete with the status writes responders
+    /// wait for.
+    pub fn narrated(self) -> bool {
+        match self {
+            Kind::Declared
+            | Kind::PhaseChanged
+            | Kind::SeverityChanged
+            | Kind::Escalated
+            | Kind::Notification
+            | Kind::NotificationFailed
+            | Kind::NotificationRefused
+            | Kind::AutoResolved
+            | Kind::FollowUpOverdue
+            | Kind::PostmortemOverdue => true,
+            Kind::Signal
+            | Kind::Note
+            | Kind::Rollout
+            | Kind::PodFailure
+            | Kind::AlertFiring
+            | Kind::AlertResolved
+            | Kind::ImpactStarted
+            | Kind::FollowUp
+            | Kind::Related => false,
+        }
+    }
+
     /// An entry of this kind about one thing (a Deployment, a receiver, a
     /// failure reason), which tells its Event apart from others of the
     /// same kind.
@@ -113,7 +144,7 @@ impl Entry {
     }
 }
 
-/// A timeline entry added by this plan, to be reported as an Event.
+/// A timeline entry added by this plan, and the Event that may report it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     pub reason: String,
@@ -121,6 +152,8 @@ pub struct Report {
     pub message: String,
     /// Reported as a Warning Event.
     pub warning: bool,
+    /// Published as an Event at all (see [`Kind::narrated`]).
+    pub narrated: bool,
 }
 
 /// The Events a plan emits, in the order their entries were added.
@@ -128,7 +161,7 @@ pub struct Report {
 pub struct Reports(Vec<Report>);
 
 impl Reports {
-    /// Adds a timeline entry and the Event that reports it.
+    /// Adds a timeline entry and the report of it.
     pub fn add(
         &mut self,
         timeline: &mut Vec<TimelineEntry>,
@@ -142,6 +175,7 @@ impl Reports {
             action: entry.action(),
             message: message.clone(),
             warning: entry.kind.warning(),
+            narrated: entry.kind.narrated(),
         });
         push(
             timeline,
