@@ -12,6 +12,7 @@
 
 pub mod execute;
 pub mod observe;
+pub mod pacer;
 
 use std::{
     collections::HashMap,
@@ -95,6 +96,8 @@ pub struct State {
     /// write is conditional, so a stale entry costs a retry, never an
     /// outcome.
     written: Written<ObjectRef<Incident>, Incident>,
+    /// When each incident's status was last written.
+    pacer: pacer::Pacer,
     notifier: Notifier,
     prometheus: Prometheus,
     /// Why the last attempt of a still-Pending delivery failed, by
@@ -183,6 +186,7 @@ pub async fn run(
         metrics,
         narrator: Narrator::start(client.clone(), reporter, context.metrics.clone()),
         written: Written::default(),
+        pacer: pacer::Pacer::default(),
         notifier: Notifier::new(secrets),
         prometheus: Prometheus::default(),
         errors: Mutex::default(),
@@ -412,11 +416,13 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
     match plan::rest(&current, &policy, now) {
         plan::Rest::Settled => {
             state.caches.links.unlink(&reference);
+            state.pacer.forget(&reference);
             return Ok(Action::await_change());
         }
         // Looked at again within the hour anyway: watches can miss things.
         plan::Rest::Until(at) => {
             state.caches.links.unlink(&reference);
+            state.pacer.forget(&reference);
             return Ok(Action::requeue(until(at, now).min(FROZEN_REFRESH)));
         }
         plan::Rest::Work => {}
@@ -457,6 +463,21 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
         );
         if current.status.as_ref() == Some(&plan.status) {
             break (current, plan);
+        }
+        // Routine changes wait for the incident's write interval (they
+        // come with no Event, delivery or action); the write that follows
+        // carries the newest state.
+        let routine = plan.events.is_empty() && plan.deliveries.is_empty() && !plan.resolve;
+        if routine
+            && let Some(wait) = state.pacer.wait(
+                &reference,
+                plan::pace::pace(current.status.as_ref(), &plan.status),
+            )
+        {
+            let status = current.status.clone().unwrap_or_default();
+            let wake =
+                plan::next_wakeup(&status, &current, &policy).map(|at| until(at, Timestamp::now()));
+            return Ok(Action::requeue(wake.map_or(wait, |w| w.min(wait))));
         }
         // The write that first records a transition observes it: it was
         // conditional on `current`, so no other did.
@@ -538,6 +559,7 @@ fn until(at: Timestamp, now: Timestamp) -> Duration {
 /// The incident is gone: it looks at nothing anymore.
 fn gone(state: &State, reference: &ObjectRef<Incident>) -> Action {
     state.caches.links.unlink(reference);
+    state.pacer.forget(reference);
     Action::await_change()
 }
 
