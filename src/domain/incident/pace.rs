@@ -17,13 +17,16 @@
 //!   Available or Progressing condition changing;
 //! - a new worst in the impact record (the fewest ready replicas, a new
 //!   reason), so the record never misses a low point;
-//! - an alert joining, firing or resolving.
+//! - an alert joining, firing or resolving;
+//! - the first CPU and memory sample of a workload, the first value or
+//!   error of a query.
 //!
 //! Anything else is **routine** and waits until [`ROUTINE_INTERVAL`] has
 //! passed since the incident's last write; the write that follows carries
 //! the newest state. Routine: counts (ready, restarts, totals), pod lists,
-//! CPU and memory, Warning event counts and times, query values, summary
-//! and brief lines, condition messages, when an alert was last seen.
+//! CPU and memory once sampled, Warning events, query values once known,
+//! summary and brief lines, condition messages, when an alert was last
+//! seen.
 
 use std::time::Duration;
 
@@ -55,7 +58,10 @@ fn facts(status: &IncidentStatus) -> IncidentStatus {
     let mut facts = status.clone();
     facts.enriched_at = None;
     facts.metrics_at = None;
-    facts.metrics.clear();
+    for metric in &mut facts.metrics {
+        metric.value = metric.value.as_ref().map(|_| String::new());
+        metric.error = metric.error.as_ref().map(|_| String::new());
+    }
     facts.events.clear();
     facts.summary = None;
     facts.brief = None;
@@ -73,7 +79,7 @@ fn facts(status: &IncidentStatus) -> IncidentStatus {
         deployment.ready_replicas = None;
         deployment.available_replicas = None;
         deployment.updated_replicas = None;
-        deployment.usage = None;
+        deployment.usage = deployment.usage.as_ref().map(|_| Default::default());
         if let Some(pods) = &mut deployment.pods {
             pods.total = 0;
             pods.ready = 0;
@@ -150,6 +156,29 @@ mod tests {
         ] {
             assert_eq!(pace(Some(&old), &status(3, 1, reasons)), Pace::Urgent);
         }
+    }
+
+    #[test]
+    fn first_samples_are_urgent_later_ones_routine() {
+        let mut old = status(3, 0, &[]);
+        old.deployments[0].usage = None;
+        let new = status(3, 0, &[]);
+        assert_eq!(pace(Some(&old), &new), Pace::Urgent, "first CPU sample");
+
+        let metric = |value: Option<&str>| crate::api::incident::MetricValue {
+            name: "error_ratio".into(),
+            value: value.map(str::to_string),
+            query: "sum(rate(x[5m]))".into(),
+            error: None,
+        };
+        let mut old = new.clone();
+        old.metrics = vec![metric(None)];
+        let mut first = new.clone();
+        first.metrics = vec![metric(Some("0.2"))];
+        assert_eq!(pace(Some(&old), &first), Pace::Urgent, "first value");
+        let mut later = new.clone();
+        later.metrics = vec![metric(Some("0.3"))];
+        assert_eq!(pace(Some(&first), &later), Pace::Routine, "a new value");
     }
 
     #[test]
