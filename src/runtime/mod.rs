@@ -3,4 +3,5 @@
 
 pub mod operator;
 pub mod server;
+pub mod shards;
 pub mod telemetry;
