@@ -169,13 +169,7 @@ async fn two_replicas_share_the_shards_and_one_takes_over_when_the_other_dies() 
     cluster.install_crds();
     let client = cluster.client().await;
     let system = support::namespace(&client, "klaxon-system").await;
-    let extra_env = serde_json::to_string(
-        &operator::SHARED_ENV
-            .iter()
-            .map(|(name, value)| json!({"name": name, "value": value}))
-            .collect::<Vec<_>>(),
-    )
-    .expect("extraEnv");
+    let extra_env = chart::fast_clocks();
     chart::install(
         &cluster,
         "klaxon",
@@ -186,7 +180,7 @@ async fn two_replicas_share_the_shards_and_one_takes_over_when_the_other_dies() 
             "--set",
             &format!("shardLeaseDuration={}s", LEASE.as_secs()),
             "--set-json",
-            &format!("extraEnv={extra_env}"),
+            &extra_env,
         ],
     );
     // POD_NAME is <release>-<name>: the replicas' identities.
