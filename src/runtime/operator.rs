@@ -153,13 +153,19 @@ pub enum RunError {
 /// The Lease replicas compete for.
 pub const LEASE_NAME: &str = "klaxon";
 
-pub async fn run(args: RunArgs) -> Result<(), RunError> {
+/// Flags that contradict each other, refused before anything starts.
+fn check_flags(args: &RunArgs) -> Result<(), RunError> {
     if args.shards > 1 && !args.shard_leases {
         return Err(RunError::ShardsNeedLeases(args.shards));
     }
     if args.shard_leases && args.leader_election {
         return Err(RunError::ShardsAndLeader);
     }
+    Ok(())
+}
+
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    check_flags(&args)?;
     let identity = identity();
     let client = connect(&identity).await?;
     check_crds(&client).await?;
@@ -490,4 +496,78 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
     }
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> RunArgs {
+        Cli::try_parse_from(std::iter::once("klaxon").chain(args.iter().copied()))
+            .expect("parses")
+            .run
+    }
+
+    #[test]
+    fn shards_default_to_one_and_shard_leases_is_a_plain_flag() {
+        let default = parse(&[]);
+        assert_eq!((default.shards, default.shard_leases), (1, false));
+        let sharded = parse(&[
+            "--shards",
+            "4",
+            "--shard-leases",
+            "--shard-lease-duration=5s",
+        ]);
+        assert_eq!((sharded.shards, sharded.shard_leases), (4, true));
+        assert_eq!(
+            sharded.shard_lease_duration,
+            std::time::Duration::from_secs(5)
+        );
+        assert!(!parse(&["--shard-leases=false"]).shard_leases);
+        assert!(Cli::try_parse_from(["klaxon", "--shards", "0"]).is_err());
+    }
+
+    #[test]
+    fn shards_without_leases_or_beside_leader_election_are_refused() {
+        assert!(check_flags(&parse(&[])).is_ok());
+        assert!(check_flags(&parse(&["--shards=4", "--shard-leases"])).is_ok());
+        assert!(
+            check_flags(&parse(&["--shard-leases"])).is_ok(),
+            "one shard, leased"
+        );
+        let error = check_flags(&parse(&["--shards=4"])).expect_err("no leases");
+        assert!(
+            error
+                .to_string()
+                .starts_with("--shards 4 needs --shard-leases"),
+            "{error}"
+        );
+        let both = ["--shards=4", "--shard-leases", "--leader-election=true"];
+        assert!(matches!(
+            check_flags(&parse(&both)),
+            Err(RunError::ShardsAndLeader)
+        ));
+    }
+
+    #[test]
+    fn the_user_agent_names_the_replica_in_a_header_safe_way() {
+        let version = crate::USER_AGENT;
+        assert_eq!(
+            user_agent("klaxon-7d9f-abcde"),
+            format!("{version} (klaxon-7d9f-abcde)")
+        );
+        assert_eq!(
+            user_agent("my host (1)\n"),
+            format!("{version} (my_host__1__)")
+        );
+        assert!(http::HeaderValue::from_str(&user_agent("ü\u{7f}")).is_ok());
+    }
 }
