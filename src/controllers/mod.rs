@@ -1,5 +1,6 @@
 //! The controllers and what they share: the client, metrics, the caches,
-//! and the operator's namespace.
+//! the operator's namespace, and which namespaces this replica owns
+//! ([`Shards`]: every controller that writes for a namespace asks).
 //!
 //! - [`incident`]: observe → plan → execute for each Incident, with its
 //!   notification outbox;

@@ -1,5 +1,5 @@
-//! `klaxon run`: the client, leader election, HTTP endpoints and logs
-//! around the controllers.
+//! `klaxon run`: the client, leader election or shard Leases, HTTP
+//! endpoints and logs around the controllers.
 
 pub mod operator;
 pub mod server;
