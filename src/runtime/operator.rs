@@ -218,7 +218,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             identity: identity.clone(),
         };
         Some(
-            super::shards::Sharding::start(&client, config, shutdown.clone())
+            super::shards::Sharding::start(&client, config, metrics.clone(), shutdown.clone())
                 .await
                 .map_err(RunError::Sharding)?,
         )

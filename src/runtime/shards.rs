@@ -44,6 +44,7 @@ use crate::{
         self as plan, Held, MEMBER_LEASE_PREFIX, Timing, member_lease_name, shard_lease_name,
         shard_of_lease,
     },
+    metrics::Metrics,
 };
 
 /// How a replica shards.
@@ -96,6 +97,7 @@ impl Sharding {
     pub async fn start(
         client: &Client,
         config: Config,
+        metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Result<Sharding, ShardError> {
         let timing = Timing::of(config.lease);
@@ -121,6 +123,7 @@ impl Sharding {
             config,
             timing,
             shards: shards.clone(),
+            metrics,
         };
         let task = tokio::spawn(replica.run(member, shutdown, stop.clone()));
         Ok(Sharding { shards, stop, task })
@@ -182,6 +185,7 @@ struct Replica {
     config: Config,
     timing: Timing,
     shards: Shards,
+    metrics: Metrics,
 }
 
 impl Replica {
@@ -242,6 +246,7 @@ impl Replica {
         }
         // Stop touching everything, then hand every Lease back.
         self.shards.publish(BTreeMap::new());
+        self.metrics.shards_owned.set(0);
         for slot in std::mem::take(&mut slots).into_values() {
             if let Slot::Trying(cancel) | Slot::Holding(cancel) = slot {
                 cancel.cancel();
@@ -343,8 +348,10 @@ impl Replica {
                 (held.holder == self.config.identity)
                     .then(|| (*shard, held.usable_until(self.timing.grace)))
             })
-            .collect();
+            .collect::<BTreeMap<u32, Timestamp>>();
+        let count = i64::try_from(owned.len()).unwrap_or(i64::MAX);
         self.shards.publish(owned);
+        self.metrics.shards_owned.set(count);
     }
 
     /// When something may change without a watch event: a Lease of ours

@@ -196,6 +196,17 @@ async fn two_replicas_share_the_shards_and_one_takes_over_when_the_other_dies() 
         held_by(h, a) == 2 && held_by(h, b) == 2
     })
     .await;
+    // Each says so once it sees its Leases renewed.
+    let owned = |replica: &Operator| replica.metric("klaxon_shards_owned");
+    assert!(
+        support::poll_until(WAIT, || (owned(&first) == Some(2.0)
+            && owned(&second) == Some(2.0))
+        .then_some(()))
+        .is_some(),
+        "klaxon_shards_owned: {:?} and {:?}",
+        owned(&first),
+        owned(&second)
+    );
 
     let receiver = Receiver::start().await;
     let teams = teams(&cluster, &client, &receiver).await;
@@ -240,6 +251,11 @@ async fn two_replicas_share_the_shards_and_one_takes_over_when_the_other_dies() 
     })
     .await;
     let takeover = started.elapsed();
+    assert!(
+        support::poll_until(WAIT, || (owned(&second) == Some(4.0)).then_some(())).is_some(),
+        "the survivor's klaxon_shards_owned: {:?}",
+        owned(&second)
+    );
     assert!(
         takeover <= LEASE + TAKE,
         "the dead replica's shards took {takeover:?} to be taken over (Lease {LEASE:?}): {taken:?}"
