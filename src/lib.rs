@@ -9,7 +9,8 @@
 //! - [`cluster`]: watches, trimmed caches, indexes, PodMetrics sampling;
 //! - [`integrations`]: outbound HTTP: receivers and Prometheus;
 //! - [`controllers`]: observe → plan → execute for each kind;
-//! - [`runtime`]: `klaxon run`: client, leader election, HTTP endpoints, logs;
+//! - [`runtime`]: `klaxon run`: client, leader election, shard Leases, HTTP
+//!   endpoints, logs;
 //! - [`cli`]: what `kubectl incident` prints.
 
 pub mod api;

@@ -7,5 +7,6 @@ pub mod changes;
 pub mod index;
 pub mod keyed;
 pub mod podmetrics;
+pub mod shards;
 pub mod store;
 pub mod watch;

@@ -543,14 +543,19 @@ fn trim(bytes: &[u8]) -> &[u8] {
 /// Declares an incident when a policy's heartbeat has been silent for its
 /// `missingFor`, and resolves it when the heartbeat is back. A team
 /// policy's goes in its namespace, a baseline's in the operator's.
-pub async fn watch_heartbeats(intake: Intake, shutdown: tokio_util::sync::CancellationToken) {
+pub async fn watch_heartbeats(
+    intake: Intake,
+    shards: crate::cluster::shards::Shards,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     let mut tick = tokio::time::interval(HEARTBEAT_CHECK);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for (namespace, heartbeat) in intake.caches.heartbeats(&intake.namespace) {
+        let heartbeats = intake.caches.heartbeats(&intake.namespace);
+        for (namespace, heartbeat) in heartbeats.into_iter().filter(|(ns, _)| shards.owns(ns)) {
             if let Err(error) = check_heartbeat(&intake, &namespace, &heartbeat).await {
                 warn!(%namespace, alertname = %heartbeat.alertname, %error, "cannot act on a heartbeat");
             }

@@ -1,5 +1,6 @@
 //! The controllers and what they share: the client, metrics, the caches,
-//! and the operator's namespace.
+//! the operator's namespace, and which namespaces this replica owns
+//! ([`Shards`]: every controller that writes for a namespace asks).
 //!
 //! - [`incident`]: observe → plan → execute for each Incident, with its
 //!   notification outbox;
@@ -21,7 +22,7 @@ use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cluster::{cache, watch::Watches},
+    cluster::{cache, shards::Shards, watch::Watches},
     domain::incident::Backoff,
     health::Health,
     integrations::secrets::{self, Secrets},
@@ -49,6 +50,9 @@ pub struct Context {
     pub alerts_token_secret: String,
     /// Whether Alertmanager's webhook is served (`--alerts-address`).
     pub alerts_enabled: bool,
+    /// Which namespaces this replica works on: every controller that
+    /// writes for a namespace asks first.
+    pub shards: Shards,
 }
 
 /// Runs every controller until `shutdown`; marks the operator ready once
@@ -72,12 +76,31 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
     if context.alerts_enabled {
         // Heartbeats arrive only through the alerts receiver: without it,
         // every heartbeat would look silent.
-        tokio::spawn(alerts::watch_heartbeats(intake.clone(), shutdown.clone()));
+        tokio::spawn(alerts::watch_heartbeats(
+            intake.clone(),
+            context.shards.clone(),
+            shutdown.clone(),
+        ));
     }
+    // Alerts are taken on any replica: declaring (by a name derived from
+    // the alert group) and recording (on the resourceVersion read) are
+    // both conditional on the apiserver, so two replicas never declare
+    // twice or lose an alert, and Alertmanager need not find the owner.
     let _ = context.intake.set(intake);
+    {
+        // The gauges count only the owned namespaces' incidents, so a sum
+        // over replicas counts each once.
+        let shards = context.shards.clone();
+        let _ = context
+            .metrics
+            .record
+            .scope
+            .set(Arc::new(move |namespace: &str| shards.owns(namespace)));
+    }
     tokio::spawn(unreadable::run(
         context.client.clone(),
         unreadable,
+        context.shards.clone(),
         shutdown.clone(),
     ));
     tokio::spawn(signals::run(
@@ -85,6 +108,7 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
         caches.clone(),
         context.namespace.clone(),
         context.metrics.clone(),
+        context.shards.clone(),
         shutdown.clone(),
     ));
     tokio::spawn(policy::run(
@@ -93,6 +117,7 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
         secrets.clone(),
         context.namespace.clone(),
         policy_status.clone(),
+        context.shards.clone(),
         shutdown.clone(),
     ));
     incident::run(

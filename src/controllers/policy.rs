@@ -8,6 +8,8 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use futures::StreamExt;
+
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
@@ -23,7 +25,7 @@ use tracing::{debug, warn};
 
 use crate::{
     api::{self, ClusterResponsePolicy, Incident, Phase, PolicyStatus, ResponsePolicy},
-    cluster::cache::Caches,
+    cluster::{cache::Caches, shards::Shards},
     domain::{policy, readiness},
 };
 
@@ -44,8 +46,25 @@ pub async fn run(
     secrets: Secrets,
     operator_namespace: String,
     wake: Arc<Notify>,
+    shards: Shards,
     shutdown: CancellationToken,
 ) {
+    // A shard gained gets its policies' statuses at once.
+    {
+        let (wake, shutdown) = (wake.clone(), shutdown.clone());
+        let mut changes = Box::pin(shards.changes());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    changed = changes.next() => match changed {
+                        Some(_) => wake.notify_one(),
+                        None => return,
+                    },
+                }
+            }
+        });
+    }
     // Deleted incidents trigger no reconcile; the periodic pass catches
     // what no change announced.
     let mut resync = tokio::time::interval(RESYNC);
@@ -75,6 +94,10 @@ pub async fn run(
 
         for rp in caches.policies.state() {
             let namespace = rp.namespace().unwrap_or_default();
+            // Each team policy's status by the owner of its namespace.
+            if !shards.owns(&namespace) {
+                continue;
+            }
             let missing = missing_secrets(&secrets, &rp.spec.receivers, &namespace).await;
             missing_any |= !missing.is_empty();
             let status = response_policy_status(&rp, &caches, &open, missing, &now);
@@ -83,7 +106,13 @@ pub async fn run(
                 write(&api, rp.as_ref(), status).await;
             }
         }
-        for crp in caches.cluster_policies.state() {
+        // Baselines' statuses by the holder of shard 0.
+        let baselines = if shards.owns_shard(0) {
+            caches.cluster_policies.state()
+        } else {
+            Vec::new()
+        };
+        for crp in baselines {
             let missing =
                 missing_secrets(&secrets, &crp.spec.policy.receivers, &operator_namespace).await;
             missing_any |= !missing.is_empty();

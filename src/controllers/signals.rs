@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::{
     api::{Incident, IncidentSpec, Phase, incident::Affected, incident::AffectedDeployment},
-    cluster::cache::Caches,
+    cluster::{cache::Caches, shards::Shards},
     domain::enrich::pods::PodView,
     domain::enrich::truncate,
     domain::incident::record::STARTED_AT_ANNOTATION,
@@ -34,6 +34,7 @@ pub async fn run(
     caches: Caches,
     operator_namespace: String,
     metrics: crate::metrics::Metrics,
+    shards: Shards,
     shutdown: CancellationToken,
 ) {
     // Deciding from half-filled caches could declare what is covered.
@@ -53,7 +54,11 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         let now = Timestamp::now();
-        for namespace in namespaces_with_signals(&caches) {
+        // Another replica declares for the namespaces it owns.
+        for namespace in namespaces_with_signals(&caches)
+            .into_iter()
+            .filter(|ns| shards.owns(ns))
+        {
             let policy = caches.effective_policy(&namespace, &operator_namespace);
             for firing in firings(&caches, &namespace, &policy.signals, now) {
                 if covered(&caches, &namespace, &firing.deployment) {

@@ -13,13 +13,17 @@ use kube::{
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{api, cluster::watch::Unreadable};
+use crate::{
+    api,
+    cluster::{shards::Shards, watch::Unreadable},
+};
 
 pub const REASON: &str = "Unreadable";
 
 pub async fn run(
     client: Client,
     mut unreadable: UnboundedReceiver<Unreadable>,
+    shards: Shards,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -30,7 +34,15 @@ pub async fn run(
                 None => return,
             },
         };
-        report(&client, &object).await;
+        // Reported by the owner of its namespace; a cluster-scoped one by
+        // the holder of shard 0.
+        let owned = match object.metadata.namespace.as_deref() {
+            Some(namespace) => shards.owns(namespace),
+            None => shards.owns_shard(0),
+        };
+        if owned {
+            report(&client, &object).await;
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod enrich;
 pub mod incident;
 pub mod policy;
 pub mod readiness;
+pub mod shards;
 pub mod signals;
 
 /// FNV-1a, 64 bits: a hash that is stable across versions and machines,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, histogram::Histogram, info::Info},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, info::Info},
     registry::Registry,
 };
 
@@ -70,6 +70,8 @@ pub struct Metrics {
     pub alerts: Family<AlertLabels, Counter>,
     /// Incidents by team and severity: durations, counts, gauges.
     pub record: record::Record,
+    /// Shards this replica holds and works on (sharded replicas only).
+    pub shards_owned: Gauge,
 }
 
 impl Default for Metrics {
@@ -90,6 +92,7 @@ impl Default for Metrics {
             events_dropped: Counter::default(),
             alerts: Family::default(),
             record: record::Record::default(),
+            shards_owned: Gauge::default(),
         }
     }
 }
@@ -160,6 +163,11 @@ impl Metrics {
             "klaxon_reconcile_duration_seconds",
             "How long reconciliations took, by controller",
             self.duration.clone(),
+        );
+        registry.register(
+            "klaxon_shards_owned",
+            "Shards this replica holds and works on (--shard-leases; 0 otherwise)",
+            self.shards_owned.clone(),
         );
         self.record.register(registry);
     }

@@ -69,7 +69,13 @@ pub struct Record {
     pub recovery: Family<TeamLabel, Histogram>,
     /// The incidents the gauges count, once their cache is synced.
     pub incidents: Arc<OnceLock<Store<Incident>>>,
+    /// Which namespaces' incidents the gauges count (all when unset): a
+    /// sharded replica counts only its own.
+    pub scope: Arc<OnceLock<Scope>>,
 }
+
+/// Whether the gauges count a namespace's incidents.
+pub type Scope = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl Default for Record {
     fn default() -> Self {
@@ -82,6 +88,7 @@ impl Default for Record {
             resolve: histograms(),
             recovery: histograms(),
             incidents: Arc::default(),
+            scope: Arc::default(),
         }
     }
 }
@@ -129,6 +136,7 @@ impl Record {
         );
         registry.register_collector(Box::new(Open {
             incidents: self.incidents.clone(),
+            scope: self.scope.clone(),
         }));
     }
 
@@ -246,10 +254,20 @@ pub fn tally<'a>(incidents: impl IntoIterator<Item = &'a Incident>, now: Timesta
 
 /// The gauges, computed from the Incident cache at each scrape. Until the
 /// cache is synced (and on a replica standing by) they are absent rather
-/// than zero, so a sum over replicas counts each incident once.
-#[derive(Debug)]
+/// than zero, and a sharded replica counts only the namespaces it owns, so
+/// a sum over replicas counts each incident once.
 struct Open {
     incidents: Arc<OnceLock<Store<Incident>>>,
+    scope: Arc<OnceLock<Scope>>,
+}
+
+impl std::fmt::Debug for Open {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Open")
+            .field("synced", &self.incidents.get().is_some())
+            .field("scoped", &self.scope.get().is_some())
+            .finish()
+    }
 }
 
 fn gauge<L>(
@@ -275,7 +293,11 @@ impl Collector for Open {
             return Ok(());
         };
         let incidents = store.state();
-        let tally = tally(incidents.iter().map(|i| i.as_ref()), Timestamp::now());
+        let scope = self.scope.get();
+        let counted = incidents.iter().map(|i| i.as_ref()).filter(|i| {
+            scope.is_none_or(|owns| owns(i.metadata.namespace.as_deref().unwrap_or_default()))
+        });
+        let tally = tally(counted, Timestamp::now());
         gauge(
             &mut encoder,
             "klaxon_incidents_open",
@@ -374,6 +396,32 @@ mod tests {
             [(team("payments"), 1), (team("search"), 0)],
             "past due, even before a pass marked it Overdue"
         );
+    }
+
+    #[test]
+    fn a_sharded_replica_counts_only_the_namespaces_it_owns() {
+        let mut registry = Registry::default();
+        let record = Record::default();
+        record.register(&mut registry);
+        let (store, mut writer) = kube::runtime::reflector::store::<Incident>();
+        for (uid, namespace, team) in [("u1", "shop", "payments"), ("u2", "search", "search")] {
+            let mut inc = owned(incident(Phase::Triggered, "SEV2"), team);
+            inc.metadata.uid = Some(uid.into());
+            inc.metadata.name = Some(uid.into());
+            inc.metadata.namespace = Some(namespace.into());
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(inc));
+        }
+        let _ = record.incidents.set(store);
+        let _ = record
+            .scope
+            .set(Arc::new(|namespace: &str| namespace == "shop"));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        assert!(
+            text.contains(r#"klaxon_incidents_open{team="payments""#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"team="search""#), "{text}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use crate::{
     api::{self, ClusterResponsePolicy, Incident, ResponsePolicy},
+    cluster::shards::Shards,
     controllers,
     health::Health,
     metrics::Metrics,
@@ -85,6 +86,21 @@ pub struct RunArgs {
     /// standby waits after the leader died.
     #[arg(long, env = "KLAXON_LEADER_ELECTION_LEASE", default_value = "15s", value_parser = parse_interval)]
     pub leader_election_lease: std::time::Duration,
+    /// Split the namespaces into this many shards (FNV-1a of the
+    /// namespace's name, modulo N); each replica works on the shards whose
+    /// Lease it holds. Above 1 it needs --shard-leases.
+    #[arg(long, env = "KLAXON_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: u32,
+    /// Hold shards through Leases `klaxon-shard-<i>` in --namespace,
+    /// shared with the other replicas (each renews a membership Lease
+    /// `klaxon-replica-<identity>` there too). Excludes --leader-election.
+    #[arg(long, env = "KLAXON_SHARD_LEASES", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub shard_leases: bool,
+    /// How long a shard Lease lasts without renewal: about the longest a
+    /// dead replica's shards wait for another. Its holder stops working on
+    /// a shard a third of this before the Lease could expire.
+    #[arg(long, env = "KLAXON_SHARD_LEASE_DURATION", default_value = "15s", value_parser = parse_interval)]
+    pub shard_lease_duration: std::time::Duration,
 }
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
@@ -122,13 +138,36 @@ pub enum RunError {
     },
     #[error("lost the Lease {LEASE_NAME}; stopping so that only one instance works")]
     LostLeadership,
+    #[error(
+        "--shards {0} needs --shard-leases: replicas share the shards through Leases, there is no fixed assignment"
+    )]
+    ShardsNeedLeases(u32),
+    #[error(
+        "--shard-leases and --leader-election exclude each other: with shard Leases every replica works, each on its shards"
+    )]
+    ShardsAndLeader,
+    #[error("sharding failed")]
+    Sharding(#[source] super::shards::ShardError),
 }
 
 /// The Lease replicas compete for.
 pub const LEASE_NAME: &str = "klaxon";
 
+/// Flags that contradict each other, refused before anything starts.
+fn check_flags(args: &RunArgs) -> Result<(), RunError> {
+    if args.shards > 1 && !args.shard_leases {
+        return Err(RunError::ShardsNeedLeases(args.shards));
+    }
+    if args.shard_leases && args.leader_election {
+        return Err(RunError::ShardsAndLeader);
+    }
+    Ok(())
+}
+
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
-    let client = connect().await?;
+    check_flags(&args)?;
+    let identity = identity();
+    let client = connect(&identity).await?;
     check_crds(&client).await?;
 
     let listener = server::bind(args.listen_address)
@@ -171,8 +210,23 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         None => None,
     };
 
+    let sharding = if args.shard_leases {
+        let config = super::shards::Config {
+            count: args.shards,
+            lease: args.shard_lease_duration,
+            namespace: args.namespace.clone(),
+            identity: identity.clone(),
+        };
+        Some(
+            super::shards::Sharding::start(&client, config, metrics.clone(), shutdown.clone())
+                .await
+                .map_err(RunError::Sharding)?,
+        )
+    } else {
+        None
+    };
     let leadership = if args.leader_election {
-        match lead(&client, &args, &health, &shutdown).await? {
+        match lead(&client, &identity, &args, &health, &shutdown).await? {
             Some(leadership) => Some(leadership),
             // Asked to stop while standing by.
             None => {
@@ -201,10 +255,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         intake,
         alerts_token_secret: args.alerts_token_secret,
         alerts_enabled: args.alerts_address.is_some(),
+        shards: sharding
+            .as_ref()
+            .map_or_else(Shards::all, super::shards::Sharding::shards),
     };
     controllers::run(context, health, shutdown.clone()).await;
     // Controllers end on shutdown; make sure the server does too.
     shutdown.cancel();
+    if let Some(sharding) = sharding {
+        // The controllers stopped: hand the shards over at once.
+        sharding.release().await;
+    }
     let lost = match leadership {
         // Releases the Lease, so a standby takes over at once.
         Some(leadership) => leadership.release().await,
@@ -249,14 +310,11 @@ const HEALTHY_CALL: std::time::Duration = std::time::Duration::from_secs(1);
 /// asked to stop first.
 async fn lead(
     client: &Client,
+    identity: &str,
     args: &RunArgs,
     health: &Health,
     shutdown: &CancellationToken,
 ) -> Result<Option<Leadership>, RunError> {
-    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "klaxon".into());
-        format!("{host}-{}", std::process::id())
-    });
     let lease = args.leader_election_lease.as_secs().max(3);
     let grace = (lease / 3).max(1);
     let namespace = args
@@ -269,7 +327,7 @@ async fn lead(
     };
     let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
         .with_namespace(namespace)
-        .with_identity(&identity)
+        .with_identity(identity)
         .with_duration(lease)
         .with_grace(grace)
         .with_field_manager(format!("klaxon-lease-{identity}"))
@@ -340,10 +398,41 @@ async fn lead(
     Ok(Some(Leadership { watcher }))
 }
 
+/// This replica's name in Leases and requests: the pod's name, else the
+/// host's with the process id.
+pub fn identity() -> String {
+    std::env::var("POD_NAME")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "klaxon".into());
+            format!("{host}-{}", std::process::id())
+        })
+}
+
+/// `klaxon/<version> (<identity>)`: the operator's requests apart from
+/// everyone else's, and each replica's apart from the others'. Characters
+/// a header cannot carry become `_`.
+pub fn user_agent(identity: &str) -> String {
+    let identity: String = identity
+        .chars()
+        .take(128)
+        .map(|c| {
+            if c.is_ascii_graphic() && !matches!(c, '(' | ')') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{} ({identity})", crate::USER_AGENT)
+}
+
 /// A client from in-cluster config or KUBECONFIG that names itself
-/// `klaxon/<version>`, so apiserver audit logs and metrics tell the
-/// operator's requests apart from everyone else's under the same identity.
-async fn connect() -> Result<Client, RunError> {
+/// [`user_agent`], so apiserver audit logs and metrics tell the operator's
+/// requests apart from everyone else's under the same account, and one
+/// replica's from another's.
+async fn connect(identity: &str) -> Result<Client, RunError> {
     let mut config = kube::Config::infer()
         .await
         .map_err(|e| RunError::Connect(kube::Error::InferConfig(e)))?;
@@ -354,10 +443,9 @@ async fn connect() -> Result<Client, RunError> {
     // are closed by the server every minute, see cluster::watch), so a
     // connection that silently drops packets fails instead of hanging.
     config.read_timeout = Some(crate::cluster::watch::READ_TIMEOUT);
-    config.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static(crate::USER_AGENT),
-    ));
+    let agent = http::HeaderValue::from_str(&user_agent(identity))
+        .unwrap_or_else(|_| http::HeaderValue::from_static(crate::USER_AGENT));
+    config.headers.push((http::header::USER_AGENT, agent));
     Client::try_from(config).map_err(RunError::Connect)
 }
 
@@ -408,4 +496,78 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
     }
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> RunArgs {
+        Cli::try_parse_from(std::iter::once("klaxon").chain(args.iter().copied()))
+            .expect("parses")
+            .run
+    }
+
+    #[test]
+    fn shards_default_to_one_and_shard_leases_is_a_plain_flag() {
+        let default = parse(&[]);
+        assert_eq!((default.shards, default.shard_leases), (1, false));
+        let sharded = parse(&[
+            "--shards",
+            "4",
+            "--shard-leases",
+            "--shard-lease-duration=5s",
+        ]);
+        assert_eq!((sharded.shards, sharded.shard_leases), (4, true));
+        assert_eq!(
+            sharded.shard_lease_duration,
+            std::time::Duration::from_secs(5)
+        );
+        assert!(!parse(&["--shard-leases=false"]).shard_leases);
+        assert!(Cli::try_parse_from(["klaxon", "--shards", "0"]).is_err());
+    }
+
+    #[test]
+    fn shards_without_leases_or_beside_leader_election_are_refused() {
+        assert!(check_flags(&parse(&[])).is_ok());
+        assert!(check_flags(&parse(&["--shards=4", "--shard-leases"])).is_ok());
+        assert!(
+            check_flags(&parse(&["--shard-leases"])).is_ok(),
+            "one shard, leased"
+        );
+        let error = check_flags(&parse(&["--shards=4"])).expect_err("no leases");
+        assert!(
+            error
+                .to_string()
+                .starts_with("--shards 4 needs --shard-leases"),
+            "{error}"
+        );
+        let both = ["--shards=4", "--shard-leases", "--leader-election=true"];
+        assert!(matches!(
+            check_flags(&parse(&both)),
+            Err(RunError::ShardsAndLeader)
+        ));
+    }
+
+    #[test]
+    fn the_user_agent_names_the_replica_in_a_header_safe_way() {
+        let version = crate::USER_AGENT;
+        assert_eq!(
+            user_agent("klaxon-7d9f-abcde"),
+            format!("{version} (klaxon-7d9f-abcde)")
+        );
+        assert_eq!(
+            user_agent("my host (1)\n"),
+            format!("{version} (my_host__1__)")
+        );
+        assert!(http::HeaderValue::from_str(&user_agent("ü\u{7f}")).is_ok());
+    }
 }

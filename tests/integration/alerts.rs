@@ -94,13 +94,7 @@ groups:
 /// Installs the chart with its Alertmanager receiver on `alerts_port`
 /// (fast clocks through extraEnv), for [`start_operator`].
 fn install(cluster: &Cluster, system: &str, alerts_port: u16) {
-    let extra_env = serde_json::to_string(
-        &operator::SHARED_ENV
-            .iter()
-            .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
-            .collect::<Vec<_>>(),
-    )
-    .expect("extraEnv");
+    let extra_env = chart::fast_clocks();
     chart::install(
         cluster,
         "klaxon",
@@ -113,7 +107,7 @@ fn install(cluster: &Cluster, system: &str, alerts_port: u16) {
             "--set",
             "leaderElection.enabled=false",
             "--set-json",
-            &format!("extraEnv={extra_env}"),
+            &extra_env,
         ],
     );
 }

@@ -147,6 +147,57 @@ fn the_chart_lints_and_renders_what_its_values_promise() {
         env(&single, "KLAXON_LEADER_ELECTION").expect("env")["value"],
         "false"
     );
+    // Sharded: every replica works on its shards, through the release
+    // namespace's Leases, and leader election is off whatever it says.
+    let sharded = template(&[
+        "--set",
+        "shards=4",
+        "--set",
+        "replicas=3",
+        "--set",
+        "shardLeaseDuration=5s",
+    ]);
+    let args = container(&sharded)["args"]
+        .as_array()
+        .expect("args")
+        .clone();
+    for arg in ["--shards=4", "--shard-leases", "--shard-lease-duration=5s"] {
+        assert!(args.contains(&Value::from(arg)), "{args:?}");
+    }
+    assert_eq!(
+        env(&sharded, "KLAXON_LEADER_ELECTION").expect("env")["value"],
+        "false"
+    );
+    assert_eq!(
+        find(&sharded, "Deployment", "klaxon").expect("Deployment")["spec"]["replicas"],
+        3
+    );
+    assert!(find(&sharded, "Role", "klaxon-leader-election").is_none());
+    let role = find(&sharded, "Role", "klaxon-shards").expect("the shards' Role");
+    assert_eq!(role["metadata"]["namespace"], "klaxon-system");
+    let rule = &role["rules"][0];
+    assert_eq!(rule["resources"], serde_json::json!(["leases"]));
+    assert!(rule.get("resourceNames").is_none(), "pod names change");
+    for verb in [
+        "create", "get", "list", "watch", "update", "patch", "delete",
+    ] {
+        assert!(
+            rule["verbs"]
+                .as_array()
+                .is_some_and(|v| v.contains(&Value::from(verb))),
+            "{rule}"
+        );
+    }
+    let binding = find(&sharded, "RoleBinding", "klaxon-shards").expect("its binding");
+    assert_eq!(binding["subjects"][0]["name"], "klaxon");
+    assert!(
+        find(&defaults, "Role", "klaxon-shards").is_none(),
+        "1 shard by default"
+    );
+    assert!(
+        !container(&defaults)["args"].to_string().contains("--shard"),
+        "unsharded by default"
+    );
     let local_lease = template(&["--set", "leaderElection.namespace="]);
     assert_eq!(
         find(&local_lease, "Role", "klaxon-leader-election").expect("Role")["metadata"]["namespace"],
@@ -272,6 +323,7 @@ fn the_values_schema_refuses_a_bad_value_with_a_message() {
             "leaderElection.leaseDuration=15sec",
             "at '/leaderElection/leaseDuration': '15sec' does not match pattern",
         ),
+        ("shards=0", "at '/shards': minimum: got 0, want 1"),
     ] {
         let out = helm(None, &["template", "klaxon", dir, "--set", value]);
         assert!(!out.status.success(), "{value} was accepted");

@@ -23,7 +23,6 @@ use serde_json::json;
 use crate::support::{
     self, Cluster, audit, chart,
     fixtures::{self, apply, reason_count, secret, wait_for},
-    operator,
     receiver::{Receiver, Request},
     stdout,
 };
@@ -184,13 +183,7 @@ async fn the_whole_lifecycle_runs_under_exactly_the_charts_rbac() {
     support::assert_success(&out, "label the release namespace restricted");
     // Fast clocks through the chart's own extraEnv; Secrets narrowed to
     // labelled ones.
-    let extra_env = serde_json::to_string(
-        &operator::SHARED_ENV
-            .iter()
-            .map(|(name, value)| json!({"name": name, "value": value}))
-            .collect::<Vec<_>>(),
-    )
-    .expect("extraEnv");
+    let extra_env = chart::fast_clocks();
     chart::install(
         &cluster,
         "klaxon",
@@ -199,7 +192,7 @@ async fn the_whole_lifecycle_runs_under_exactly_the_charts_rbac() {
             "--set",
             "receiverSecrets.mode=labelled",
             "--set-json",
-            &format!("extraEnv={extra_env}"),
+            &extra_env,
         ],
     );
     let mut operator =

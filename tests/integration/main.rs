@@ -22,6 +22,7 @@ mod policies;
 mod queries;
 mod record;
 mod rollouts;
+mod sharding;
 mod signals;
 mod unreadable;
 mod validation;

@@ -34,3 +34,17 @@ release namespace.
 {{- define "klaxon.leaseNamespace" -}}
 {{- default .Release.Namespace .Values.leaderElection.namespace -}}
 {{- end -}}
+
+{{/*
+Whether replicas share shards through Leases (shards above 1).
+*/}}
+{{- define "klaxon.sharded" -}}
+{{- if gt (int .Values.shards) 1 }}true{{ end -}}
+{{- end -}}
+
+{{/*
+Whether leader election is used: leaderElection.enabled, unless sharded.
+*/}}
+{{- define "klaxon.leaderElection" -}}
+{{- if and .Values.leaderElection.enabled (not (include "klaxon.sharded" .)) }}true{{ end -}}
+{{- end -}}

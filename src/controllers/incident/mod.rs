@@ -167,6 +167,21 @@ pub async fn run(
     let client = context.client.clone();
     let metrics = MetricsCache::default();
     let (trigger, triggered) = futures::channel::mpsc::unbounded();
+    // A shard gained is reconciled at once, a shard lost lets go of its
+    // links: every incident of a shard that changed hands is requeued.
+    let handed = {
+        let (shards, incidents) = (context.shards.clone(), caches.incidents.clone());
+        context.shards.changes().flat_map(move |changed| {
+            let refs: Vec<ObjectRef<Incident>> = incidents
+                .state()
+                .iter()
+                .filter(|i| changed.contains(&shards.shard_of(&i.namespace().unwrap_or_default())))
+                .map(|i| ObjectRef::from_obj(i.as_ref()))
+                .collect();
+            futures::stream::iter(refs)
+        })
+    };
+    let triggered = futures::stream::select(triggered, handed);
     tokio::spawn(podmetrics::poll(
         client.clone(),
         caches.links.clone(),
@@ -391,8 +406,24 @@ async fn reconcile(cached: Arc<Incident>, state: Arc<State>) -> Result<Action, E
         // Enriching from half-filled caches would report pods as missing.
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
+    // Another replica's shard: requeued here when this one gains it.
+    let (shards, namespace) = (
+        &state.context.shards,
+        cached.namespace().unwrap_or_default(),
+    );
+    if !shards.owns(&namespace) {
+        state
+            .caches
+            .links
+            .unlink(&ObjectRef::from_obj(cached.as_ref()));
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
-    let result = pass(cached, &state).await;
+    // A shard lost mid-pass stops the pass: its next holder may start.
+    let result = tokio::select! {
+        result = pass(cached, &state) => result,
+        () = shards.lost(&namespace) => Ok(Action::await_change()),
+    };
     state.context.metrics.observe(CONTROLLER, started.elapsed());
     result
 }

@@ -82,6 +82,19 @@ pub fn upgrade(cluster: &Cluster, release: &str, namespace: &str, values: &[&str
     assert_success(&out, &format!("helm upgrade {release}"));
 }
 
+/// `extraEnv=[...]` for `--set-json`: the tests' fast clocks
+/// ([`super::operator::SHARED_ENV`]) through the chart's own value.
+pub fn fast_clocks() -> String {
+    let env: Vec<serde_json::Value> = super::operator::SHARED_ENV
+        .iter()
+        .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
+        .collect();
+    format!(
+        "extraEnv={}",
+        serde_json::to_string(&env).expect("extraEnv")
+    )
+}
+
 /// The operator as release `release` in `namespace` runs it: the
 /// Deployment's args and env (field references resolved as the kubelet
 /// would), under a token of the release's ServiceAccount.
