@@ -1270,10 +1270,12 @@ fn report(r: &Report) -> bool {
             .map(|(_, m)| *m)
             .collect(),
     );
+    // The samples end with the tickers' window.
+    let last = run.rss.last().map(|(t, _)| *t).unwrap_or(0.0);
     let last_minute = mean(
         run.rss
             .iter()
-            .filter(|(t, _)| *t >= secs - 60.0)
+            .filter(|(t, _)| *t > last - 60.0)
             .map(|(_, m)| *m)
             .collect(),
     );
