@@ -32,6 +32,9 @@ controlplane:
 	@tests/controlplane/build.sh >/dev/null
 
 ## Benchmarks on a fresh bare control plane (apiserver and etcd); prints a table.
+## KLAXON_BENCH=large|churn runs a bigger tier (the variable reaches cargo bench
+## from the environment or make's command line); KLAXON_BENCH_NAMESPACES=n and
+## KLAXON_BENCH_CHURN_SECONDS=s shrink them for a trial run.
 bench: controlplane
 	$(CARGO) bench --bench enrichment
 

@@ -12,15 +12,25 @@
 //! It exits non-zero when a target is missed.
 //!
 //! That is the quick tier. `KLAXON_BENCH=large make bench` runs the large
-//! one instead (10× the objects, floor, sequential, burst, live
-//! propagation, idle cost and a kubectl comparison): see
-//! `enrichment/large.rs`.
+//! one instead (10× the objects; the floor, a minimal writer's one merge
+//! patch per Incident; sequential, and a burst judged against the burst
+//! floor; live propagation, idle cost and a kubectl comparison): see
+//! `enrichment/large.rs`. `KLAXON_BENCH=churn make bench` seeds the large
+//! tier's cluster and keeps it busy for 10 minutes (pod status updates,
+//! new Events, pod replacements, rollouts, incidents declared and
+//! resolved), reporting the operator's CPU, memory, propagation, requests
+//! and status writes under that churn: see `enrichment/churn.rs`.
+//!
+//! Under `cargo test` (no `--bench`) every tier only builds.
 
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
 
 #[path = "enrichment/large.rs"]
 mod large;
+
+#[path = "enrichment/churn.rs"]
+mod churn;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -63,8 +73,11 @@ fn main() {
     let ok = match std::env::var("KLAXON_BENCH").unwrap_or_default().as_str() {
         "" | "quick" => runtime.block_on(bench()),
         "large" => runtime.block_on(large::bench()),
+        "churn" => runtime.block_on(churn::bench()),
         other => {
-            eprintln!("KLAXON_BENCH={other}: unknown tier; use quick (the default) or large");
+            eprintln!(
+                "KLAXON_BENCH={other}: unknown tier; use quick (the default), large or churn"
+            );
             false
         }
     };

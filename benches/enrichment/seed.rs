@@ -33,10 +33,17 @@ pub fn deployment_name(index: usize) -> String {
 }
 
 pub fn pod_name(deployment: &str, pod: usize) -> String {
-    format!("{deployment}-{HASH}-{}", pod_suffix(pod))
+    pod_name_in(deployment, HASH, pod)
 }
 
-/// A kubelet-looking five-character suffix, distinct per index.
+/// The name of the `n`-th pod a ReplicaSet of `deployment` with
+/// pod-template-hash `hash` created.
+pub fn pod_name_in(deployment: &str, hash: &str, n: usize) -> String {
+    format!("{deployment}-{hash}-{}", pod_suffix(n))
+}
+
+/// A kubelet-looking five-character suffix, distinct per index (below
+/// about 1,800).
 fn pod_suffix(pod: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut n = pod * 7919 + 104_729;
@@ -57,8 +64,8 @@ pub enum Health {
     ImagePull,
 }
 
-/// How pod `pod` of Deployment `index` is doing.
-fn health(index: usize, pod: usize) -> Health {
+/// How pod `pod` of Deployment `index` is doing when seeded.
+pub fn health(index: usize, pod: usize) -> Health {
     match (index, pod) {
         (1, 0..=2) => Health::CrashLoop,
         (6, 0) => Health::OomLoop,
@@ -122,7 +129,13 @@ pub async fn seed(client: &Client, namespaces: &[String]) -> Seeded {
     let count = pods.len();
     stream::iter(pods)
         .for_each_concurrent(PARALLEL, |(ns, i, uid, p)| async move {
-            seed_pod(client, ns, i, uid, p, requests).await;
+            let owner = Owner {
+                index: i,
+                hash: HASH,
+                rs_uid: uid,
+                version: "v2",
+            };
+            seed_pod(client, ns, &owner, p, requests).await;
         })
         .await;
     eprintln!(
@@ -199,57 +212,33 @@ async fn seed_deployment(
     let failing = (0..PODS_PER_DEPLOYMENT)
         .filter(|p| health(index, *p) != Health::Running)
         .count();
-    let ready = PODS_PER_DEPLOYMENT - failing;
-    let available = if failing == 0 { "True" } else { "False" };
     patch_status(
         client,
         &format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}/status"),
-        &json!({"status": {
-            "observedGeneration": 1, "replicas": PODS_PER_DEPLOYMENT,
-            "updatedReplicas": PODS_PER_DEPLOYMENT, "readyReplicas": ready,
-            "availableReplicas": ready, "unavailableReplicas": failing,
-            "conditions": [
-                {"type": "Available", "status": available,
-                    "reason": if failing == 0 { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
-                    "message": if failing == 0 { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
-                    "lastUpdateTime": STAMP, "lastTransitionTime": STAMP},
-                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
-                    "message": format!("ReplicaSet \"{name}-{HASH}\" has successfully progressed."),
-                    "lastUpdateTime": STAMP, "lastTransitionTime": STAMP}
-            ]
-        }}),
+        &json!({ "status": deployment_status(&name, failing, HASH, 1) }),
         requests,
     )
     .await;
 
     let mut current = String::new();
-    for (hash, revision, version, replicas) in [
-        (OLD_HASH, "1", "v1", 0),
-        (HASH, "2", "v2", PODS_PER_DEPLOYMENT),
-    ] {
+    for (hash, revision, version, replicas) in
+        [(OLD_HASH, 1, "v1", 0), (HASH, 2, "v2", PODS_PER_DEPLOYMENT)]
+    {
         let rs_name = format!("{name}-{hash}");
-        let mut rs_labels = labels.clone();
-        rs_labels.insert("pod-template-hash".into(), json!(hash));
         let created = post(
             client,
             &format!("/apis/apps/v1/namespaces/{ns}/replicasets"),
-            &json!({
-                "apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": {"name": rs_name, "namespace": ns, "labels": rs_labels,
-                    "annotations": {"deployment.kubernetes.io/revision": revision,
-                        "deployment.kubernetes.io/desired-replicas": PODS_PER_DEPLOYMENT.to_string(),
-                        "deployment.kubernetes.io/max-replicas": (PODS_PER_DEPLOYMENT + 3).to_string()},
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
-                        "uid": deployment_uid, "controller": true, "blockOwnerDeletion": true}]},
-                "spec": {
-                    "replicas": replicas,
-                    "selector": {"matchLabels": {"app": name, "pod-template-hash": hash}},
-                    "template": {
-                        "metadata": {"labels": rs_labels},
-                        "spec": pod_spec(&name, index, version, None)
-                    }
-                }
-            }),
+            &replicaset(
+                ns,
+                index,
+                &deployment_uid,
+                &Revision {
+                    hash,
+                    number: revision,
+                    version,
+                },
+                replicas,
+            ),
             requests,
         )
         .await;
@@ -261,42 +250,111 @@ async fn seed_deployment(
     current
 }
 
-async fn seed_pod(
-    client: &Client,
+/// A Deployment's status after its rollout to the ReplicaSet `hash`
+/// completed, `failing` of its pods unready.
+pub fn deployment_status(name: &str, failing: usize, hash: &str, generation: i64) -> Value {
+    let ready = PODS_PER_DEPLOYMENT - failing;
+    let available = if failing == 0 { "True" } else { "False" };
+    let now = jiff::Timestamp::now();
+    let stamp = jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string();
+    let updated = if hash == HASH {
+        STAMP.to_string()
+    } else {
+        stamp
+    };
+    json!({
+        "observedGeneration": generation, "replicas": PODS_PER_DEPLOYMENT,
+        "updatedReplicas": PODS_PER_DEPLOYMENT, "readyReplicas": ready,
+        "availableReplicas": ready, "unavailableReplicas": failing,
+        "conditions": [
+            {"type": "Available", "status": available,
+                "reason": if failing == 0 { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
+                "message": if failing == 0 { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
+                "lastUpdateTime": STAMP, "lastTransitionTime": STAMP},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+                "message": format!("ReplicaSet \"{name}-{hash}\" has successfully progressed."),
+                "lastUpdateTime": updated, "lastTransitionTime": STAMP}
+        ]
+    })
+}
+
+/// One revision of a Deployment's pod template.
+pub struct Revision<'a> {
+    /// Its pod-template-hash.
+    pub hash: &'a str,
+    pub number: u32,
+    /// The app image's tag.
+    pub version: &'a str,
+}
+
+/// The ReplicaSet of Deployment `index` for `revision`, with `replicas`.
+pub fn replicaset(
     ns: &str,
     index: usize,
-    rs_uid: &str,
-    pod: usize,
-    requests: &AtomicUsize,
-) {
+    deployment_uid: &str,
+    revision: &Revision,
+    replicas: usize,
+) -> Value {
+    let name = deployment_name(index);
+    let hash = revision.hash;
+    let mut rs_labels = labels(&name, index);
+    rs_labels.insert("pod-template-hash".into(), json!(hash));
+    json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": format!("{name}-{hash}"), "namespace": ns, "labels": rs_labels,
+            "annotations": {"deployment.kubernetes.io/revision": revision.number.to_string(),
+                "deployment.kubernetes.io/desired-replicas": PODS_PER_DEPLOYMENT.to_string(),
+                "deployment.kubernetes.io/max-replicas": (PODS_PER_DEPLOYMENT + 3).to_string()},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                "uid": deployment_uid, "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name, "pod-template-hash": hash}},
+            "template": {
+                "metadata": {"labels": rs_labels},
+                "spec": pod_spec(&name, index, revision.version, None)
+            }
+        }
+    })
+}
+
+/// Where a pod belongs: Deployment `index`'s ReplicaSet with
+/// pod-template-hash `hash` (and uid `rs_uid`), running image `version`.
+pub struct Owner<'a> {
+    pub index: usize,
+    pub hash: &'a str,
+    pub rs_uid: &'a str,
+    pub version: &'a str,
+}
+
+/// Pod `name`, the `pod`-th of `owner`, as its ReplicaSet creates it (with
+/// a node, as the scheduler leaves it).
+pub fn pod(ns: &str, owner: &Owner, name: &str, pod: usize) -> Value {
+    let index = owner.index;
     let deployment = deployment_name(index);
-    let name = pod_name(&deployment, pod);
     let mut labels = labels(&deployment, index);
-    labels.insert("pod-template-hash".into(), json!(HASH));
+    labels.insert("pod-template-hash".into(), json!(owner.hash));
     let node = format!("node-{:03}", (index * 31 + pod * 7) % 120);
-    post(
-        client,
-        &format!("/api/v1/namespaces/{ns}/pods"),
-        &json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": ns, "labels": labels,
-                "annotations": {"kubectl.kubernetes.io/restartedAt": STAMP},
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                    "name": format!("{deployment}-{HASH}"), "uid": rs_uid,
-                    "controller": true, "blockOwnerDeletion": true}]},
-            "spec": pod_spec(&deployment, index, "v2", Some(&node))
-        }),
-        requests,
-    )
-    .await;
-    let status = pod_status(&deployment, index, pod, health(index, pod));
-    patch_status(
-        client,
-        &format!("/api/v1/namespaces/{ns}/pods/{name}/status"),
-        &json!({ "status": status }),
-        requests,
-    )
-    .await;
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels,
+            "annotations": {"kubectl.kubernetes.io/restartedAt": STAMP},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": format!("{deployment}-{}", owner.hash), "uid": owner.rs_uid,
+                "controller": true, "blockOwnerDeletion": true}]},
+        "spec": pod_spec(&deployment, index, owner.version, Some(&node))
+    })
+}
+
+/// PodMetrics for pod `name`, the `pod`-th of `owner`, as metrics-server
+/// serves them.
+pub fn pod_metrics(ns: &str, owner: &Owner, name: &str, pod: usize) -> Value {
+    let index = owner.index;
+    let deployment = deployment_name(index);
+    let mut labels = labels(&deployment, index);
+    labels.insert("pod-template-hash".into(), json!(owner.hash));
     let mut containers = vec![json!({"name": "app", "usage": {
         "cpu": format!("{}m", 40 + (index * 13 + pod * 29) % 300),
         "memory": format!("{}Ki", 90_000 + (index * 7 + pod * 11) % 60_000)}})];
@@ -304,15 +362,36 @@ async fn seed_pod(
         containers.push(json!({"name": "proxy", "usage": {
             "cpu": format!("{}m", 5 + pod % 20), "memory": format!("{}Ki", 30_000 + pod * 100)}}));
     }
+    json!({
+        "apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "timestamp": "2026-11-24T14:10:00Z", "window": "30s",
+        "containers": containers
+    })
+}
+
+async fn seed_pod(client: &Client, ns: &str, owner: &Owner<'_>, p: usize, requests: &AtomicUsize) {
+    let deployment = deployment_name(owner.index);
+    let name = pod_name(&deployment, p);
+    post(
+        client,
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        &pod(ns, owner, &name, p),
+        requests,
+    )
+    .await;
+    let status = pod_status(&deployment, owner.index, p, health(owner.index, p));
+    patch_status(
+        client,
+        &format!("/api/v1/namespaces/{ns}/pods/{name}/status"),
+        &json!({ "status": status }),
+        requests,
+    )
+    .await;
     post(
         client,
         &format!("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods"),
-        &json!({
-            "apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
-            "metadata": {"name": name, "namespace": ns, "labels": labels},
-            "timestamp": "2026-11-24T14:10:00Z", "window": "30s",
-            "containers": containers
-        }),
+        &pod_metrics(ns, owner, &name, p),
         requests,
     )
     .await;
@@ -346,7 +425,9 @@ fn labels(name: &str, index: usize) -> Map<String, Value> {
     labels
 }
 
-fn pod_spec(name: &str, index: usize, version: &str, node: Option<&str>) -> Value {
+/// The pod template of Deployment `name` (the `index`-th), image tag
+/// `version`.
+pub fn pod_spec(name: &str, index: usize, version: &str, node: Option<&str>) -> Value {
     let mut containers = vec![json!({
         "name": "app",
         "image": format!("registry.example/shop/{name}:{version}"),
@@ -399,8 +480,16 @@ fn pod_spec(name: &str, index: usize, version: &str, node: Option<&str>) -> Valu
     spec
 }
 
-/// The status a kubelet would write for a pod in `health`.
+/// The status a kubelet would write for seeded pod `pod` in `health`.
 pub fn pod_status(deployment: &str, index: usize, pod: usize, health: Health) -> Value {
+    pod_status_of(&pod_name(deployment, pod), index, pod, health, "v2")
+}
+
+/// The status a kubelet would write for pod `name` (the `pod`-th of
+/// Deployment `index`, running image tag `version`) in `health`.
+pub fn pod_status_of(name: &str, index: usize, pod: usize, health: Health, version: &str) -> Value {
+    let deployment = deployment_name(index);
+    let deployment = deployment.as_str();
     let ip = format!("10.{}.{}.{}", 64 + index, pod / 250, 2 + pod % 250);
     let host = format!("10.0.{}.{}", index % 8, 10 + pod % 200);
     let started = "2026-11-24T13:01:00Z";
@@ -422,7 +511,7 @@ pub fn pod_status(deployment: &str, index: usize, pod: usize, health: Health) ->
             index * 1031 + 13
         )
     };
-    let app_image = format!("registry.example/shop/{deployment}:v2");
+    let app_image = format!("registry.example/shop/{deployment}:{version}");
     let healthy = |name: &str, image: &str| {
         json!({"name": name, "image": image, "imageID": image_id(image), "containerID": id(name),
             "ready": true, "started": true, "restartCount": 0,
@@ -444,7 +533,7 @@ pub fn pod_status(deployment: &str, index: usize, pod: usize, health: Health) ->
                 "containerID": id("app"), "ready": false, "started": false,
                 "restartCount": 5 + pod,
                 "state": {"waiting": {"reason": "CrashLoopBackOff",
-                    "message": format!("back-off 5m0s restarting failed container=app pod={}_default", pod_name(deployment, pod))}},
+                    "message": format!("back-off 5m0s restarting failed container=app pod={name}_default")}},
                 "lastState": {"terminated": {"exitCode": code, "reason": reason, "message": message,
                     "startedAt": "2026-11-24T14:02:00Z", "finishedAt": "2026-11-24T14:02:03Z",
                     "containerID": id("app")}}})
@@ -595,17 +684,10 @@ async fn send(
     body: &Value,
     requests: &AtomicUsize,
 ) -> String {
-    let bytes = serde_json::to_vec(body).expect("serialize request");
     let mut attempt = 0u32;
     loop {
         requests.fetch_add(1, Ordering::Relaxed);
-        let request = http::Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header(http::header::CONTENT_TYPE, content_type)
-            .body(bytes.clone())
-            .expect("request");
-        match client.request_text(request).await {
+        match request(client, method.clone(), path, content_type, Some(body)).await {
             Ok(text) => return text,
             Err(kube::Error::Api(status)) if status.code == 409 && method == Method::POST => {
                 return String::new();
@@ -620,6 +702,27 @@ async fn send(
             Err(error) => panic!("seeding: {method} {path} failed: {error}"),
         }
     }
+}
+
+/// One raw request, not retried: the response body, or the error.
+pub async fn request(
+    client: &Client,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Option<&Value>,
+) -> Result<String, kube::Error> {
+    let bytes = match body {
+        Some(body) => serde_json::to_vec(body).map_err(kube::Error::SerdeError)?,
+        None => Vec::new(),
+    };
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(bytes)
+        .map_err(kube::Error::HttpError)?;
+    client.request_text(request).await
 }
 
 /// The uid in a create's response, or of the object as it is (when an
