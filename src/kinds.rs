@@ -339,6 +339,9 @@ pub struct ContainerStatus {
     pub name: String,
     #[serde(default)]
     pub restart_count: i32,
+    /// Passes its readiness probe.
+    #[serde(default)]
+    pub ready: bool,
     pub state: Option<ContainerState>,
     pub last_state: Option<ContainerState>,
 }

@@ -672,6 +672,17 @@ pub struct PodsSummary {
 pub struct ReasonCount {
     pub reason: String,
     pub count: i32,
+    /// Of `count`, the pods that show the reason only as the last
+    /// termination of containers running and ready again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<i32>,
+}
+
+impl ReasonCount {
+    /// The pods failing with the reason now.
+    pub fn failing(&self) -> i32 {
+        self.count - self.recovered.unwrap_or(0)
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -261,6 +261,7 @@ mod tests {
             reasons: vec![crate::api::incident::ReasonCount {
                 reason: "CrashLoopBackOff".into(),
                 count: 1,
+                recovered: None,
             }],
             ..Default::default()
         });

@@ -168,6 +168,7 @@ fn impact_is_the_worst_recorded_else_the_workloads_as_last_seen() {
                 reasons: vec![ReasonCount {
                     reason: "OOMKilled".into(),
                     count: 2,
+                    recovered: None,
                 }],
                 items: vec![PodState {
                     name: "checkout-1".into(),

@@ -110,7 +110,11 @@ pub async fn write_status(
                 written.clone(),
             );
             if tracing::enabled!(tracing::Level::DEBUG) {
-                debug!(changed = ?changed_fields(base.status.as_ref(), status), "status updated");
+                debug!(
+                    changed = ?changed_fields(base.status.as_ref(), status),
+                    urgent = %urgent_diff(base.status.as_ref(), status),
+                    "status updated"
+                );
             }
             Ok(written)
         }
@@ -337,6 +341,24 @@ fn changed_fields(old: Option<&IncidentStatus>, new: &IncidentStatus) -> Vec<Str
         .filter(|key| old.get(*key) != new.get(*key))
         .cloned()
         .collect()
+}
+
+/// What of the write was urgent (see [`pace`]), for the debug log: the
+/// merge patch between the two statuses' facts, `{}` for a routine write.
+///
+/// [`pace`]: crate::domain::incident::pace
+fn urgent_diff(old: Option<&IncidentStatus>, new: &IncidentStatus) -> serde_json::Value {
+    use crate::domain::incident::pace::facts;
+    let Some(old) = old else {
+        return serde_json::json!("new");
+    };
+    match (
+        serde_json::to_value(facts(old)),
+        serde_json::to_value(facts(new)),
+    ) {
+        (Ok(old), Ok(new)) => merge_diff(&old, &new),
+        _ => serde_json::Value::Null,
+    }
 }
 
 #[cfg(test)]

@@ -240,10 +240,12 @@ mod tests {
                     ReasonCount {
                         reason: "CrashLoopBackOff".into(),
                         count: 2,
+                        recovered: None,
                     },
                     ReasonCount {
                         reason: "OOMKilled".into(),
                         count: 1,
+                        recovered: None,
                     },
                 ],
                 ..Default::default()
@@ -274,10 +276,12 @@ mod tests {
                     ReasonCount {
                         reason: "CrashLoopBackOff".into(),
                         count: 1,
+                        recovered: None,
                     },
                     ReasonCount {
                         reason: "OOMKilled".into(),
                         count: 1,
+                        recovered: None,
                     },
                 ],
                 ..Default::default()

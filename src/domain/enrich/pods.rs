@@ -41,8 +41,33 @@ fn rank(reason: &str) -> usize {
         .unwrap_or(RANKING.len())
 }
 
-/// The distinct failure reasons a pod shows now, most important first.
+/// The distinct failure reasons a pod shows, most important first,
+/// including the last termination of containers running and ready again.
 pub fn reasons(pod: &Pod) -> Vec<String> {
+    reasons_of(pod, true)
+}
+
+/// The reasons a pod shows only as the last termination of containers
+/// that are running and ready again: evidence that they failed, not that
+/// they fail now.
+pub fn recovered(pod: &Pod) -> Vec<String> {
+    let now = reasons_of(pod, false);
+    reasons_of(pod, true)
+        .into_iter()
+        .filter(|r| !now.contains(r))
+        .collect()
+}
+
+/// A container that runs and passes its readiness probe.
+fn running_ready(container: &ContainerStatus) -> bool {
+    container.ready
+        && container
+            .state
+            .as_ref()
+            .is_some_and(|s| s.waiting.is_none() && s.terminated.is_none())
+}
+
+fn reasons_of(pod: &Pod, with_recovered: bool) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     fn add_to(found: &mut Vec<String>, reason: &str) {
         if !reason.is_empty() && !BENIGN.contains(&reason) && !found.iter().any(|r| r == reason) {
@@ -64,6 +89,7 @@ pub fn reasons(pod: &Pod) -> Vec<String> {
             .as_ref()
             .and_then(|s| s.terminated.as_ref())
             .and_then(|t| t.reason.as_deref())
+            .filter(|_| with_recovered || !running_ready(container))
         {
             add_to(&mut found, reason);
         }
@@ -168,6 +194,8 @@ pub struct PodView {
     pub restarts: i32,
     /// Failure reasons, worst first.
     pub reasons: Box<[Arc<str>]>,
+    /// Those of `reasons` shown only by containers running and ready again.
+    pub recovered: Box<[Arc<str>]>,
     /// The first non-empty termination, waiting or pod message, cut.
     pub message: Option<Box<str>>,
     /// A container waits in CrashLoopBackOff.
@@ -213,6 +241,7 @@ impl PodView {
             not_ready_since,
             restarts: restarts(pod),
             reasons: reasons(pod).iter().map(|r| shared(r)).collect(),
+            recovered: recovered(pod).iter().map(|r| shared(r)).collect(),
             message: message(pod).map(String::into_boxed_str),
             crash_looping,
             containers: pod
@@ -226,13 +255,16 @@ impl PodView {
 }
 
 pub fn summarize(pods: &[&PodView], max_items: usize) -> PodsSummary {
-    let mut counts: BTreeMap<String, i32> = BTreeMap::new();
+    // Per reason: the pods showing it, and those only as recovered.
+    let mut counts: BTreeMap<String, (i32, i32)> = BTreeMap::new();
     let mut items: Vec<(PodState, usize)> = Vec::with_capacity(pods.len());
     let mut ready = 0;
     let mut total_restarts = 0;
     for pod in pods {
         for reason in &pod.reasons {
-            *counts.entry(reason.to_string()).or_default() += 1;
+            let count = counts.entry(reason.to_string()).or_default();
+            count.0 += 1;
+            count.1 += i32::from(pod.recovered.contains(reason));
         }
         ready += i32::from(pod.ready);
         total_restarts += pod.restarts;
@@ -258,7 +290,11 @@ pub fn summarize(pods: &[&PodView], max_items: usize) -> PodsSummary {
     });
     let mut reason_counts: Vec<ReasonCount> = counts
         .into_iter()
-        .map(|(reason, count)| ReasonCount { reason, count })
+        .map(|(reason, (count, recovered))| ReasonCount {
+            reason,
+            count,
+            recovered: (recovered > 0).then_some(recovered),
+        })
         .collect();
     reason_counts.sort_by(|a, b| {
         b.count
@@ -372,5 +408,49 @@ mod tests {
         let names: Vec<&str> = summary.items.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["oom", "crash-2", "crash-1"]);
         assert_eq!(summary.items[2].message.as_deref(), Some("panic: boom"));
+    }
+
+    #[test]
+    fn a_past_termination_of_a_container_ready_again_is_recovered() {
+        let pod = |ready: bool, state: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "checkout-1", "namespace": "shop"},
+                "status": {"phase": "Running",
+                    "containerStatuses": [{"name": "app", "restartCount": 1, "ready": ready,
+                        "state": state,
+                        "lastState": {"terminated": {"reason": "OOMKilled"}}}]}
+            }))
+            .expect("pod")
+        };
+        let running = serde_json::json!({"running": {"startedAt": "2026-11-24T14:00:00Z"}});
+        let again = PodView::of(&pod(true, running.clone()));
+        assert_eq!(
+            (&*again.reasons, &*again.recovered),
+            (&["OOMKilled".into()][..], &["OOMKilled".into()][..])
+        );
+        // Running but not ready, or waiting again: it fails now.
+        for failing in [
+            pod(false, running),
+            pod(
+                false,
+                serde_json::json!({"waiting": {"reason": "CrashLoopBackOff"}}),
+            ),
+        ] {
+            let view = PodView::of(&failing);
+            assert!(view.reasons.contains(&"OOMKilled".into()));
+            assert!(view.recovered.is_empty(), "{view:?}");
+        }
+
+        let views = [again, PodView::of(&pod(false, serde_json::json!({})))];
+        let summary = summarize(&views.iter().collect::<Vec<_>>(), 3);
+        assert_eq!(
+            summary.reasons,
+            [ReasonCount {
+                reason: "OOMKilled".into(),
+                count: 2,
+                recovered: Some(1),
+            }]
+        );
+        assert_eq!(summary.reasons[0].failing(), 1);
     }
 }

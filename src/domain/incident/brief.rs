@@ -167,6 +167,7 @@ mod tests {
                         reasons: vec![ReasonCount {
                             reason: "CrashLoopBackOff".into(),
                             count: 2,
+                            recovered: None,
                         }],
                         ..Default::default()
                     }),

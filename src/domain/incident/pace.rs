@@ -11,8 +11,10 @@
 //!   follow-ups, related), findings;
 //! - a condition's status or reason;
 //! - the failure reasons of an affected workload's pods, with how many
-//!   pods show each (a pod starting to crash-loop is urgent even when
-//!   another pod already did);
+//!   pods fail with each now (a pod starting to crash-loop is urgent even
+//!   when another pod already did). Not the pods that show a reason only
+//!   as the last termination of containers running and ready again (a
+//!   restart is a count), nor `Pending`, which every new pod shows first;
 //! - a workload appearing, disappearing, being rolled out, or its
 //!   Available or Progressing condition changing;
 //! - a new worst in the impact record (the fewest ready replicas, a new
@@ -24,6 +26,7 @@
 //! Anything else is **routine** and waits until [`ROUTINE_INTERVAL`] has
 //! passed since the incident's last write; the write that follows carries
 //! the newest state. Routine: counts (ready, restarts, totals), pod lists,
+//! `Pending` pods and pods running again after a failure,
 //! CPU and memory once sampled, Warning events, query values once known,
 //! summary and brief lines, condition messages, when an alert was last
 //! seen.
@@ -35,6 +38,11 @@ use crate::api::IncidentStatus;
 /// The least time between two writes of an incident's status that only
 /// routine changes separate.
 pub const ROUTINE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The reason of a pod not started yet: every new pod shows it for its
+/// first seconds, so it is routine; a pod that cannot be scheduled or
+/// pulled says so with a reason of its own.
+const PENDING: &str = "Pending";
 
 /// How soon a change must be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +62,7 @@ pub fn pace(old: Option<&IncidentStatus>, new: &IncidentStatus) -> Pace {
 }
 
 /// The status without its routine parts.
-fn facts(status: &IncidentStatus) -> IncidentStatus {
+pub fn facts(status: &IncidentStatus) -> IncidentStatus {
     let mut facts = status.clone();
     facts.enriched_at = None;
     facts.metrics_at = None;
@@ -81,6 +89,12 @@ fn facts(status: &IncidentStatus) -> IncidentStatus {
         deployment.updated_replicas = None;
         deployment.usage = deployment.usage.as_ref().map(|_| Default::default());
         if let Some(pods) = &mut deployment.pods {
+            pods.reasons
+                .retain(|r| r.failing() > 0 && r.reason != PENDING);
+            for reason in &mut pods.reasons {
+                reason.count = reason.failing();
+                reason.recovered = None;
+            }
             pods.total = 0;
             pods.ready = 0;
             pods.restarts = 0;
@@ -114,6 +128,7 @@ mod tests {
                         .map(|(reason, count)| ReasonCount {
                             reason: reason.to_string(),
                             count: *count,
+                            recovered: None,
                         })
                         .collect(),
                     items: vec![PodState {
@@ -155,6 +170,38 @@ mod tests {
             &[][..],
         ] {
             assert_eq!(pace(Some(&old), &status(3, 1, reasons)), Pace::Urgent);
+        }
+    }
+
+    #[test]
+    fn pending_pods_and_pods_running_again_are_routine() {
+        let with = |reasons: &[(&str, i32, Option<i32>)]| {
+            let mut s = status(3, 1, &[]);
+            if let Some(pods) = &mut s.deployments[0].pods {
+                pods.reasons = reasons
+                    .iter()
+                    .map(|(reason, count, recovered)| ReasonCount {
+                        reason: reason.to_string(),
+                        count: *count,
+                        recovered: *recovered,
+                    })
+                    .collect();
+            }
+            s
+        };
+        let old = with(&[("Error", 2, Some(1))]);
+        for routine in [
+            &[("Error", 3, Some(2))][..],
+            &[("Error", 2, Some(1)), ("Pending", 1, None)][..],
+        ] {
+            assert_eq!(
+                pace(Some(&old), &with(routine)),
+                Pace::Routine,
+                "{routine:?}"
+            );
+        }
+        for urgent in [&[("Error", 3, Some(1))][..], &[("Error", 1, Some(1))][..]] {
+            assert_eq!(pace(Some(&old), &with(urgent)), Pace::Urgent, "{urgent:?}");
         }
     }
 

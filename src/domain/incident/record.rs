@@ -14,7 +14,7 @@ use super::{
 use crate::{
     api::{
         Incident, IncidentStatus,
-        incident::{Durations, RolloutRecord, WorkloadImpact},
+        incident::{Durations, ReasonCount, RolloutRecord, WorkloadImpact},
         limits::{MAX_IMPACT, MAX_IMPACT_REASONS, MAX_ROLLOUTS},
     },
     domain::{alerts, policy::humantime, signals},
@@ -87,7 +87,7 @@ pub fn apply(
 
 /// Keeps, per affected Deployment, the worst it got: the fewest ready
 /// replicas, the most restarts, and every failure reason with the most
-/// pods that showed it at once.
+/// pods that failed with it at once.
 fn impact(status: &mut IncidentStatus) {
     for d in status.deployments.iter().filter(|d| d.found) {
         let at = match status.impact.iter().position(|i| i.name == d.name) {
@@ -109,10 +109,15 @@ fn impact(status: &mut IncidentStatus) {
         }
         let Some(pods) = &d.pods else { continue };
         worst.restarts = Some(worst.restarts.unwrap_or(0).max(pods.restarts));
-        for reason in &pods.reasons {
+        // Pods failing at once: not those running and ready again.
+        for reason in pods.reasons.iter().filter(|r| r.failing() > 0) {
             match worst.reasons.iter_mut().find(|r| r.reason == reason.reason) {
-                Some(seen) => seen.count = seen.count.max(reason.count),
-                None => worst.reasons.push(reason.clone()),
+                Some(seen) => seen.count = seen.count.max(reason.failing()),
+                None => worst.reasons.push(ReasonCount {
+                    reason: reason.reason.clone(),
+                    count: reason.failing(),
+                    recovered: None,
+                }),
             }
         }
         worst
@@ -479,8 +484,13 @@ mod tests {
         run(&inc, &mut status);
         status.deployments = vec![checkout(0, &[("OOMKilled", 3), ("CrashLoopBackOff", 2)])];
         run(&inc, &mut status);
-        // Healthy again: the record keeps the worst.
-        status.deployments = vec![checkout(3, &[])];
+        // Healthy again: the record keeps the worst. Pods that show a
+        // reason only as a past termination were not failing at once.
+        status.deployments = vec![checkout(3, &[("OOMKilled", 3)])];
+        if let Some(pods) = &mut status.deployments[0].pods {
+            pods.reasons[0].count = 5;
+            pods.reasons[0].recovered = Some(5);
+        }
         run(&inc, &mut status);
         let worst = &status.impact[0];
         assert_eq!((worst.worst_ready, worst.replicas), (Some(0), Some(3)));

@@ -75,6 +75,7 @@ pub fn checkout(ready: i32, reasons: &[(&str, i32)]) -> DeploymentState {
                 .map(|(r, n)| ReasonCount {
                     reason: r.to_string(),
                     count: *n,
+                    recovered: None,
                 })
                 .collect(),
             ..Default::default()

@@ -469,6 +469,7 @@ mod property {
                                 .map(|(r, n)| ReasonCount {
                                     reason: REASONS[*r].into(),
                                     count: *n,
+                                    recovered: None,
                                 })
                                 .collect(),
                             items: pods
