@@ -10,7 +10,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
 use futures::Stream;
@@ -51,6 +51,19 @@ impl Owned {
 pub struct Shards {
     count: u32,
     owned: Arc<watch::Sender<Owned>>,
+    arrivals: Arc<Mutex<Arrivals>>,
+}
+
+/// When each heartbeat alert last arrived: at this replica, and at the
+/// others as their membership Leases say. Alertmanager reaches any
+/// replica, and a heartbeat's silence is judged by its namespace's owner,
+/// so arrivals are shared through the Leases.
+#[derive(Debug, Default)]
+struct Arrivals {
+    own: BTreeMap<String, Timestamp>,
+    /// Whether `own` changed since it was last taken for publishing.
+    unpublished: bool,
+    others: BTreeMap<String, Timestamp>,
 }
 
 impl std::fmt::Debug for Shards {
@@ -74,6 +87,7 @@ impl Shards {
         Shards {
             count: 1,
             owned: Arc::new(watch::Sender::new(Owned::All)),
+            arrivals: Arc::default(),
         }
     }
 
@@ -82,6 +96,7 @@ impl Shards {
         Shards {
             count: count.max(1),
             owned: Arc::new(watch::Sender::new(Owned::Until(BTreeMap::new()))),
+            arrivals: Arc::default(),
         }
     }
 
@@ -137,6 +152,45 @@ impl Shards {
                 }
             }
         })
+    }
+
+    /// Records that heartbeat `alertname` arrived at this replica.
+    pub fn arrived(&self, alertname: &str, at: Timestamp) {
+        let mut arrivals = self.arrivals();
+        let latest = arrivals.own.entry(alertname.to_string()).or_insert(at);
+        if *latest < at {
+            *latest = at;
+        }
+        arrivals.unpublished = true;
+    }
+
+    /// When heartbeat `alertname` last arrived at any replica this one
+    /// knows of.
+    pub fn last_arrival(&self, alertname: &str) -> Option<Timestamp> {
+        let arrivals = self.arrivals();
+        let own = arrivals.own.get(alertname);
+        own.max(arrivals.others.get(alertname)).copied()
+    }
+
+    /// This replica's arrivals, when they changed since last taken: for
+    /// the others to read.
+    pub fn arrivals_to_publish(&self) -> Option<BTreeMap<String, Timestamp>> {
+        let mut arrivals = self.arrivals();
+        std::mem::take(&mut arrivals.unpublished).then(|| arrivals.own.clone())
+    }
+
+    /// Taken arrivals that could not be published: offered again.
+    pub fn unpublished(&self) {
+        self.arrivals().unpublished = true;
+    }
+
+    /// The arrivals the other replicas published, latest per alertname.
+    pub fn heard(&self, others: BTreeMap<String, Timestamp>) {
+        self.arrivals().others = others;
+    }
+
+    fn arrivals(&self) -> std::sync::MutexGuard<'_, Arrivals> {
+        self.arrivals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Resolves once `namespace` is no longer owned: when its shard's
@@ -236,5 +290,31 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(5), shards.lost(ns))
             .await
             .expect("resolved when its time ran out");
+    }
+
+    #[test]
+    fn heartbeat_arrivals_are_the_latest_here_or_elsewhere() {
+        let base = Timestamp::now();
+        let later = |seconds: i64| base + jiff::SignedDuration::from_secs(seconds);
+        let shards = Shards::leased(2);
+        assert_eq!(shards.last_arrival("Watchdog"), None);
+        assert_eq!(shards.arrivals_to_publish(), None, "nothing arrived");
+        shards.arrived("Watchdog", later(10));
+        shards.arrived("Watchdog", later(5));
+        assert_eq!(shards.last_arrival("Watchdog"), Some(later(10)));
+        let published = shards.arrivals_to_publish();
+        assert_eq!(
+            published,
+            Some(BTreeMap::from([("Watchdog".into(), later(10))]))
+        );
+        assert_eq!(shards.arrivals_to_publish(), None, "published once");
+        shards.unpublished();
+        assert!(shards.arrivals_to_publish().is_some(), "offered again");
+
+        shards.heard(BTreeMap::from([("Watchdog".into(), later(20))]));
+        assert_eq!(shards.last_arrival("Watchdog"), Some(later(20)));
+        shards.heard(BTreeMap::from([("Other".into(), later(1))]));
+        assert_eq!(shards.last_arrival("Watchdog"), Some(later(10)));
+        assert_eq!(shards.last_arrival("Other"), Some(later(1)));
     }
 }

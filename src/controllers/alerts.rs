@@ -39,7 +39,10 @@ use crate::{
     metrics::{AlertLabels, Metrics},
 };
 
-use crate::domain::{alerts::HEARTBEAT_LABEL, incident::record::STARTED_AT_ANNOTATION};
+use crate::{
+    cluster::shards::Shards,
+    domain::{alerts::HEARTBEAT_LABEL, incident::record::STARTED_AT_ANNOTATION},
+};
 
 /// Writes of one incident's alerts retried on a conflict.
 const ATTEMPTS: usize = 8;
@@ -47,39 +50,30 @@ const ATTEMPTS: usize = 8;
 /// How often silent heartbeats are looked for.
 pub const HEARTBEAT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// When each heartbeat alert last arrived firing, by alertname. Kept in
-/// memory: a new leader counts silence from its own start, so a failover
-/// never declares at once.
+/// When each heartbeat alert last arrived firing, by alertname, at any
+/// replica (see [`Shards::arrived`]). Kept in memory: a new leader counts
+/// silence from its own start, so a failover never declares at once.
 #[derive(Clone)]
 pub struct Heartbeats {
     started: Timestamp,
-    seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Timestamp>>>,
-}
-
-impl Default for Heartbeats {
-    fn default() -> Self {
-        Self {
-            started: Timestamp::now(),
-            seen: std::sync::Arc::default(),
-        }
-    }
+    shards: Shards,
 }
 
 impl Heartbeats {
+    pub fn new(shards: Shards) -> Self {
+        Self {
+            started: Timestamp::now(),
+            shards,
+        }
+    }
+
     fn arrived(&self, alertname: &str, at: Timestamp) {
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(alertname.to_string(), at);
+        self.shards.arrived(alertname, at);
     }
 
     /// When `alertname` last arrived firing, since this operator started.
     pub fn last_arrival(&self, alertname: &str) -> Option<Timestamp> {
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(alertname)
-            .copied()
+        self.shards.last_arrival(alertname)
     }
 }
 

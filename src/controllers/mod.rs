@@ -70,7 +70,7 @@ pub async fn run(context: Context, health: Health, shutdown: CancellationToken) 
         metrics: context.metrics.clone(),
         namespace: context.namespace.clone(),
         token_secret: context.alerts_token_secret.clone(),
-        heartbeats: alerts::Heartbeats::default(),
+        heartbeats: alerts::Heartbeats::new(context.shards.clone()),
         groups: alerts::Groups::default(),
     };
     if context.alerts_enabled {

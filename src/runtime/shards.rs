@@ -17,6 +17,9 @@
 //!   `grace` before another replica may take it.
 //! - A shard given up, or every shard at shutdown, stops being owned
 //!   first, then its Lease is released, so the next holder starts at once.
+//! - Heartbeat alerts reach any replica: each writes the arrivals it
+//!   received on its membership Lease ([`ARRIVALS_ANNOTATION`]) and reads
+//!   the others', so a namespace's owner judges silence from them all.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -30,7 +33,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, Preconditions},
+    api::{DeleteParams, Patch, PatchParams, Preconditions},
     runtime::{WatchStreamExt, reflector, watcher},
 };
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
@@ -83,6 +86,19 @@ const SWEEP: Duration = Duration::from_secs(60);
 
 /// A membership Lease unrenewed for this many Lease durations is deleted.
 const GONE_AFTER: i64 = 4;
+
+/// The membership Lease annotation with the replica's heartbeat arrivals:
+/// a JSON object of alertname to RFC 3339 time.
+pub const ARRIVALS_ANNOTATION: &str = "klaxon.dev/heartbeats";
+
+/// How often arrivals are written, when they changed: well within any
+/// heartbeat's `missingFor`.
+const PUBLISH_ARRIVALS: Duration = Duration::from_secs(1);
+
+/// Alertnames published at most (heartbeat rules are a few per policy).
+const MAX_ARRIVALS: usize = 256;
+
+const ARRIVALS_FIELD_MANAGER: &str = "klaxon-heartbeats";
 
 /// This replica's Lease work, running until [`Sharding::release`].
 pub struct Sharding {
@@ -205,8 +221,10 @@ impl Replica {
             _ = stop.cancelled() => {}
             _ = reader.wait_until_ready() => {}
         }
+        let own = member_lease_name(&self.config.identity);
         while !stop.is_cancelled() {
             let now = Timestamp::now();
+            self.shards.heard(arrivals_elsewhere(&reader.state(), &own));
             let (shard_leases, members) = self.seen(&reader.state());
             if !shutdown.is_cancelled() {
                 let ending = self.decide(&mut slots, &shard_leases, &members, &news, now);
@@ -436,9 +454,12 @@ impl Replica {
     async fn membership(self, mut member: LeaseManager, stop: CancellationToken) {
         let name = member_lease_name(&self.config.identity);
         let mut failing = false;
+        let mut publish = tokio::time::interval(PUBLISH_ARRIVALS);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
+                _ = publish.tick() => self.publish_arrivals(&name).await,
                 changed = member.changed() => match changed {
                     Ok(_) => failing = false,
                     Err(LeaseManagerError::NonexistentLease(_)) => {
@@ -462,6 +483,34 @@ impl Replica {
             }
         }
         release(&member, &name).await;
+    }
+
+    /// Writes this replica's heartbeat arrivals on its membership Lease,
+    /// when they changed, for the owners of the heartbeats' namespaces.
+    async fn publish_arrivals(&self, name: &str) {
+        let Some(arrivals) = self.shards.arrivals_to_publish() else {
+            return;
+        };
+        let value: BTreeMap<&str, String> = arrivals
+            .iter()
+            .take(MAX_ARRIVALS)
+            .map(|(alertname, at)| (alertname.as_str(), at.to_string()))
+            .collect();
+        let Ok(value) = serde_json::to_string(&value) else {
+            return;
+        };
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let patch = serde_json::json!({"metadata": {"annotations": {ARRIVALS_ANNOTATION: value}}});
+        let params = PatchParams {
+            field_manager: Some(ARRIVALS_FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        if let Err(error) = api.patch(name, &params, &Patch::Merge(&patch)).await {
+            // Offered again on the next tick (a Lease swept meanwhile is
+            // made again by the renewal).
+            debug!(%error, lease = %name, "cannot publish heartbeat arrivals; retrying");
+            self.shards.unpublished();
+        }
     }
 
     /// Deletes membership Leases nobody renewed for a while, each only if
@@ -540,6 +589,32 @@ async fn pause(cancel: &CancellationToken, delay: Duration) -> bool {
     }
 }
 
+/// The latest heartbeat arrivals the other replicas' membership Leases
+/// publish (the Lease named `own` is this replica's).
+fn arrivals_elsewhere(leases: &[Arc<Lease>], own: &str) -> BTreeMap<String, Timestamp> {
+    let mut latest: BTreeMap<String, Timestamp> = BTreeMap::new();
+    for lease in leases {
+        let name = lease.name_any();
+        if !name.starts_with(MEMBER_LEASE_PREFIX) || name == own {
+            continue;
+        }
+        let Some(published) = lease.annotations().get(ARRIVALS_ANNOTATION) else {
+            continue;
+        };
+        // Another version's or a hand-edited value: read what parses.
+        let Ok(published) = serde_json::from_str::<BTreeMap<String, String>>(published) else {
+            continue;
+        };
+        for (alertname, at) in published {
+            if let Ok(at) = at.parse::<Timestamp>() {
+                let entry = latest.entry(alertname).or_insert(at);
+                *entry = (*entry).max(at);
+            }
+        }
+    }
+    latest
+}
+
 /// A Lease's holder and renewal, when it has a holder.
 fn held(lease: &Lease) -> Option<Held> {
     let spec = lease.spec.as_ref()?;
@@ -575,4 +650,56 @@ async fn watch_leases(api: Api<Lease>, writer: reflector::store::Writer<Lease>, 
             ready(())
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(name: &str, arrivals: Option<&str>) -> Arc<Lease> {
+        let mut lease = Lease::default();
+        lease.metadata.name = Some(name.into());
+        if let Some(arrivals) = arrivals {
+            lease.metadata.annotations = Some(BTreeMap::from([(
+                ARRIVALS_ANNOTATION.to_string(),
+                arrivals.to_string(),
+            )]));
+        }
+        Arc::new(lease)
+    }
+
+    #[test]
+    fn arrivals_elsewhere_are_the_latest_of_the_other_members() {
+        let leases = [
+            lease(
+                "klaxon-replica-a",
+                Some(r#"{"Watchdog":"2026-12-03T10:00:09Z"}"#),
+            ),
+            lease(
+                "klaxon-replica-b",
+                Some(r#"{"Watchdog":"2026-12-03T10:00:05Z","Other":"2026-12-03T10:00:01Z"}"#),
+            ),
+            lease(
+                "klaxon-replica-c",
+                Some(r#"{"Watchdog":"2026-12-03T10:00:07Z"}"#),
+            ),
+            lease("klaxon-replica-d", Some("not json")),
+            lease("klaxon-replica-e", Some(r#"{"Watchdog":"yesterday"}"#)),
+            lease("klaxon-replica-f", None),
+            // Not a membership Lease.
+            lease(
+                "klaxon-shard-0",
+                Some(r#"{"Watchdog":"2026-12-03T11:00:00Z"}"#),
+            ),
+        ];
+        let heard = arrivals_elsewhere(&leases, "klaxon-replica-a");
+        let at = |t: &str| t.parse::<Timestamp>().expect("time");
+        assert_eq!(
+            heard,
+            BTreeMap::from([
+                ("Other".to_string(), at("2026-12-03T10:00:01Z")),
+                ("Watchdog".to_string(), at("2026-12-03T10:00:07Z")),
+            ])
+        );
+    }
 }

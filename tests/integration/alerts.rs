@@ -30,21 +30,21 @@ use crate::support::{
 };
 
 const WAIT: Duration = Duration::from_secs(90);
-const TOKEN: &str = "s3cret-alertmanager-token";
+pub(crate) const TOKEN: &str = "s3cret-alertmanager-token";
 
 /// What the target serves: `app_errors` per (namespace, pod), and
 /// `watchdog_alive` while the Watchdog should fire.
 #[derive(Default)]
-struct Metrics {
+pub(crate) struct Metrics {
     errors: BTreeMap<(String, String), u32>,
-    watchdog: bool,
+    pub(crate) watchdog: bool,
 }
 
-type Errors = Arc<Mutex<Metrics>>;
+pub(crate) type Errors = Arc<Mutex<Metrics>>;
 
 /// Serves the target on a thread of its own, so that Prometheus can scrape
 /// it while the test blocks (restarting the operator, polling metrics).
-fn serve_target(errors: Errors) -> String {
+pub(crate) fn serve_target(errors: Errors) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     let target = listener.local_addr().expect("address").to_string();
@@ -78,7 +78,7 @@ fn serve_target(errors: Errors) -> String {
     target
 }
 
-const RULES: &str = r#"
+pub(crate) const RULES: &str = r#"
 groups:
   - name: app
     interval: 1s

@@ -4,10 +4,12 @@
 //! Every incident is paged exactly once across the takeover, and the
 //! apiserver's audit log shows that no incident's status was ever written
 //! by both replicas: before the kill by its shard's holder only, after it
-//! by the survivor only.
+//! by the survivor only. Heartbeats that reach the replica that does not
+//! own their namespace keep its owner quiet.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -19,15 +21,21 @@ use klaxon::{
 };
 use kube::{
     Api,
-    api::{Patch, PatchParams},
+    api::{ListParams, Patch, PatchParams},
 };
 use serde_json::json;
 
-use crate::support::{
-    self, Cluster, audit, chart,
-    fixtures::{self, apply, wait_for},
-    operator::{self, Operator},
-    receiver::{Receiver, Request},
+use crate::{
+    alerts::{Errors, RULES, TOKEN, serve_target},
+    support::{
+        self, Cluster,
+        alertmanager::Alertmanager,
+        audit, chart,
+        fixtures::{self, apply, secret, wait_for},
+        operator::{self, Operator},
+        prometheus::Prometheus,
+        receiver::{Receiver, Request},
+    },
 };
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -377,5 +385,169 @@ async fn two_replicas_share_the_shards_and_one_takes_over_when_the_other_dies() 
     eprintln!(
         "sharding: {} incidents over shards {by_shard:?}, held {balanced:?}; takeover after SIGKILL in {takeover:.1?} (Lease {LEASE:?})",
         teams.len()
+    );
+}
+
+/// Heartbeats under sharding: Alertmanager reaches one replica (a Service
+/// picks any), the heartbeat's namespace belongs to the other. The owner
+/// judges the silence from the arrivals the receiving replica publishes on
+/// its membership Lease: quiet while the Watchdog fires, an incident once
+/// it stops. Real Prometheus and Alertmanager, the chart's RBAC.
+#[tokio::test]
+async fn a_heartbeat_that_reaches_another_replica_keeps_its_owner_quiet() {
+    let cluster = Cluster::start_bare("shard-heartbeat");
+    cluster.install_crds();
+    let client = cluster.client().await;
+    let system = support::namespace(&client, "klaxon-system").await;
+    secret(&client, &system, "klaxon-alerts", &[("token", TOKEN)]).await;
+    let (port_a, port_b) = (operator::free_port(), operator::free_port());
+    chart::install(
+        &cluster,
+        "klaxon",
+        &system,
+        &[
+            "--set",
+            &format!("shards={SHARDS}"),
+            "--set",
+            &format!("shardLeaseDuration={}s", LEASE.as_secs()),
+            "--set",
+            "alerts.enabled=true",
+            "--set",
+            &format!("alerts.port={port_a}"),
+            "--set-json",
+            &chart::fast_clocks(),
+        ],
+    );
+    let (a, b) = ("klaxon-beat-a", "klaxon-beat-b");
+    let mut first = chart::start_operator(&cluster, &client, "klaxon", &system, "beat-a").await;
+    let (from, to) = (format!(":{port_a}"), format!(":{port_b}"));
+    let mut second =
+        chart::start_operator_with(&cluster, &client, "klaxon", &system, "beat-b", |arg| {
+            if arg.starts_with("--alerts-address=") {
+                arg.replace(&from, &to)
+            } else {
+                arg.to_string()
+            }
+        })
+        .await;
+    first.wait_ready(WAIT);
+    second.wait_ready(WAIT);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &system);
+    let balanced = wait_holders(&leases, "two shards each", |h| {
+        held_by(h, a) == 2 && held_by(h, b) == 2
+    })
+    .await;
+
+    let ns = support::namespace(&client, "monitoring").await;
+    apply(
+        &cluster,
+        &format!(
+            "apiVersion: klaxon.dev/v1alpha1\nkind: ResponsePolicy\nmetadata: {{name: team, namespace: {ns}}}\nspec:\n  heartbeat: {{alertname: Watchdog, missingFor: 6s, severity: SEV2}}\n"
+        ),
+    );
+    let owner = balanced[shard_of(&ns, SHARDS) as usize]
+        .clone()
+        .expect("every shard held");
+    let (owning, receiving, port) = if owner == a {
+        (&first, &second, port_b)
+    } else {
+        (&second, &first, port_a)
+    };
+    let metrics: Errors = Arc::default();
+    metrics.lock().expect("metrics").watchdog = true;
+    let target = serve_target(metrics.clone());
+    let alertmanager = Alertmanager::start(
+        &ns,
+        &format!("http://127.0.0.1:{port}/alertmanager"),
+        TOKEN,
+        &["alertname"],
+    );
+    let _prometheus = Prometheus::start_with(&ns, &target, Some((RULES, &alertmanager.address)));
+
+    let heartbeats = |operator: &Operator| {
+        operator
+            .metric("klaxon_alerts_total{outcome=\"heartbeat\"}")
+            .unwrap_or(0.0)
+    };
+    assert!(
+        support::poll_until(WAIT, || (heartbeats(receiving) >= 2.0).then_some(())).is_some(),
+        "the Watchdog never reached the other replica"
+    );
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let silences = || async {
+        incidents
+            .list(&ListParams::default().labels("klaxon.dev/heartbeat=Watchdog"))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+    };
+    let open = |all: &[Incident]| {
+        all.iter()
+            .filter(|i| i.spec.phase != Phase::Resolved)
+            .count()
+    };
+    // The silence since the owner's start may have been declared before
+    // the first heartbeat; it resolves once the owner hears of one.
+    let before = support::eventually(WAIT, || async {
+        let all = silences().await;
+        (open(&all) == 0).then_some(all.len())
+    })
+    .await
+    .expect("the owner saw the heartbeat another replica received");
+    // Past missingFor more than once, heartbeats keep arriving elsewhere.
+    let seen = heartbeats(receiving);
+    assert!(
+        support::poll_until(WAIT, || (heartbeats(receiving) >= seen + 5.0).then_some(())).is_some(),
+        "the Watchdog stopped arriving"
+    );
+    let all = silences().await;
+    assert_eq!(
+        (all.len(), open(&all)),
+        (before, 0),
+        "declared while the heartbeat arrived at the other replica"
+    );
+    assert_eq!(heartbeats(owning), 0.0, "no heartbeat reached the owner");
+    let published = leases
+        .get(&klaxon::domain::shards::member_lease_name(if owner == a {
+            b
+        } else {
+            a
+        }))
+        .await
+        .expect("the receiving replica's membership Lease");
+    assert!(
+        published
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("klaxon.dev/heartbeats"))
+            .is_some_and(|v| v.contains("Watchdog")),
+        "arrivals on the membership Lease: {:?}",
+        published.metadata.annotations
+    );
+
+    // The Watchdog stops: its namespace's owner declares the silence.
+    metrics.lock().expect("metrics").watchdog = false;
+    support::eventually(WAIT, || async {
+        silences()
+            .await
+            .into_iter()
+            .find(|i| i.spec.phase != Phase::Resolved)
+    })
+    .await
+    .expect("an incident for the silent heartbeat");
+    let audit_log = cluster.dir().join("audit.log");
+    audit::wait_until_quiet(&audit_log, Duration::from_secs(1), Duration::from_secs(20)).await;
+    let declared_by: BTreeSet<String> = audit::operator_requests(&audit_log)
+        .iter()
+        .filter(|r| r.is("create", Some("klaxon.dev"), "incidents") && r.in_namespace(&ns))
+        .map(|r| r.user_agent.clone())
+        .collect();
+    assert!(
+        !declared_by.is_empty()
+            && declared_by
+                .iter()
+                .all(|u| u.ends_with(&format!("({owner})"))),
+        "the silence was declared by {declared_by:?}, not the owner {owner} alone"
     );
 }

@@ -105,6 +105,20 @@ pub async fn start_operator(
     namespace: &str,
     name: &str,
 ) -> Operator {
+    start_operator_with(cluster, client, release, namespace, name, str::to_string).await
+}
+
+/// As [`start_operator`], each of the Deployment's args passed through
+/// `arg`: a second replica on the same loopback needs ports of its own,
+/// where pods each have their own address.
+pub async fn start_operator_with(
+    cluster: &Cluster,
+    client: &Client,
+    release: &str,
+    namespace: &str,
+    name: &str,
+    arg: impl Fn(&str) -> String,
+) -> Operator {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let deployment = deployments
         .get(release)
@@ -116,7 +130,12 @@ pub async fn start_operator(
         .expect("a pod template");
     let account = pod.service_account_name.clone().expect("a ServiceAccount");
     let container = pod.containers.into_iter().next().expect("a container");
-    let args = container.args.unwrap_or_default();
+    let args: Vec<String> = container
+        .args
+        .unwrap_or_default()
+        .iter()
+        .map(|a| arg(a))
+        .collect();
     let mut env: Vec<(String, String)> = Vec::new();
     for var in container.env.unwrap_or_default() {
         let value = match (var.value, var.value_from) {
