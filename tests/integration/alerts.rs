@@ -124,6 +124,29 @@ async fn start_operator(
     operator
 }
 
+/// The heartbeats `operator` received.
+pub(crate) fn heartbeats(operator: &Operator) -> f64 {
+    operator
+        .metric("klaxon_alerts_total{outcome=\"heartbeat\"}")
+        .unwrap_or(0.0)
+}
+
+/// The incidents declared for the Watchdog's silence.
+pub(crate) async fn silences(incidents: &Api<Incident>) -> Vec<Incident> {
+    incidents
+        .list(&ListParams::default().labels("klaxon.dev/heartbeat=Watchdog"))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+/// How many of `all` are open.
+pub(crate) fn open(all: &[Incident]) -> usize {
+    all.iter()
+        .filter(|i| i.spec.phase != Phase::Resolved)
+        .count()
+}
+
 async fn grouped(api: &Api<Incident>) -> Vec<Incident> {
     api.list(&ListParams::default().labels(GROUP_LABEL))
         .await
@@ -448,28 +471,13 @@ spec:
     // Heartbeats arrive. (Prometheus and Alertmanager take longer than
     // missingFor to send the first: that silence since the operator's
     // start may be declared, and resolves with the first heartbeat.)
-    let heartbeats = |operator: &Operator| {
-        operator
-            .metric("klaxon_alerts_total{outcome=\"heartbeat\"}")
-            .unwrap_or(0.0)
-    };
+
     assert!(
         support::poll_until(WAIT, || (heartbeats(&klaxon) >= 2.0).then_some(())).is_some(),
         "the Watchdog never arrived"
     );
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
-    let silences = || async {
-        incidents
-            .list(&ListParams::default().labels("klaxon.dev/heartbeat=Watchdog"))
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default()
-    };
-    let open = |all: &[Incident]| {
-        all.iter()
-            .filter(|i| i.spec.phase != Phase::Resolved)
-            .count()
-    };
+    let silences = || silences(&incidents);
     let before = support::eventually(WAIT, || async {
         let all = silences().await;
         (open(&all) == 0).then_some(all.len())

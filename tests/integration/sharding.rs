@@ -21,12 +21,12 @@ use klaxon::{
 };
 use kube::{
     Api,
-    api::{ListParams, Patch, PatchParams},
+    api::{Patch, PatchParams},
 };
 use serde_json::json;
 
 use crate::{
-    alerts::{Errors, RULES, TOKEN, serve_target},
+    alerts::{Errors, RULES, TOKEN, heartbeats, open, serve_target, silences},
     support::{
         self, Cluster,
         alertmanager::Alertmanager,
@@ -464,28 +464,12 @@ async fn a_heartbeat_that_reaches_another_replica_keeps_its_owner_quiet() {
     );
     let _prometheus = Prometheus::start_with(&ns, &target, Some((RULES, &alertmanager.address)));
 
-    let heartbeats = |operator: &Operator| {
-        operator
-            .metric("klaxon_alerts_total{outcome=\"heartbeat\"}")
-            .unwrap_or(0.0)
-    };
     assert!(
         support::poll_until(WAIT, || (heartbeats(receiving) >= 2.0).then_some(())).is_some(),
         "the Watchdog never reached the other replica"
     );
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
-    let silences = || async {
-        incidents
-            .list(&ListParams::default().labels("klaxon.dev/heartbeat=Watchdog"))
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default()
-    };
-    let open = |all: &[Incident]| {
-        all.iter()
-            .filter(|i| i.spec.phase != Phase::Resolved)
-            .count()
-    };
+    let silences = || silences(&incidents);
     // The silence since the owner's start may have been declared before
     // the first heartbeat; it resolves once the owner hears of one.
     let before = support::eventually(WAIT, || async {
