@@ -1,7 +1,7 @@
 //! Watches that survive what the cluster throws at them.
 //!
-//! - **Unreadable objects.** Every watch reads through
-//!   [`DeserializeGuard`]: an object the types cannot read (written before
+//! - **Unreadable objects.** Every watch reads through [`Guard`]: an
+//!   object the types cannot read (written before
 //!   a schema change, or with a value out of the types' range) is skipped
 //!   and logged once, instead of failing the LIST for the whole kind. Its
 //!   last readable version leaves the cache, and it is reported to
@@ -25,7 +25,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use kube::{
     Api, Resource,
     api::ObjectMeta,
-    core::DeserializeGuard,
+    core::{PartialObjectMeta, error_boundary::InvalidObject},
     runtime::{
         WatchStreamExt,
         reflector::{self, ObjectRef, Store},
@@ -33,7 +33,7 @@ use kube::{
         watcher::{self, Event, ExponentialBackoff},
     },
 };
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use tracing::{debug, warn};
 
 use super::store::{Cache, KeyFn};
@@ -63,6 +63,68 @@ pub fn backoff() -> ResetTimerBackoff<ExponentialBackoff> {
             .into(),
         Duration::from_secs(30),
     )
+}
+
+/// An object as a watch reads it: the object, or, when the types cannot
+/// read it, its metadata and why. As kube's `DeserializeGuard`, but read
+/// once from the JSON: the guard buffers the whole object into a value
+/// tree and copies it before reading the type, which under churn cost
+/// more than the rest of a watch event's handling (the trimmed types skip
+/// most of an object unread, a value tree cannot).
+#[derive(Clone, Debug)]
+pub struct Guard<K>(pub Result<K, InvalidObject>);
+
+impl<'de, K> Deserialize<'de> for Guard<K>
+where
+    K: DeserializeOwned + Resource,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Watch events and lists are JSON: the raw text, copied once.
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        match serde_json::from_str::<K>(raw.get()) {
+            Ok(object) => Ok(Guard(Ok(object))),
+            Err(error) => {
+                let PartialObjectMeta { metadata, .. } =
+                    serde_json::from_str::<PartialObjectMeta<K>>(raw.get())
+                        .map_err(serde::de::Error::custom)?;
+                Ok(Guard(Err(InvalidObject {
+                    error: error.to_string(),
+                    metadata,
+                })))
+            }
+        }
+    }
+}
+
+impl<K: Resource> Resource for Guard<K> {
+    type DynamicType = K::DynamicType;
+    type Scope = K::Scope;
+
+    fn kind(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        K::kind(dt)
+    }
+
+    fn group(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        K::group(dt)
+    }
+
+    fn version(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        K::version(dt)
+    }
+
+    fn plural(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        K::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        self.0.as_ref().map_or_else(|bad| &bad.metadata, K::meta)
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        self.0
+            .as_mut()
+            .map_or_else(|bad| &mut bad.metadata, K::meta_mut)
+    }
 }
 
 /// An object a watch could not read: who it is, and why.
@@ -232,7 +294,7 @@ fn events<K>(
 where
     K: Watched,
 {
-    let guarded: Api<DeserializeGuard<K>> = Api::all(api.into_client());
+    let guarded: Api<Guard<K>> = Api::all(api.into_client());
     let kind = kind_of::<K>();
     let unreadable = watches.clone();
     watcher::watcher(guarded, config.timeout(WATCH_TIMEOUT_SECONDS))
@@ -259,7 +321,7 @@ fn kind_of<K: Resource<DynamicType = ()>>() -> &'static str {
 /// became unreadable leaves the store (its old version no longer tells
 /// the truth).
 fn readable<K>(
-    event: Result<Event<DeserializeGuard<K>>, watcher::Error>,
+    event: Result<Event<Guard<K>>, watcher::Error>,
     kind: &'static str,
     cached: &impl Fn(&ObjectMeta) -> Option<K>,
     watches: &Watches,
@@ -267,7 +329,7 @@ fn readable<K>(
 where
     K: Resource<DynamicType = ()> + Clone,
 {
-    let skip = |bad: kube::core::error_boundary::InvalidObject, deleted: bool| {
+    let skip = |bad: InvalidObject, deleted: bool| {
         let stale = if deleted { None } else { cached(&bad.metadata) };
         if !deleted {
             watches.unreadable(kind, bad.metadata, bad.error);
@@ -278,17 +340,17 @@ where
         Err(error) => Some(Err(error)),
         Ok(Event::Init) => Some(Ok(Event::Init)),
         Ok(Event::InitDone) => Some(Ok(Event::InitDone)),
-        Ok(Event::Apply(DeserializeGuard(Ok(o)))) => Some(Ok(Event::Apply(o))),
-        Ok(Event::InitApply(DeserializeGuard(Ok(o)))) => Some(Ok(Event::InitApply(o))),
-        Ok(Event::Delete(DeserializeGuard(Ok(o)))) => Some(Ok(Event::Delete(o))),
-        Ok(Event::Apply(DeserializeGuard(Err(bad)))) => skip(bad, false),
-        Ok(Event::InitApply(DeserializeGuard(Err(bad)))) => {
+        Ok(Event::Apply(Guard(Ok(o)))) => Some(Ok(Event::Apply(o))),
+        Ok(Event::InitApply(Guard(Ok(o)))) => Some(Ok(Event::InitApply(o))),
+        Ok(Event::Delete(Guard(Ok(o)))) => Some(Ok(Event::Delete(o))),
+        Ok(Event::Apply(Guard(Err(bad)))) => skip(bad, false),
+        Ok(Event::InitApply(Guard(Err(bad)))) => {
             // During a (re)list the store is rebuilt from what is listed:
             // leaving it out is enough.
             watches.unreadable(kind, bad.metadata, bad.error);
             None
         }
-        Ok(Event::Delete(DeserializeGuard(Err(bad)))) => skip(bad, true),
+        Ok(Event::Delete(Guard(Err(bad)))) => skip(bad, true),
     }
 }
 
@@ -325,4 +387,35 @@ where
             ready(out)
         })
         .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::Pod;
+
+    #[test]
+    fn a_guard_reads_an_object_once_or_keeps_its_metadata_and_why() {
+        let list: Vec<Guard<Pod>> = serde_json::from_str(
+            r#"[
+                {"metadata": {"name": "ok", "namespace": "shop"},
+                    "status": {"phase": "Running"}},
+                {"metadata": {"name": "bad", "namespace": "shop", "resourceVersion": "7"},
+                    "status": {"containerStatuses": "not a list"}}
+            ]"#,
+        )
+        .expect("both read");
+        let ok = list[0].0.as_ref().expect("readable");
+        assert_eq!(ok.metadata.name.as_deref(), Some("ok"));
+        assert_eq!(
+            ok.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Running")
+        );
+        let bad = list[1].0.as_ref().expect_err("unreadable");
+        assert_eq!(bad.metadata.name.as_deref(), Some("bad"));
+        assert_eq!(list[1].meta().resource_version.as_deref(), Some("7"));
+        assert!(bad.error.contains("expected a sequence"), "{}", bad.error);
+        // Not even metadata: the whole read fails, as with kube's guard.
+        assert!(serde_json::from_str::<Guard<Pod>>(r#"{"metadata": 3}"#).is_err());
+    }
 }
