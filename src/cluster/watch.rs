@@ -80,6 +80,9 @@ where
 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // Watch events and lists are JSON: the raw text, copied once.
+        // A watch event's object is read straight from the response
+        // because the apiserver writes `type` before `object` (the order
+        // of metav1.WatchEvent's fields), so serde need not buffer it.
         let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
         match serde_json::from_str::<K>(raw.get()) {
             Ok(object) => Ok(Guard(Ok(object))),
@@ -415,6 +418,14 @@ mod tests {
         assert_eq!(bad.metadata.name.as_deref(), Some("bad"));
         assert_eq!(list[1].meta().resource_version.as_deref(), Some("7"));
         assert!(bad.error.contains("expected a sequence"), "{}", bad.error);
+        // A watch event, as the apiserver writes it.
+        let event: kube::core::WatchEvent<Guard<Pod>> = serde_json::from_str(
+            r#"{"type":"MODIFIED","object":{"metadata":{"name":"ok","namespace":"shop"}}}"#,
+        )
+        .expect("a watch event");
+        assert!(
+            matches!(event, kube::core::WatchEvent::Modified(Guard(Ok(ref pod))) if pod.metadata.name.as_deref() == Some("ok"))
+        );
         // Not even metadata: the whole read fails, as with kube's guard.
         assert!(serde_json::from_str::<Guard<Pod>>(r#"{"metadata": 3}"#).is_err());
     }
