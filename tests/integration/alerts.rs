@@ -35,16 +35,16 @@ pub(crate) const TOKEN: &str = "s3cret-alertmanager-token";
 /// What the target serves: `app_errors` per (namespace, pod), and
 /// `watchdog_alive` while the Watchdog should fire.
 #[derive(Default)]
-pub(crate) struct Metrics {
+struct Metrics {
     errors: BTreeMap<(String, String), u32>,
-    pub(crate) watchdog: bool,
+    watchdog: bool,
 }
 
-pub(crate) type Errors = Arc<Mutex<Metrics>>;
+type Errors = Arc<Mutex<Metrics>>;
 
 /// Serves the target on a thread of its own, so that Prometheus can scrape
 /// it while the test blocks (restarting the operator, polling metrics).
-pub(crate) fn serve_target(errors: Errors) -> String {
+fn serve_target(errors: Errors) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     let target = listener.local_addr().expect("address").to_string();
@@ -78,7 +78,7 @@ pub(crate) fn serve_target(errors: Errors) -> String {
     target
 }
 
-pub(crate) const RULES: &str = r#"
+const RULES: &str = r#"
 groups:
   - name: app
     interval: 1s
@@ -122,6 +122,39 @@ async fn start_operator(
     let mut operator = chart::start_operator(cluster, client, "klaxon", system, name).await;
     operator.wait_ready(WAIT);
     operator
+}
+
+/// A Watchdog alert firing while [`Watchdog::alive`] says so: a real
+/// Prometheus evaluating it, a real Alertmanager sending it to the alerts
+/// receiver on `port`.
+pub(crate) struct Watchdog {
+    metrics: Errors,
+    _alertmanager: Alertmanager,
+    _prometheus: Prometheus,
+}
+
+impl Watchdog {
+    pub(crate) fn start(ns: &str, port: u16) -> Watchdog {
+        let metrics: Errors = Arc::default();
+        metrics.lock().expect("metrics").watchdog = true;
+        let target = serve_target(metrics.clone());
+        let alertmanager = Alertmanager::start(
+            ns,
+            &format!("http://127.0.0.1:{port}/alertmanager"),
+            TOKEN,
+            &["alertname"],
+        );
+        let prometheus = Prometheus::start_with(ns, &target, Some((RULES, &alertmanager.address)));
+        Watchdog {
+            metrics,
+            _alertmanager: alertmanager,
+            _prometheus: prometheus,
+        }
+    }
+
+    pub(crate) fn alive(&self, alive: bool) {
+        self.metrics.lock().expect("metrics").watchdog = alive;
+    }
 }
 
 /// The heartbeats `operator` received.
@@ -457,16 +490,7 @@ spec:
     let alerts_port = operator::free_port();
     install(&cluster, &system, alerts_port);
     let klaxon = start_operator(&cluster, &client, &system, "heartbeat").await;
-    let metrics: Errors = Arc::default();
-    metrics.lock().expect("metrics").watchdog = true;
-    let target = serve_target(metrics.clone());
-    let alertmanager = Alertmanager::start(
-        &ns,
-        &format!("http://127.0.0.1:{alerts_port}/alertmanager"),
-        TOKEN,
-        &["alertname"],
-    );
-    let _prometheus = Prometheus::start_with(&ns, &target, Some((RULES, &alertmanager.address)));
+    let watchdog = Watchdog::start(&ns, alerts_port);
 
     // Heartbeats arrive. (Prometheus and Alertmanager take longer than
     // missingFor to send the first: that silence since the operator's
@@ -498,7 +522,7 @@ spec:
     );
 
     // The Watchdog stops: the silence is an incident.
-    metrics.lock().expect("metrics").watchdog = false;
+    watchdog.alive(false);
     let silence = support::eventually(WAIT, || async {
         silences()
             .await
@@ -534,7 +558,7 @@ spec:
     );
 
     // It comes back: resolved.
-    metrics.lock().expect("metrics").watchdog = true;
+    watchdog.alive(true);
     support::eventually(WAIT, || async {
         let incident = incidents.get(&name).await.ok()?;
         (incident.spec.phase == Phase::Resolved).then_some(())

@@ -9,7 +9,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -26,14 +25,11 @@ use kube::{
 use serde_json::json;
 
 use crate::{
-    alerts::{Errors, RULES, TOKEN, heartbeats, open, serve_target, silences},
+    alerts::{TOKEN, Watchdog, heartbeats, open, silences},
     support::{
-        self, Cluster,
-        alertmanager::Alertmanager,
-        audit, chart,
+        self, Cluster, audit, chart,
         fixtures::{self, apply, secret, wait_for},
         operator::{self, Operator},
-        prometheus::Prometheus,
         receiver::{Receiver, Request},
     },
 };
@@ -134,6 +130,19 @@ fn writers(
     (before, after)
 }
 
+/// The chart with `SHARDS` shards on `LEASE`-long Leases and fast clocks,
+/// and `values` besides.
+fn install(cluster: &Cluster, system: &str, values: &[&str]) {
+    let (shards, lease, clocks) = (
+        format!("shards={SHARDS}"),
+        format!("shardLeaseDuration={}s", LEASE.as_secs()),
+        chart::fast_clocks(),
+    );
+    let mut all = vec!["--set", &shards, "--set", &lease, "--set-json", &clocks];
+    all.extend_from_slice(values);
+    chart::install(cluster, "klaxon", system, &all);
+}
+
 struct Team {
     ns: String,
     token: String,
@@ -177,20 +186,7 @@ async fn two_replicas_share_the_shards_and_one_takes_over_when_the_other_dies() 
     cluster.install_crds();
     let client = cluster.client().await;
     let system = support::namespace(&client, "klaxon-system").await;
-    let extra_env = chart::fast_clocks();
-    chart::install(
-        &cluster,
-        "klaxon",
-        &system,
-        &[
-            "--set",
-            &format!("shards={SHARDS}"),
-            "--set",
-            &format!("shardLeaseDuration={}s", LEASE.as_secs()),
-            "--set-json",
-            &extra_env,
-        ],
-    );
+    install(&cluster, &system, &[]);
     // POD_NAME is <release>-<name>: the replicas' identities.
     let (a, b) = ("klaxon-shard-a", "klaxon-shard-b");
     let mut first = chart::start_operator(&cluster, &client, "klaxon", &system, "shard-a").await;
@@ -401,21 +397,14 @@ async fn a_heartbeat_that_reaches_another_replica_keeps_its_owner_quiet() {
     let system = support::namespace(&client, "klaxon-system").await;
     secret(&client, &system, "klaxon-alerts", &[("token", TOKEN)]).await;
     let (port_a, port_b) = (operator::free_port(), operator::free_port());
-    chart::install(
+    install(
         &cluster,
-        "klaxon",
         &system,
         &[
-            "--set",
-            &format!("shards={SHARDS}"),
-            "--set",
-            &format!("shardLeaseDuration={}s", LEASE.as_secs()),
             "--set",
             "alerts.enabled=true",
             "--set",
             &format!("alerts.port={port_a}"),
-            "--set-json",
-            &chart::fast_clocks(),
         ],
     );
     let (a, b) = ("klaxon-beat-a", "klaxon-beat-b");
@@ -453,16 +442,7 @@ async fn a_heartbeat_that_reaches_another_replica_keeps_its_owner_quiet() {
     } else {
         (&second, &first, port_a)
     };
-    let metrics: Errors = Arc::default();
-    metrics.lock().expect("metrics").watchdog = true;
-    let target = serve_target(metrics.clone());
-    let alertmanager = Alertmanager::start(
-        &ns,
-        &format!("http://127.0.0.1:{port}/alertmanager"),
-        TOKEN,
-        &["alertname"],
-    );
-    let _prometheus = Prometheus::start_with(&ns, &target, Some((RULES, &alertmanager.address)));
+    let watchdog = Watchdog::start(&ns, port);
 
     assert!(
         support::poll_until(WAIT, || (heartbeats(receiving) >= 2.0).then_some(())).is_some(),
@@ -511,7 +491,7 @@ async fn a_heartbeat_that_reaches_another_replica_keeps_its_owner_quiet() {
     );
 
     // The Watchdog stops: its namespace's owner declares the silence.
-    metrics.lock().expect("metrics").watchdog = false;
+    watchdog.alive(false);
     support::eventually(WAIT, || async {
         silences()
             .await
