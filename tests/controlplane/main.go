@@ -89,6 +89,11 @@ func main() {
 	flag.IntVar(&opts.verbosity, "v", 0, "log verbosity of the Kubernetes components")
 	sink := flag.String("sink", "", "also serve a notification sink on this address (e.g. 127.0.0.1:18081) that answers 200 and appends each request to <dir>/notifications.log")
 	flag.BoolVar(&opts.bare, "bare", os.Getenv("KLAXON_CONTROLPLANE") == "bare", "etcd and kube-apiserver only: no controllers, scheduler, nodes or PodMetrics (default from KLAXON_CONTROLPLANE=bare)")
+	compaction := 5 * time.Minute
+	if v, err := time.ParseDuration(os.Getenv("KLAXON_ETCD_COMPACTION_INTERVAL")); err == nil {
+		compaction = v
+	}
+	flag.DurationVar(&opts.compaction, "etcd-compaction-interval", compaction, "how often the apiserver compacts etcd: kube-apiserver's flag, passed on (default from KLAXON_ETCD_COMPACTION_INTERVAL, else its own default of 5m)")
 	flag.IntVar(&opts.nodes, "nodes", 3, "simulated nodes to run (4 CPUs and 16Gi each)")
 	flag.StringVar(&opts.kwok, "kwok", "", "the kwok binary (default: kwok beside this binary)")
 	flag.StringVar(&opts.kwokConfig, "kwok-config", "", "KWOK's stages and usage (tests/controlplane/kwok.yaml); required unless --bare")
@@ -121,6 +126,7 @@ type options struct {
 	dir           string
 	audit, bare   bool
 	verbosity     int
+	compaction    time.Duration
 	nodes         int
 	kwok          string
 	kwokConfig    string
@@ -196,6 +202,7 @@ func run(opts options) error {
 		// The kubernetes Service cannot point at a loopback address.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+		"--etcd-compaction-interval=" + opts.compaction.String(),
 		fmt.Sprintf("--v=%d", opts.verbosity),
 	}
 	args = append(args, aggregation...)

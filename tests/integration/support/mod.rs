@@ -127,9 +127,15 @@ impl Cluster {
     /// Starts a new control plane running what `mode` names. A start that
     /// lost a race for a port (another listener took it first) is retried.
     pub fn start_with(name: &str, mode: Mode) -> Cluster {
+        Cluster::start_with_args(name, mode, &[])
+    }
+
+    /// As [`Cluster::start_with`], with more flags for the harness
+    /// (`klaxon-controlplane --help` lists them).
+    pub fn start_with_args(name: &str, mode: Mode, args: &[&str]) -> Cluster {
         const ATTEMPTS: u32 = 3;
         for attempt in 1..=ATTEMPTS {
-            match Cluster::try_start(&format!("{name}-{attempt}"), mode) {
+            match Cluster::try_start(&format!("{name}-{attempt}"), mode, args) {
                 Ok(cluster) => return cluster,
                 Err(log) if attempt < ATTEMPTS && port_taken(&log) => continue,
                 Err(log) => panic!("klaxon-controlplane exited early; see {}", log.display()),
@@ -139,7 +145,7 @@ impl Cluster {
     }
 
     /// Starts one control plane; the log's path when it exits before ready.
-    fn try_start(name: &str, mode: Mode) -> Result<Cluster, PathBuf> {
+    fn try_start(name: &str, mode: Mode, args: &[&str]) -> Result<Cluster, PathBuf> {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join("controlplane")
             .join(format!("{}-{name}", std::process::id()));
@@ -159,6 +165,7 @@ impl Cluster {
                 .arg("--kwok-config")
                 .arg(repo_root().join("tests/controlplane/kwok.yaml")),
         };
+        command.args(args);
         let child = command
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
