@@ -7,10 +7,24 @@ use crate::api::IncidentStatus;
 /// The serialized status stays under this many bytes.
 pub const MAX_STATUS_BYTES: usize = 60 * 1024;
 
+/// The bytes `value` serializes to, counted as they are written, not
+/// kept.
 fn size<T: serde::Serialize>(value: &T) -> usize {
-    serde_json::to_vec(value)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX)
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// Sheds one item of the least useful detail: events beyond the first
