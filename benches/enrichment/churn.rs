@@ -21,7 +21,9 @@
 //!   control plane has no controllers: this benchmark is them);
 //! - 2 incidents declared and 2 resolved per minute;
 //! - every 30 s a pod of a linked Deployment starts crash looping (the live
-//!   samples).
+//!   samples);
+//! - every 5 s a round trip through the floor's minimal writer, beside the
+//!   operator (see [`floor`]): the floor during churn.
 //!
 //! One namespace in ten is never touched: its incidents' facts do not
 //! change, so the operator should not write their status at all. The live
@@ -30,13 +32,13 @@
 //!
 //! Prints one table: the achieved rates (the run is invalid, and exits
 //! non-zero, under 80% of any requested rate), the operator's CPU, RSS
-//! every 10 s, live propagation, declared → enriched against the floor,
-//! the operator's requests per minute and its LISTs per watched kind after
-//! the initial sync (audit log), status writes per incident, the etcd
-//! compactions the window spanned (the apiserver compacts every 5 min, its
-//! default: a resumed watch whose resourceVersion was compacted must
-//! relist), and the operator's reconciles per minute (its `/metrics`). It
-//! exits non-zero when a target is missed.
+//! every 10 s, live propagation, declared → enriched against the floor
+//! during churn, the operator's requests per minute and its LISTs per
+//! watched kind after the initial sync (audit log), status writes per
+//! incident, the etcd compactions the window spanned (the harness's
+//! apiserver compacts every 2 min here: a resumed watch whose
+//! resourceVersion was compacted must relist), and the operator's reconciles per minute
+//! (its `/metrics`). It exits non-zero when a target is missed.
 //!
 //! `KLAXON_BENCH_NAMESPACES=<n>` seeds fewer namespaces (500·n/200 burst
 //! incidents), to try it out; the targets are for 200 and 600 s.
@@ -68,6 +70,9 @@ use crate::large::{
 };
 use crate::support::{self, Cluster, audit, operator::Operator};
 
+#[path = "churn/floor.rs"]
+mod floor;
+
 const CHURN: Duration = Duration::from_secs(600);
 /// Requested rates, per second.
 const POD_UPDATES: f64 = 50.0;
@@ -78,11 +83,16 @@ const ROLLOUT_EVERY: Duration = Duration::from_secs(60);
 const DECLARE_EVERY: Duration = Duration::from_secs(30);
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 const LIVE_EVERY: Duration = Duration::from_secs(30);
+/// A round trip through the floor's minimal writer during churn.
+const FLOOR_EVERY: Duration = Duration::from_secs(5);
 const RSS_EVERY: Duration = Duration::from_secs(10);
 const COUNTERS_EVERY: Duration = Duration::from_secs(60);
-/// The apiserver's `--etcd-compaction-interval`: its default, which the
-/// harness (tests/controlplane) does not change.
-const COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
+/// The apiserver's `--etcd-compaction-interval`, shorter than its default
+/// of 5 min: the seeding and declarations before the window take about as
+/// long, and the apiserver's first tick only records a revision to compact
+/// at the next, so with the default a 10-minute window spans a single
+/// compaction. Every compaction can force a resumed watch to relist.
+const COMPACTION_INTERVAL: Duration = Duration::from_secs(120);
 /// One namespace in this many (the last ones) is never touched.
 const QUIET_EVERY: usize = 10;
 /// Requests one kind of churn keeps in flight at most.
@@ -119,8 +129,13 @@ pub async fn bench() -> bool {
     let log = std::env::var("KLAXON_BENCH_LOG").unwrap_or_else(|_| "info".into());
 
     eprintln!("starting a fresh control plane (apiserver + etcd) ...");
-    let cluster = Cluster::start_bare("churn");
+    let compaction = format!(
+        "--etcd-compaction-interval={}s",
+        COMPACTION_INTERVAL.as_secs()
+    );
+    let cluster = Cluster::start_with_args("churn", support::Mode::Bare, &[&compaction]);
     cluster.install_crds();
+    floor::install(&cluster);
     cluster.install_metrics_api();
     let client = cluster.client().await;
     let namespaces: Vec<String> = futures::stream::iter(0..namespaces_wanted)
@@ -168,7 +183,9 @@ pub async fn bench() -> bool {
         show(burst_floor.p(99.0))
     );
 
-    let churn = Arc::new(Churn::new(cluster.client().await, &namespaces, &open).await);
+    let floor_during = floor::Floor::start(&cluster, &client).await;
+    let churn =
+        Arc::new(Churn::new(cluster.client().await, &namespaces, &open, floor_during).await);
     eprintln!(
         "churning for {churn_for:?}: {} deployments touched ({} linked), {} rolled out in turn ...",
         churn.churned.len(),
@@ -318,10 +335,12 @@ struct Churn {
     /// Live samples: the namespaces whose `seq-<i>` incident links the
     /// live Deployment.
     live_namespaces: usize,
+    /// The floor's minimal writer, beside the operator.
+    floor: floor::Floor,
 }
 
 impl Churn {
-    async fn new(client: Client, namespaces: &[String], open: &Open) -> Churn {
+    async fn new(client: Client, namespaces: &[String], open: &Open, floor: floor::Floor) -> Churn {
         // The uids the seeding left (the pods' and ReplicaSets' owners).
         let deployments = uids(
             Api::<Deployment>::all(client.clone())
@@ -343,6 +362,7 @@ impl Churn {
             resolvable: open.resolvable.clone(),
             active: namespaces[..open.active].to_vec(),
             live_namespaces: large::SEQUENTIAL.min(open.active),
+            floor,
         };
         for (n, ns) in namespaces.iter().enumerate().take(open.active) {
             for index in 0..DEPLOYMENTS_PER_NAMESPACE {
@@ -938,6 +958,8 @@ struct Run {
     declared: Arc<Tally>,
     resolved: Arc<Tally>,
     live: Arc<Tally>,
+    /// Round trips through the floor's minimal writer.
+    floor: Arc<Tally>,
     /// The operator's CPU seconds over the window; the control plane's and
     /// this benchmark's, for context.
     cpu: [f64; 3],
@@ -970,7 +992,7 @@ async fn drive(
     let started = Instant::now();
     let start = tokio::time::Instant::now();
     let until = start + churn_for;
-    let tallies: [Arc<Tally>; 7] = Default::default();
+    let tallies: [Arc<Tally>; 8] = Default::default();
     let [
         pod_updates,
         events,
@@ -979,6 +1001,7 @@ async fn drive(
         declared,
         resolved,
         live,
+        floor,
     ] = &tallies;
     let per_second = |rate: f64| Duration::from_secs_f64(1.0 / rate);
     // One closure per kind of churn: the `n`-th change, as a task of its own.
@@ -1020,6 +1043,9 @@ async fn drive(
             }),
             go(15, LIVE_EVERY, live, |c, o, n| {
                 Box::pin(async move { c.live(&o, n).await.map(Some) })
+            }),
+            go(3, FLOOR_EVERY, floor, |c, _, n| {
+                Box::pin(async move { c.floor.sample(n, DECLARED_PAIR).await.map(Some) })
             }),
         )
     };
@@ -1080,6 +1106,7 @@ async fn drive(
         declared: declared.clone(),
         resolved: resolved.clone(),
         live: live.clone(),
+        floor: floor.clone(),
         cpu: [0, 1, 2].map(|i| cpu_after[i] - cpu_before[i]),
         rss,
         peak_mib,
@@ -1288,7 +1315,10 @@ fn report(r: &Report) -> bool {
     let live = run.live.samples();
     let live_ok = !live.latencies.is_empty() && live.p(99.0) <= TARGET_LIVE_P99;
     let declared = run.declared.samples();
-    let declared_ratio = ratio(declared.p(99.0), r.floor.p(99.0));
+    // Judged against the floor's writer during churn, beside the operator
+    // on the same busy apiserver.
+    let floor_during = run.floor.samples();
+    let declared_ratio = ratio(declared.p(99.0), floor_during.p(99.0));
     let declared_ok =
         !declared.latencies.is_empty() && declared_ratio <= TARGET_DECLARED_FLOOR_RATIO;
 
@@ -1427,7 +1457,18 @@ fn report(r: &Report) -> bool {
         show(declared.p(99.0))
     );
     println!(
-        "| declared → enriched p99 / floor p99 | {declared_ratio:.1}× | ≤ {TARGET_DECLARED_FLOOR_RATIO:.0}× | {} |",
+        "| floor during churn: the same round trip beside the operator, p50 / p99 ({} round trips, {} not within 60 s) | {} / {} | | |",
+        floor_during.latencies.len(),
+        floor_during
+            .latencies
+            .iter()
+            .filter(|d| **d == Duration::MAX)
+            .count(),
+        show(floor_during.p(50.0)),
+        show(floor_during.p(99.0))
+    );
+    println!(
+        "| declared → enriched p99 / floor p99 during churn | {declared_ratio:.1}× | ≤ {TARGET_DECLARED_FLOOR_RATIO:.0}× | {} |",
         mark(declared_ok)
     );
     println!(

@@ -687,7 +687,7 @@ pub(crate) async fn floor(
 /// A status shaped and sized like the one Klaxon writes for a sequential
 /// incident (two healthy Deployments of the seeded cluster): 20 pods, 24
 /// distinct events, four conditions, a timeline of three entries.
-fn floor_status(ns: &str) -> Value {
+pub(crate) fn floor_status(ns: &str) -> Value {
     let now = jiff::Timestamp::now();
     let now = jiff::Timestamp::from_second(now.as_second())
         .unwrap_or(now)
