@@ -28,6 +28,7 @@ use crate::{
     api::Incident,
     cluster::index::Index,
     domain::enrich::usage::{PodSample, parse_quantity},
+    domain::incident::pace::Pace,
 };
 
 pub const GROUP_VERSION: &str = "metrics.k8s.io/v1beta1";
@@ -143,7 +144,7 @@ pub async fn poll(
     index: Index,
     cache: MetricsCache,
     interval: Duration,
-    trigger: UnboundedSender<ObjectRef<Incident>>,
+    trigger: UnboundedSender<(ObjectRef<Incident>, Pace)>,
     shutdown: CancellationToken,
 ) {
     // Known before the first reconcile, so a fresh incident's conditions
@@ -188,7 +189,7 @@ struct Poller {
     client: Client,
     index: Index,
     cache: MetricsCache,
-    trigger: UnboundedSender<ObjectRef<Incident>>,
+    trigger: UnboundedSender<(ObjectRef<Incident>, Pace)>,
 }
 
 impl Poller {
@@ -226,7 +227,7 @@ impl Poller {
         if was != Some(available) {
             debug!(available, "metrics API availability changed");
             for incident in index.all() {
-                let _ = trigger.unbounded_send(incident);
+                let _ = trigger.unbounded_send((incident, Pace::Urgent));
             }
         }
         if !available {
@@ -259,13 +260,19 @@ impl Poller {
                 .iter()
                 .filter_map(|m| Some((m.metadata.name.as_deref()?.into(), sample(m))))
                 .collect();
-            let changed = cache.read().samples.get(&namespace).map(AsRef::as_ref) != Some(&samples);
-            if changed {
+            let before = cache.read().samples.get(&namespace).cloned();
+            if before.as_deref() != Some(&samples) {
+                // The first sample is news (urgent); a new value, routine.
+                let pace = if before.is_none() {
+                    Pace::Urgent
+                } else {
+                    Pace::Routine
+                };
                 let incidents = index.in_namespace(&namespace);
                 // Samples first: the reconciles triggered below read them.
                 cache.write().samples.insert(namespace, Arc::new(samples));
                 for incident in incidents {
-                    let _ = trigger.unbounded_send(incident);
+                    let _ = trigger.unbounded_send((incident, pace));
                 }
             }
         }

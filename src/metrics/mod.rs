@@ -60,6 +60,9 @@ pub struct Metrics {
     /// Status writes refused because the object changed since it was
     /// read; each is planned again from the fresh object.
     pub status_conflicts: Counter,
+    /// Routine triggers of an incident held until its next write slot
+    /// (one per incident per interval): the passes coalescing saved.
+    pub triggers_deferred: Counter,
     /// Cached objects read by incident reconciles: the work a reconcile
     /// does, which follows its incident, not the cluster.
     pub objects_read: Counter,
@@ -88,6 +91,7 @@ impl Default for Metrics {
             unreadable_objects: Counter::default(),
             notifications: Family::default(),
             status_conflicts: Counter::default(),
+            triggers_deferred: Counter::default(),
             objects_read: Counter::default(),
             events_dropped: Counter::default(),
             alerts: Family::default(),
@@ -148,6 +152,11 @@ impl Metrics {
             "klaxon_status_conflicts",
             "Status writes refused because the object changed since it was read",
             self.status_conflicts.clone(),
+        );
+        registry.register(
+            "klaxon_triggers_deferred",
+            "Routine changes of an incident's pods, events and usage held until its next status write slot",
+            self.triggers_deferred.clone(),
         );
         registry.register(
             "klaxon_objects_read",

@@ -11,6 +11,7 @@
 //!   incident), then emits Events, then delivers, then records outcomes.
 
 pub mod execute;
+pub mod gate;
 pub mod observe;
 pub mod pacer;
 
@@ -44,7 +45,7 @@ use crate::{
         podmetrics::{self, MetricsCache},
     },
     domain::enrich::pods::PodView,
-    domain::incident::{self as plan, Observation, outbox::Outcome},
+    domain::incident::{self as plan, Observation, outbox::Outcome, pace::Pace},
     health::Health,
     integrations::{notify::Notifier, prometheus::Prometheus, secrets::Secrets},
     kinds::{Deployment, Event, Pod, ReplicaSet},
@@ -97,7 +98,7 @@ pub struct State {
     /// outcome.
     written: Written<ObjectRef<Incident>, Incident>,
     /// When each incident's status was last written.
-    pacer: pacer::Pacer,
+    pacer: Arc<pacer::Pacer>,
     notifier: Notifier,
     prometheus: Prometheus,
     /// Why the last attempt of a still-Pending delivery failed, by
@@ -167,6 +168,12 @@ pub async fn run(
     let client = context.client.clone();
     let metrics = MetricsCache::default();
     let (trigger, triggered) = futures::channel::mpsc::unbounded();
+    let pacer = Arc::new(pacer::Pacer::default());
+    let (gate, due) = gate::Gate::new(pacer.clone(), context.metrics.clone());
+    let triggered = {
+        let gate = gate.clone();
+        triggered.filter_map(move |(incident, pace)| std::future::ready(gate.admit(incident, pace)))
+    };
     // A shard gained is reconciled at once, a shard lost lets go of its
     // links: every incident of a shard that changed hands is requeued.
     let handed = {
@@ -181,7 +188,7 @@ pub async fn run(
             futures::stream::iter(refs)
         })
     };
-    let triggered = futures::stream::select(triggered, handed);
+    let triggered = futures::stream::select(futures::stream::select(triggered, handed), due);
     tokio::spawn(podmetrics::poll(
         client.clone(),
         caches.links.clone(),
@@ -201,7 +208,7 @@ pub async fn run(
         metrics,
         narrator: Narrator::start(client.clone(), reporter, context.metrics.clone()),
         written: Written::default(),
-        pacer: pacer::Pacer::default(),
+        pacer,
         notifier: Notifier::new(secrets),
         prometheus: Prometheus::default(),
         errors: Mutex::default(),
@@ -243,18 +250,33 @@ pub async fn run(
             _ => Vec::new(),
         }
     };
+    // Pods and events wake their incidents through the gate: a routine
+    // change waits for the incident's next write slot.
     let by_pod = {
-        let (links, replicasets) = (links.clone(), caches.replicasets.clone());
-        move |pod: Pod| match (
-            pod.namespace(),
-            index::deployment_of_pod(&PodView::of(&pod), &replicasets),
-        ) {
-            (Some(ns), Some(name)) => links.for_deployment(&ns, &name),
-            _ => Vec::new(),
+        let (links, caches, gate) = (links.clone(), caches.clone(), gate.clone());
+        move |pod: Pod| {
+            let view = PodView::of(&pod);
+            let (Some(ns), Some(name)) = (
+                pod.namespace(),
+                index::deployment_of_pod(&view, &caches.replicasets),
+            ) else {
+                return Vec::new();
+            };
+            let incidents = links.for_deployment(&ns, &name);
+            if incidents.is_empty() {
+                gate.forget_pod(&ns, &view.name);
+                return incidents;
+            }
+            let gone = caches.pods.get(&ns, &view.name).is_none();
+            let pace = gate.pod(&view, gone);
+            incidents
+                .into_iter()
+                .filter_map(|incident| gate.admit(incident, pace))
+                .collect()
         }
     };
     let by_event = {
-        let (links, caches) = (links.clone(), caches.clone());
+        let (links, caches, gate) = (links.clone(), caches.clone(), gate.clone());
         move |event: Event| {
             let ns = event
                 .involved_object
@@ -262,7 +284,12 @@ pub async fn run(
                 .clone()
                 .or_else(|| event.namespace());
             match (ns, deployment_of_event(&event, &caches)) {
-                (Some(ns), Some(name)) => links.for_deployment(&ns, &name),
+                // Warning events are routine in every status.
+                (Some(ns), Some(name)) => links
+                    .for_deployment(&ns, &name)
+                    .into_iter()
+                    .filter_map(|incident| gate.admit(incident, Pace::Routine))
+                    .collect(),
                 _ => Vec::new(),
             }
         }
@@ -433,12 +460,13 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
     let state = state.as_ref();
     let reference = ObjectRef::from_obj(cached.as_ref());
     let namespace = cached.namespace().unwrap_or_default();
-    let mut current = match state
+    // Shared with the cache until a newer version replaces it.
+    let mut current: Arc<Incident> = match state
         .written
         .newer_than_cache(&reference, cached.metadata.resource_version.as_deref())
     {
-        Some(written) => written,
-        None => Incident::clone(&cached),
+        Some(written) => Arc::new(written),
+        None => cached,
     };
     let policy = state
         .caches
@@ -464,7 +492,7 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
     if trimmed {
         // The cache keeps a resolved incident without its record.
         match execute::fresh(state, &current).await? {
-            Some(full) => current = full,
+            Some(full) => current = Arc::new(full),
             None => return Ok(gone(state, &reference)),
         }
     }
@@ -505,9 +533,10 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
                 plan::pace::pace(current.status.as_ref(), &plan.status),
             )
         {
-            let status = current.status.clone().unwrap_or_default();
+            let empty = api::IncidentStatus::default();
+            let status = current.status.as_ref().unwrap_or(&empty);
             let wake =
-                plan::next_wakeup(&status, &current, &policy).map(|at| until(at, Timestamp::now()));
+                plan::next_wakeup(status, &current, &policy).map(|at| until(at, Timestamp::now()));
             return Ok(Action::requeue(wake.map_or(wait, |w| w.min(wait))));
         }
         // The write that first records a transition observes it: it was
@@ -523,12 +552,12 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
         match execute::write_status(state, &current, &plan.status).await {
             Ok(written) => {
                 observe(&written);
-                break (written, plan);
+                break (Arc::new(written), plan);
             }
             Err(WriteError::Conflict) if conflicts < execute::MAX_CONFLICTS => {
                 conflicts += 1;
                 match execute::fresh(state, &current).await? {
-                    Some(fresh) => current = fresh,
+                    Some(fresh) => current = Arc::new(fresh),
                     None => return Ok(gone(state, &reference)),
                 }
             }
@@ -540,7 +569,7 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
                 match execute::fresh(state, &current).await {
                     Ok(Some(fresh)) if fresh.status.as_ref() == Some(&plan.status) => {
                         observe(&fresh);
-                        break (fresh, plan);
+                        break (Arc::new(fresh), plan);
                     }
                     _ => return Err(Error::WriteStatus(error)),
                 }
@@ -553,7 +582,7 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
     let mut current = written;
     if !plan.deliveries.is_empty() {
         let attempts = execute::deliver(state, &policy, &current, &plan.deliveries).await;
-        current = execute::settle(state, current, attempts).await?;
+        current = Arc::new(execute::settle(state, Incident::clone(&current), attempts).await?);
     }
     // Open-incident counts on policies change only with a new incident or
     // a phase change; deletions are caught by the policy loop's resync.
@@ -564,10 +593,11 @@ async fn pass(cached: Arc<Incident>, state: &Arc<State>) -> Result<Action, Error
         execute::resolve(state, &current).await?;
     }
 
-    let status = current.status.clone().unwrap_or_default();
+    let empty = api::IncidentStatus::default();
+    let status = current.status.as_ref().unwrap_or(&empty);
     // A wake-up already past (a slow delivery outlasted the next retry)
     // is due at once, not at the next refresh.
-    let wake = plan::next_wakeup(&status, &current, &policy).map(|at| until(at, Timestamp::now()));
+    let wake = plan::next_wakeup(status, &current, &policy).map(|at| until(at, Timestamp::now()));
     let refresh = if frozen {
         // A resolved incident waits for a change or its next due time.
         FROZEN_REFRESH
