@@ -39,6 +39,8 @@ pub struct Context {
     pub metrics_interval: Duration,
     /// Incidents reconciled at once.
     pub concurrent_reconciles: u16,
+    /// Routine status writes a second, all incidents together.
+    pub routine_writes: f64,
     /// How notification deliveries are retried.
     pub delivery: Backoff,
     /// Which Secrets receivers may name.

@@ -52,6 +52,12 @@ pub struct RunArgs {
     /// slot.
     #[arg(long, env = "KLAXON_CONCURRENT_RECONCILES", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrent_reconciles: u16,
+    /// Routine status writes a second, all incidents together: counts,
+    /// pod lists, usage and events are refreshed within this budget (and
+    /// at most once per incident every 10 s); what a responder acts on is
+    /// written at once, whatever the budget.
+    #[arg(long, env = "KLAXON_ROUTINE_WRITES", default_value_t = 10.0, value_parser = parse_rate)]
+    pub routine_writes: f64,
     /// How long a watch of the cluster may fail (the apiserver unreachable)
     /// before /readyz turns false.
     #[arg(long, env = "KLAXON_WATCH_FAILURE_GRACE", default_value = "10s", value_parser = parse_interval)]
@@ -107,6 +113,15 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     match crate::api::duration::parse(text) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("must be longer than 0s".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A rate a second, from 0.1 to 10,000.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.1..=10_000.0).contains(&rate) => Ok(rate),
+        Ok(_) => Err("must be from 0.1 to 10000 a second".into()),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -246,6 +261,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         namespace: args.namespace,
         metrics_interval: args.metrics_interval,
         concurrent_reconciles: args.concurrent_reconciles,
+        routine_writes: args.routine_writes,
         delivery: crate::domain::incident::Backoff {
             base: args.delivery_backoff,
             cap: args.delivery_backoff_max.max(args.delivery_backoff),
@@ -555,6 +571,16 @@ mod tests {
             check_flags(&parse(&both)),
             Err(RunError::ShardsAndLeader)
         ));
+    }
+
+    #[test]
+    fn the_routine_write_budget_is_a_positive_rate() {
+        assert_eq!(parse(&[]).routine_writes, 10.0);
+        assert_eq!(parse(&["--routine-writes=2.5"]).routine_writes, 2.5);
+        for bad in ["0", "-1", "fast", "20000"] {
+            let args = ["klaxon", "--routine-writes", bad];
+            assert!(Cli::try_parse_from(args).is_err(), "{bad}");
+        }
     }
 
     #[test]

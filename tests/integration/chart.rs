@@ -210,6 +210,8 @@ fn the_chart_lints_and_renders_what_its_values_promise() {
         "priorityClassName=system-cluster-critical",
         "--set",
         "concurrentReconciles=16",
+        "--set",
+        "routineWrites=2.5",
         "--set-json",
         r#"imagePullSecrets=[{"name":"regcred"}]"#,
         "--set-json",
@@ -294,6 +296,7 @@ fn the_chart_lints_and_renders_what_its_values_promise() {
     for arg in [
         "run",
         "--concurrent-reconciles=16",
+        "--routine-writes=2.5",
         "--delivery-attempts=20",
     ] {
         assert!(args.contains(&Value::from(arg)), "{args:?}");

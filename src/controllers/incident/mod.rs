@@ -168,7 +168,7 @@ pub async fn run(
     let client = context.client.clone();
     let metrics = MetricsCache::default();
     let (trigger, triggered) = futures::channel::mpsc::unbounded();
-    let pacer = Arc::new(pacer::Pacer::default());
+    let pacer = Arc::new(pacer::Pacer::new(context.routine_writes));
     let (gate, due) = gate::Gate::new(pacer.clone(), context.metrics.clone());
     let triggered = {
         let gate = gate.clone();

@@ -24,8 +24,9 @@
 //!   error of a query.
 //!
 //! Anything else is **routine** and waits until [`ROUTINE_INTERVAL`] has
-//! passed since the incident's last write; the write that follows carries
-//! the newest state. Routine: counts (ready, restarts, totals), pod lists,
+//! passed since the incident's last write, and for a slot of the routine
+//! write budget all incidents share (`--routine-writes`); the write that
+//! follows carries the newest state. Routine: counts (ready, restarts, totals), pod lists,
 //! `Pending` pods and pods running again after a failure,
 //! CPU and memory once sampled, Warning events, query values once known,
 //! summary and brief lines, condition messages, when an alert was last
