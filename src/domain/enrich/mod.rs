@@ -9,6 +9,7 @@
 pub mod deployment;
 pub mod events;
 pub mod pods;
+pub mod redact;
 pub mod usage;
 
 use crate::api::incident::DeploymentState;
