@@ -56,7 +56,7 @@ pub struct RunArgs {
     /// pod lists, usage and events are refreshed within this budget (and
     /// at most once per incident every 10 s); what a responder acts on is
     /// written at once, whatever the budget.
-    #[arg(long, env = "KLAXON_ROUTINE_WRITES", default_value_t = 10.0, value_parser = parse_rate)]
+    #[arg(long, env = "KLAXON_ROUTINE_WRITES", default_value_t = crate::controllers::incident::pacer::DEFAULT_ROUTINE_WRITES, value_parser = parse_rate)]
     pub routine_writes: f64,
     /// How long a watch of the cluster may fail (the apiserver unreachable)
     /// before /readyz turns false.
