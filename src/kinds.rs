@@ -235,6 +235,8 @@ pub struct PodSpec {
     #[serde(default)]
     pub containers: Vec<Container>,
     pub init_containers: Option<Vec<Container>>,
+    /// Where the pod was scheduled (Pods only; templates have none).
+    pub node_name: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -307,6 +309,158 @@ resource!(ReplicaSet, "ReplicaSet", "apps", "v1", "replicasets");
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct ReplicaSetSpec {
     pub template: Option<PodTemplateSpec>,
+}
+
+// ---------------------------------------------------------------------------
+// StatefulSets, DaemonSets and their ControllerRevisions
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct StatefulSet {
+    #[serde(default, deserialize_with = "meta")]
+    pub metadata: ObjectMeta,
+    pub spec: Option<StatefulSetSpec>,
+    pub status: Option<StatefulSetStatus>,
+}
+resource!(StatefulSet, "StatefulSet", "apps", "v1", "statefulsets");
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSetSpec {
+    pub replicas: Option<i32>,
+    #[serde(default)]
+    pub template: PodTemplateSpec,
+    pub update_strategy: Option<UpdateStrategy>,
+    /// Only each template's name: claims are `<template>-<set>-<ordinal>`.
+    pub volume_claim_templates: Option<Vec<NameOnly>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStrategy {
+    pub rolling_update: Option<RollingUpdate>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct RollingUpdate {
+    pub partition: Option<i32>,
+}
+
+/// An object of which only its name is read.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct NameOnly {
+    #[serde(default)]
+    pub metadata: Named,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct Named {
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSetStatus {
+    pub replicas: Option<i32>,
+    pub ready_replicas: Option<i32>,
+    pub available_replicas: Option<i32>,
+    pub updated_replicas: Option<i32>,
+    pub current_revision: Option<String>,
+    pub update_revision: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct DaemonSet {
+    #[serde(default, deserialize_with = "meta")]
+    pub metadata: ObjectMeta,
+    pub spec: Option<DaemonSetSpec>,
+    pub status: Option<DaemonSetStatus>,
+}
+resource!(DaemonSet, "DaemonSet", "apps", "v1", "daemonsets");
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct DaemonSetSpec {
+    #[serde(default)]
+    pub template: PodTemplateSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonSetStatus {
+    #[serde(default)]
+    pub desired_number_scheduled: i32,
+    #[serde(default)]
+    pub current_number_scheduled: i32,
+    #[serde(default)]
+    pub number_misscheduled: i32,
+    #[serde(default)]
+    pub number_ready: i32,
+    pub number_available: Option<i32>,
+    pub number_unavailable: Option<i32>,
+    pub updated_number_scheduled: Option<i32>,
+}
+
+/// A StatefulSet's or DaemonSet's revision: its number and the pod
+/// template it recorded (the controllers store the template as the patch
+/// `{"spec": {"template": ...}}`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct ControllerRevision {
+    #[serde(default, deserialize_with = "meta_without_labels")]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub revision: i64,
+    pub data: Option<RevisionData>,
+}
+resource!(
+    ControllerRevision,
+    "ControllerRevision",
+    "apps",
+    "v1",
+    "controllerrevisions"
+);
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct RevisionData {
+    pub spec: Option<RevisionSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct RevisionSpec {
+    pub template: Option<PodTemplateSpec>,
+}
+
+impl ControllerRevision {
+    pub fn template(&self) -> Option<&PodTemplateSpec> {
+        self.data.as_ref()?.spec.as_ref()?.template.as_ref()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Claims
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct PersistentVolumeClaim {
+    #[serde(default, deserialize_with = "meta_without_labels")]
+    pub metadata: ObjectMeta,
+    pub spec: Option<ClaimSpec>,
+    pub status: Option<ClaimStatus>,
+}
+resource!(
+    PersistentVolumeClaim,
+    "PersistentVolumeClaim",
+    "",
+    "v1",
+    "persistentvolumeclaims"
+);
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimSpec {
+    pub storage_class_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct ClaimStatus {
+    pub phase: Option<String>,
 }
 
 // ---------------------------------------------------------------------------

@@ -224,21 +224,136 @@ impl std::fmt::Display for Phase {
 pub struct Affected {
     /// Deployments in the Incident's namespace, each by name or by label
     /// selector.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_AFFECTED))]
     pub deployments: Vec<AffectedDeployment>,
+    /// StatefulSets in the Incident's namespace, each by name or by label
+    /// selector.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_AFFECTED))]
+    pub stateful_sets: Vec<AffectedDeployment>,
+    /// DaemonSets in the Incident's namespace, each by name or by label
+    /// selector.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_AFFECTED))]
+    pub daemon_sets: Vec<AffectedDeployment>,
 }
+
+impl Affected {
+    /// The entries naming workloads of `kind`.
+    pub fn of(&self, kind: WorkloadKind) -> &[AffectedWorkload] {
+        match kind {
+            WorkloadKind::Deployment => &self.deployments,
+            WorkloadKind::StatefulSet => &self.stateful_sets,
+            WorkloadKind::DaemonSet => &self.daemon_sets,
+        }
+    }
+
+    /// Affects `name` of `kind` by name.
+    pub fn names(&self, kind: WorkloadKind, name: &str) -> bool {
+        self.of(kind)
+            .iter()
+            .any(|entry| entry.name.as_deref() == Some(name))
+    }
+
+    /// An entry naming one workload.
+    pub fn one(kind: WorkloadKind, name: &str) -> Affected {
+        let entry = vec![AffectedWorkload {
+            name: Some(name.to_string()),
+            selector: None,
+        }];
+        let mut affected = Affected::default();
+        match kind {
+            WorkloadKind::Deployment => affected.deployments = entry,
+            WorkloadKind::StatefulSet => affected.stateful_sets = entry,
+            WorkloadKind::DaemonSet => affected.daemon_sets = entry,
+        }
+        affected
+    }
+}
+
+/// The kinds of workload an incident may affect.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 3] = [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+        }
+    }
+
+    /// The kind as `kubectl` names it (`statefulset`).
+    pub fn resource(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+            WorkloadKind::DaemonSet => "daemonset",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<WorkloadKind> {
+        WorkloadKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind || k.resource() == kind)
+    }
+
+    /// How the operator and its records name one workload within its
+    /// namespace: a Deployment by its name (as records always have), the
+    /// other kinds as `kubectl` would (`statefulset/ledger-db`). Names hold
+    /// no `/`, so the key is unambiguous.
+    pub fn key(self, name: &str) -> String {
+        match self {
+            WorkloadKind::Deployment => name.to_string(),
+            other => format!("{}/{name}", other.resource()),
+        }
+    }
+
+    /// The kind and name a [`WorkloadKind::key`] stands for.
+    pub fn of_key(key: &str) -> (WorkloadKind, &str) {
+        match key.split_once('/') {
+            Some((kind, name)) => match WorkloadKind::parse(kind) {
+                Some(kind) => (kind, name),
+                None => (WorkloadKind::Deployment, key),
+            },
+            None => (WorkloadKind::Deployment, key),
+        }
+    }
+}
+
+impl std::fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An entry of `spec.affected`: one workload by name, or a selector.
+pub type AffectedWorkload = AffectedDeployment;
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[x_kube(validation = kube::core::Rule::new("has(self.name) != has(self.selector)")
     .message("set exactly one of name or selector"))]
 #[serde(rename_all = "camelCase")]
 pub struct AffectedDeployment {
-    /// A Deployment's name.
+    /// The workload's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub name: Option<String>,
-    /// A label selector over the namespace's Deployments.
+    /// A label selector over the namespace's workloads of the kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
 }
@@ -336,6 +451,18 @@ pub struct IncidentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_LINKED_DEPLOYMENTS))]
     pub deployments: Vec<DeploymentState>,
+
+    /// The affected StatefulSets, in the Deployment entries' shape and
+    /// with their revisions and unbound claims.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_LINKED_DEPLOYMENTS))]
+    pub stateful_sets: Vec<StatefulSetState>,
+
+    /// The affected DaemonSets, in the Deployment entries' shape and with
+    /// their scheduling and the nodes whose pods fail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_LINKED_DEPLOYMENTS))]
+    pub daemon_sets: Vec<DaemonSetState>,
 
     /// Alerts grouped into this incident (when Alertmanager declared or
     /// joined it): firing first, then the most recently seen.
@@ -586,14 +713,14 @@ pub struct Brief {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 300))]
     pub deadline: Option<String>,
-    /// One line per affected Deployment (the first few).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 6), inner(length(max = 300)))]
-    pub deployments: Vec<String>,
     /// The summary line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 300))]
     pub summary: Option<String>,
+    /// One line per affected workload (the first few).
+    #[serde(default, alias = "deployments", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 6), inner(length(max = 300)))]
+    pub workloads: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -649,6 +776,90 @@ pub struct DeploymentState {
     pub pods: Option<PodsSummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+}
+
+/// A StatefulSet's state: a Deployment entry's fields, and where its
+/// ordered rollout and its storage stand.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSetState {
+    #[serde(flatten)]
+    pub workload: DeploymentState,
+    /// The ControllerRevision the pods below the partition run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
+    /// The ControllerRevision pods are being updated to; it differs from
+    /// `currentRevision` while a rollout is under way or stuck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_revision: Option<String>,
+    /// The rolling update's partition, when set: ordinals below it keep the
+    /// current revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    /// The claims of its volume claim templates that are not Bound.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_CLAIMS))]
+    pub claims: Vec<ClaimState>,
+}
+
+/// A PersistentVolumeClaim that is not Bound.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimState {
+    pub name: String,
+    /// Pending or Lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The StorageClass it asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+}
+
+/// A DaemonSet's state: a Deployment entry's fields (`replicas` is the
+/// number of nodes that should run it), and where its pods land.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonSetState {
+    #[serde(flatten)]
+    pub workload: DeploymentState,
+    /// The nodes that should run a pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_number_scheduled: Option<i32>,
+    /// Nodes that run a pod but should not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_misscheduled: Option<i32>,
+    /// The nodes whose pod is failing or not ready, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_FAILING_NODES), inner(length(max = 253)))]
+    pub failing_nodes: Vec<String>,
+}
+
+impl IncidentStatus {
+    /// Every affected workload's state, to change.
+    pub fn workloads_mut(&mut self) -> impl Iterator<Item = &mut DeploymentState> {
+        self.deployments
+            .iter_mut()
+            .chain(self.stateful_sets.iter_mut().map(|s| &mut s.workload))
+            .chain(self.daemon_sets.iter_mut().map(|d| &mut d.workload))
+    }
+
+    /// Every affected workload's state with its kind: Deployments, then
+    /// StatefulSets, then DaemonSets.
+    pub fn workloads(&self) -> impl Iterator<Item = (WorkloadKind, &DeploymentState)> {
+        self.deployments
+            .iter()
+            .map(|d| (WorkloadKind::Deployment, d))
+            .chain(
+                self.stateful_sets
+                    .iter()
+                    .map(|s| (WorkloadKind::StatefulSet, &s.workload)),
+            )
+            .chain(
+                self.daemon_sets
+                    .iter()
+                    .map(|d| (WorkloadKind::DaemonSet, &d.workload)),
+            )
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

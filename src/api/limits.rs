@@ -14,6 +14,10 @@ pub const MAX_LINKED_DEPLOYMENTS: u32 = 50;
 pub const MAX_EVENTS: u32 = 100;
 /// Pods listed per Deployment; a policy's `maxPods` may lower it.
 pub const MAX_PODS: u32 = 50;
+/// Unbound claims listed per StatefulSet.
+pub const MAX_CLAIMS: u32 = 10;
+/// Failing nodes listed per DaemonSet.
+pub const MAX_FAILING_NODES: u32 = 20;
 /// Distinct failure reasons per Deployment.
 pub const MAX_REASONS: u32 = 20;
 /// Container images per Deployment.

@@ -159,9 +159,19 @@ pub struct AlertRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub deployment_label: Option<String>,
+    /// The label naming the affected StatefulSet (default `statefulset`,
+    /// as kube-state-metrics writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub stateful_set_label: Option<String>,
+    /// The label naming the affected DaemonSet (default `daemonset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub daemon_set_label: Option<String>,
     /// Alerts with the same values of these labels form one incident
     /// (default `[alertname, namespace, deployment]`, with the rule's own
-    /// namespace and deployment labels).
+    /// namespace and deployment labels, and its StatefulSet and DaemonSet
+    /// labels when the alert has them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10), inner(length(min = 1, max = 128)))]
     pub group_by: Vec<String>,
@@ -484,14 +494,21 @@ pub struct Signal {
     pub for_: Duration,
     #[schemars(length(min = 1, max = 32))]
     pub severity: String,
-    /// Which Deployments of the namespace the signal watches; absent: all.
+    /// Which workloads of the namespace the signal watches, by their
+    /// labels; absent: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum SignalType {
+    /// A Deployment's `Available` condition is False.
     DeploymentUnavailable,
+    /// A StatefulSet has fewer ready replicas than it wants.
+    StatefulSetUnavailable,
+    /// A DaemonSet's pods are not ready on every node that should run one.
+    DaemonSetUnavailable,
+    /// A pod of any affected kind waits in CrashLoopBackOff.
     CrashLooping,
 }
 

@@ -78,6 +78,12 @@ enum Command {
         /// Affected Deployments by label, e.g. tier=payments,env=prod (repeatable).
         #[arg(long = "selector", short = 'l')]
         selectors: Vec<String>,
+        /// An affected StatefulSet by name (repeatable).
+        #[arg(long = "statefulset")]
+        stateful_sets: Vec<String>,
+        /// An affected DaemonSet by name (repeatable).
+        #[arg(long = "daemonset")]
+        daemon_sets: Vec<String>,
         #[arg(long)]
         commander: Option<String>,
         #[arg(long)]
@@ -234,6 +240,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
             severity,
             deployments,
             selectors,
+            stateful_sets,
+            daemon_sets,
             commander,
             summary,
             no_wait,
@@ -244,6 +252,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 severity,
                 deployments,
                 selectors,
+                stateful_sets,
+                daemon_sets,
                 commander,
                 summary,
             };

@@ -19,6 +19,9 @@ pub struct Declaration {
     pub deployments: Vec<String>,
     /// Affected Deployments by label, `k=v,k2=v2` each.
     pub selectors: Vec<String>,
+    /// Affected StatefulSets and DaemonSets by name.
+    pub stateful_sets: Vec<String>,
+    pub daemon_sets: Vec<String>,
     pub commander: Option<String>,
     pub summary: Option<String>,
 }
@@ -32,14 +35,16 @@ pub async fn create(
     declaration: Declaration,
     actor: Option<&str>,
 ) -> Result<(), Error> {
-    let mut affected: Vec<AffectedDeployment> = declaration
-        .deployments
-        .into_iter()
-        .map(|d| AffectedDeployment {
-            name: Some(d),
-            selector: None,
-        })
-        .collect();
+    let named = |names: Vec<String>| -> Vec<AffectedDeployment> {
+        names
+            .into_iter()
+            .map(|d| AffectedDeployment {
+                name: Some(d),
+                selector: None,
+            })
+            .collect()
+    };
+    let mut affected = named(declaration.deployments);
     for selector in &declaration.selectors {
         affected.push(AffectedDeployment {
             name: None,
@@ -54,9 +59,12 @@ pub async fn create(
             phase: Phase::Triggered,
             summary: declaration.summary,
             commander: declaration.commander,
-            affected: (!affected.is_empty()).then_some(Affected {
+            affected: Some(Affected {
                 deployments: affected,
-            }),
+                stateful_sets: named(declaration.stateful_sets),
+                daemon_sets: named(declaration.daemon_sets),
+            })
+            .filter(|a| a != &Affected::default()),
             ..Default::default()
         },
     );

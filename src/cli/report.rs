@@ -231,15 +231,10 @@ impl Tally {
 /// The names of the workloads `incident` affected: named in its spec,
 /// linked in its status, or in its impact record.
 fn workloads(incident: &Incident) -> Vec<String> {
-    let mut names: Vec<String> = incident
-        .spec
-        .affected
-        .iter()
-        .flat_map(|a| &a.deployments)
-        .filter_map(|d| d.name.clone())
-        .collect();
+    let mut names: Vec<String> =
+        crate::domain::incident::related::workloads(incident, incident.status.as_ref());
     if let Some(status) = &incident.status {
-        names.extend(status.deployments.iter().map(|d| d.name.clone()));
+        names.extend(status.workloads().map(|(kind, d)| kind.key(&d.name)));
         names.extend(status.impact.iter().map(|d| d.name.clone()));
     }
     names.sort();

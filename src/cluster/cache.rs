@@ -28,7 +28,10 @@ use super::{
 use crate::{
     api::{ClusterResponsePolicy, Incident, ResponsePolicy},
     domain::enrich::{events::Warning, pods::PodView},
-    kinds::{Deployment, Event, Pod, ReplicaSet},
+    kinds::{
+        ControllerRevision, DaemonSet, Deployment, Event, PersistentVolumeClaim, Pod, ReplicaSet,
+        StatefulSet,
+    },
 };
 
 /// Readers of every cache, and the indexes over them.
@@ -38,7 +41,16 @@ pub struct Caches {
     pub deployments: Cache<Deployment>,
     /// ReplicaSets, by `<namespace>/<owning Deployment>`.
     pub replicasets: Cache<ReplicaSet>,
-    /// Pods (what is read of them), by `<namespace>/<owning ReplicaSet>`.
+    /// StatefulSets, by namespace.
+    pub statefulsets: Cache<StatefulSet>,
+    /// DaemonSets, by namespace.
+    pub daemonsets: Cache<DaemonSet>,
+    /// ControllerRevisions, by `<namespace>/<owner kind>/<owner>`.
+    pub revisions: Cache<ControllerRevision>,
+    /// PersistentVolumeClaims: storage class and phase, read by name.
+    pub claims: Cache<PersistentVolumeClaim>,
+    /// Pods (what is read of them), by `<namespace>/<owner kind>/<owner>`
+    /// of their controller (a ReplicaSet, StatefulSet or DaemonSet).
     pub pods: Cache<PodView>,
     /// Warning events (as much as a summary shows), by
     /// `<namespace>/<kind>/<name>` of their object.
@@ -61,6 +73,10 @@ pub struct Caches {
 pub struct Streams {
     pub deployments: Changes<Deployment>,
     pub replicasets: Changes<ReplicaSet>,
+    pub statefulsets: Changes<StatefulSet>,
+    pub daemonsets: Changes<DaemonSet>,
+    pub revisions: Changes<ControllerRevision>,
+    pub claims: Changes<PersistentVolumeClaim>,
     pub pods: Changes<Pod>,
     pub events: Changes<Event>,
     pub policies: Changes<ResponsePolicy>,
@@ -90,6 +106,48 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
         |rs: &ReplicaSet| keyed::owner_key(&rs.metadata, "Deployment"),
         watches,
     );
+    let (statefulsets, statefulsets_stream) = watch::cache(
+        Api::all(client.clone()),
+        all(),
+        trim_version::<StatefulSet>,
+        StatefulSet::clone,
+        keyed::by_namespace::<StatefulSet>,
+        watches,
+    );
+    let (daemonsets, daemonsets_stream) = watch::cache(
+        Api::all(client.clone()),
+        all(),
+        trim_version::<DaemonSet>,
+        DaemonSet::clone,
+        keyed::by_namespace::<DaemonSet>,
+        watches,
+    );
+    let (revisions, revisions_stream) = watch::cache(
+        Api::all(client.clone()),
+        all(),
+        trim_version::<ControllerRevision>,
+        ControllerRevision::clone,
+        |revision: &ControllerRevision| {
+            let meta = &revision.metadata;
+            let Some(ns) = meta.namespace.as_deref() else {
+                return Vec::new();
+            };
+            meta.owner_references
+                .iter()
+                .flatten()
+                .map(|o| object_key(ns, &o.kind, &o.name))
+                .collect()
+        },
+        watches,
+    );
+    let (claims, claims_stream) = watch::cache(
+        Api::all(client.clone()),
+        all(),
+        trim_version::<PersistentVolumeClaim>,
+        PersistentVolumeClaim::clone,
+        |_: &PersistentVolumeClaim| Vec::new(),
+        watches,
+    );
     let (pods, pods_stream) = watch::cache(
         Api::all(client.clone()),
         all(),
@@ -98,7 +156,7 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
         |pod: &PodView| {
             pod.owner
                 .iter()
-                .map(|(rs, _)| format!("{}/{rs}", pod.namespace))
+                .map(|o| object_key(&pod.namespace, &o.kind, &o.name))
                 .collect()
         },
         watches,
@@ -171,6 +229,10 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
         Caches {
             deployments,
             replicasets,
+            statefulsets,
+            daemonsets,
+            revisions,
+            claims,
             pods,
             events,
             policies,
@@ -185,6 +247,10 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
         Streams {
             deployments: deployments_stream,
             replicasets: replicasets_stream,
+            statefulsets: statefulsets_stream,
+            daemonsets: daemonsets_stream,
+            revisions: revisions_stream,
+            claims: claims_stream,
             pods: pods_stream,
             events: events_stream,
             policies: policies_stream,
@@ -204,17 +270,12 @@ where
     move |event| index.apply(event)
 }
 
-/// `<namespace>/<deployment>` of each Deployment an incident affects.
+/// `<namespace>/<workload key>` of each workload an incident affects.
 fn workload_keys(incident: &Incident) -> Vec<String> {
     let Some(namespace) = incident.metadata.namespace.as_deref() else {
         return Vec::new();
     };
-    let deployments = incident
-        .status
-        .as_ref()
-        .map(|s| s.deployments.as_slice())
-        .unwrap_or_default();
-    crate::domain::incident::related::workloads(incident, deployments)
+    crate::domain::incident::related::workloads(incident, incident.status.as_ref())
         .into_iter()
         .map(|name| format!("{namespace}/{name}"))
         .collect()
@@ -242,6 +303,10 @@ impl Caches {
         use self::wait_until_ready as ready;
         self.deployments.wait_until_ready().await
             && self.replicasets.wait_until_ready().await
+            && self.statefulsets.wait_until_ready().await
+            && self.daemonsets.wait_until_ready().await
+            && self.revisions.wait_until_ready().await
+            && self.claims.wait_until_ready().await
             && self.pods.wait_until_ready().await
             && self.events.wait_until_ready().await
             && ready(&self.policies).await
@@ -335,9 +400,41 @@ impl Caches {
             .by_key(&format!("{namespace}/{deployment}"))
     }
 
-    /// The Pods a ReplicaSet controls.
-    pub fn pods_of(&self, namespace: &str, replicaset: &str) -> Vec<Arc<PodView>> {
-        self.pods.by_key(&format!("{namespace}/{replicaset}"))
+    /// The Pods a ReplicaSet, StatefulSet or DaemonSet (`kind`) controls.
+    pub fn pods_of(&self, namespace: &str, kind: &str, owner: &str) -> Vec<Arc<PodView>> {
+        self.pods.by_key(&object_key(namespace, kind, owner))
+    }
+
+    /// The ControllerRevisions of a StatefulSet or DaemonSet.
+    pub fn revisions_of(
+        &self,
+        namespace: &str,
+        kind: &str,
+        owner: &str,
+    ) -> Vec<Arc<ControllerRevision>> {
+        self.revisions.by_key(&object_key(namespace, kind, owner))
+    }
+
+    /// The names and labels of the namespace's workloads of `kind`.
+    pub fn workloads_in(
+        &self,
+        kind: crate::api::incident::WorkloadKind,
+        namespace: &str,
+    ) -> Vec<(String, BTreeMap<String, String>)> {
+        use crate::api::incident::WorkloadKind;
+        fn named<K: kube::Resource>(all: Vec<Arc<K>>) -> Vec<(String, BTreeMap<String, String>)> {
+            all.iter()
+                .filter_map(|o| {
+                    let meta = o.meta();
+                    Some((meta.name.clone()?, meta.labels.clone().unwrap_or_default()))
+                })
+                .collect()
+        }
+        match kind {
+            WorkloadKind::Deployment => named(self.deployments.by_key(namespace)),
+            WorkloadKind::StatefulSet => named(self.statefulsets.by_key(namespace)),
+            WorkloadKind::DaemonSet => named(self.daemonsets.by_key(namespace)),
+        }
     }
 
     /// The Warning events about one object.
@@ -373,15 +470,10 @@ impl Caches {
             if other.metadata.name == incident.metadata.name || !seen.insert(name.clone()) {
                 return;
             }
-            let deployments = other
-                .status
-                .as_ref()
-                .map(|s| s.deployments.as_slice())
-                .unwrap_or_default();
             found.push(related::Earlier {
                 name,
                 resolved_at: resolved_at(other),
-                workloads: related::workloads(other, deployments),
+                workloads: related::workloads(other, other.status.as_ref()),
             });
         };
         if let Some(declared) = declared {
@@ -454,13 +546,30 @@ pub fn trim_incident(incident: &mut Incident) {
     if status.resolved_at.is_none() || pending {
         return;
     }
-    let workloads = status
-        .deployments
-        .iter()
-        .filter(|d| d.found)
-        .map(|d| crate::api::incident::DeploymentState {
+    use crate::api::incident::{DaemonSetState, DeploymentState, StatefulSetState};
+    let found = |d: &DeploymentState| {
+        d.found.then(|| DeploymentState {
             name: d.name.clone(),
             found: true,
+            ..Default::default()
+        })
+    };
+    let workloads = status.deployments.iter().filter_map(found).collect();
+    let stateful_sets = status
+        .stateful_sets
+        .iter()
+        .filter_map(|s| found(&s.workload))
+        .map(|workload| StatefulSetState {
+            workload,
+            ..Default::default()
+        })
+        .collect();
+    let daemon_sets = status
+        .daemon_sets
+        .iter()
+        .filter_map(|s| found(&s.workload))
+        .map(|workload| DaemonSetState {
+            workload,
             ..Default::default()
         })
         .collect();
@@ -470,6 +579,8 @@ pub fn trim_incident(incident: &mut Incident) {
         declared_at: status.declared_at.take(),
         team: status.team.take(),
         deployments: workloads,
+        stateful_sets,
+        daemon_sets,
         postmortem: status.postmortem.take(),
         // Which overdue postmortems and follow-ups were routed already.
         findings: std::mem::take(&mut status.findings)

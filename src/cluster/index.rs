@@ -1,5 +1,7 @@
-//! Which open Incidents look at which Deployments, so a changed Pod,
-//! ReplicaSet, Deployment or Event wakes exactly the Incidents it concerns.
+//! Which open Incidents look at which workloads, so a changed Pod,
+//! ReplicaSet, workload or Event wakes exactly the Incidents it concerns.
+//! Workloads are named by [`WorkloadKind::key`]: a Deployment by its name,
+//! the other kinds as `statefulset/<name>`.
 //! The Incident reconciler keeps it current; watch mappers read it.
 
 use std::{
@@ -10,9 +12,13 @@ use std::{
 use kube::runtime::reflector::ObjectRef;
 
 use super::store::Cache;
-use crate::{api::Incident, domain::enrich::pods::PodView, kinds::ReplicaSet};
+use crate::{
+    api::{Incident, incident::WorkloadKind},
+    domain::enrich::pods::PodView,
+    kinds::ReplicaSet,
+};
 
-type Key = (String, String); // (namespace, deployment name)
+type Key = (String, String); // (namespace, workload key)
 
 #[derive(Default)]
 struct Inner {
@@ -144,8 +150,8 @@ impl Index {
         }
     }
 
-    /// Incidents that look at Deployment `name` in `namespace`.
-    pub fn for_deployment(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Incident>> {
+    /// Incidents that look at the workload `key` names in `namespace`.
+    pub fn for_workload(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Incident>> {
         let inner = self.read();
         let named = inner
             .by_deployment
@@ -190,14 +196,19 @@ pub fn deployment_of_replicaset(rs: &ReplicaSet) -> Option<String> {
         .map(|o| o.name.clone())
 }
 
-/// The Deployment behind a Pod, through its ReplicaSet: from the cache
-/// when the ReplicaSet is there, else from the ReplicaSet's name, which
-/// the Deployment controller forms as `<deployment>-<pod-template-hash>`.
-pub fn deployment_of_pod(pod: &PodView, replicasets: &Cache<ReplicaSet>) -> Option<String> {
-    let (owner, _) = pod.owner.as_ref()?;
-    match replicasets.get(&pod.namespace, owner) {
+/// The workload behind a Pod, as a [`WorkloadKind::key`]: its StatefulSet
+/// or DaemonSet, or the Deployment of its ReplicaSet, from the cache when
+/// the ReplicaSet is there, else from the ReplicaSet's name, which the
+/// Deployment controller forms as `<deployment>-<pod-template-hash>`.
+pub fn workload_of_pod(pod: &PodView, replicasets: &Cache<ReplicaSet>) -> Option<String> {
+    let owner = pod.owner.as_ref()?;
+    if let Some(kind) = WorkloadKind::parse(&owner.kind) {
+        return Some(kind.key(&owner.name));
+    }
+    match replicasets.get(&pod.namespace, &owner.name) {
         Some(rs) => deployment_of_replicaset(&rs),
         None => owner
+            .name
             .rsplit_once('-')
             .map(|(deployment, _)| deployment.to_string()),
     }
@@ -217,19 +228,16 @@ mod tests {
         index.link(incident("a"), "shop", &["checkout".into()], false);
         index.link(incident("b"), "shop", &["ledger".into()], true);
         assert_eq!(
-            index.for_deployment("shop", "checkout").len(),
+            index.for_workload("shop", "checkout").len(),
             2,
             "b selects by label"
         );
-        assert_eq!(index.for_deployment("shop", "ledger"), vec![incident("b")]);
-        assert!(index.for_deployment("decoy", "checkout").is_empty());
+        assert_eq!(index.for_workload("shop", "ledger"), vec![incident("b")]);
+        assert!(index.for_workload("decoy", "checkout").is_empty());
         index.link(incident("a"), "shop", &["payments".into()], false);
-        assert_eq!(
-            index.for_deployment("shop", "checkout"),
-            vec![incident("b")]
-        );
+        assert_eq!(index.for_workload("shop", "checkout"), vec![incident("b")]);
         index.unlink(&incident("b"));
-        assert!(index.for_deployment("shop", "checkout").is_empty());
+        assert!(index.for_workload("shop", "checkout").is_empty());
         assert_eq!(index.linked_namespaces(), HashSet::from(["shop".into()]));
         index.unlink(&incident("a"));
         assert!(index.linked_namespaces().is_empty());
@@ -241,7 +249,7 @@ mod tests {
         index.link(incident("a"), "shop", &["checkout".into()], false);
         index.link(incident("b"), "shop", &["ledger".into()], false);
         index.retain(&HashSet::from([incident("b")]));
-        assert!(index.for_deployment("shop", "checkout").is_empty());
+        assert!(index.for_workload("shop", "checkout").is_empty());
         assert_eq!(index.in_namespace("shop"), vec![incident("b")]);
     }
 

@@ -24,10 +24,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::{
-    api::{
-        Incident, IncidentSpec, Phase,
-        incident::{Affected, AffectedDeployment},
-    },
+    api::{Incident, IncidentSpec, Phase, incident::Affected},
     cluster::cache::Caches,
     domain::{
         alerts::{self, Alert, GROUP_LABEL, Payload, RESOLVE_ANNOTATION, Routed},
@@ -467,8 +464,8 @@ fn declaration(name: &str, routed: &Routed, first: &Alert) -> Incident {
     let alertname = first.name();
     let title = match first.annotations.get("summary") {
         Some(summary) => format!("{alertname}: {summary}"),
-        None => match &routed.deployment {
-            Some(deployment) => format!("{alertname} on {deployment}"),
+        None => match &routed.workload {
+            Some((kind, name)) => format!("{alertname} on {}", kind.key(name)),
             None => alertname.to_string(),
         },
     };
@@ -508,12 +505,10 @@ fn declaration(name: &str, routed: &Routed, first: &Alert) -> Incident {
                 .map(|d| truncate(d, 4096)),
             commander: None,
             responders: vec![],
-            affected: routed.deployment.as_ref().map(|d| Affected {
-                deployments: vec![AffectedDeployment {
-                    name: Some(d.clone()),
-                    selector: None,
-                }],
-            }),
+            affected: routed
+                .workload
+                .as_ref()
+                .map(|(kind, name)| Affected::one(*kind, name)),
             notes: vec![],
             postmortem: None,
             ..Default::default()

@@ -1,6 +1,6 @@
 //! Auto-declaration: every few seconds, evaluate the effective policy's
-//! signals against the cached Deployments and Pods of the namespaces that
-//! have any, and declare an incident for each firing that no open incident
+//! signals against the cached workloads (Deployments, StatefulSets,
+//! DaemonSets) and Pods of the namespaces that have any, and declare an incident for each firing that no open incident
 //! already covers. Reads caches only, through their indexes (a tick costs
 //! the governed namespaces' objects, not the cluster's); writes only
 //! Incidents it creates.
@@ -16,13 +16,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    api::{Incident, IncidentSpec, Phase, incident::Affected, incident::AffectedDeployment},
+    api::{
+        Incident, IncidentSpec, Phase,
+        incident::{Affected, WorkloadKind},
+    },
     cluster::{cache::Caches, shards::Shards},
     domain::enrich::pods::PodView,
     domain::enrich::truncate,
     domain::incident::record::STARTED_AT_ANNOTATION,
     domain::policy::selects,
-    domain::signals::{self, DEPLOYMENT_LABEL, Firing, MESSAGE_ANNOTATION, SIGNAL_LABEL},
+    domain::signals::{self, Firing, MESSAGE_ANNOTATION, SIGNAL_LABEL, Subject},
 };
 
 /// How often signals are evaluated; a signal's `for` is minutes, so a few
@@ -61,7 +64,7 @@ pub async fn run(
         {
             let policy = caches.effective_policy(&namespace, &operator_namespace);
             for firing in firings(&caches, &namespace, &policy.signals, now) {
-                if covered(&caches, &namespace, &firing.deployment) {
+                if covered(&caches, &namespace, firing.kind, &firing.workload) {
                     continue;
                 }
                 if declare(&client, &namespace, &firing).await {
@@ -112,35 +115,49 @@ fn firings(
         return Vec::new();
     }
     let mut out: Vec<Firing> = Vec::new();
-    for deployment in caches.deployments_in(namespace) {
-        let name = deployment.name_any();
-        let pods: Vec<Arc<PodView>> = caches
-            .replicasets_of(namespace, &name)
-            .iter()
-            .flat_map(|rs| caches.pods_of(namespace, &rs.name_any()))
-            .collect();
-        let own: Vec<&PodView> = pods.iter().map(Arc::as_ref).collect();
+    let mut evaluate = |subject: Subject| {
         for signal in signals {
-            if let Some(firing) = signals::evaluate(signal, &deployment, &own, now)
-                && !out.iter().any(|f| f.deployment == firing.deployment)
+            if let Some(firing) = signals::evaluate(signal, &subject, now)
+                && !out
+                    .iter()
+                    .any(|f| f.kind == firing.kind && f.workload == firing.workload)
             {
                 // One incident per outage, from the first signal that fires.
                 out.push(firing);
             }
         }
+    };
+    for deployment in caches.deployments_in(namespace) {
+        let name = deployment.name_any();
+        let pods: Vec<Arc<PodView>> = caches
+            .replicasets_of(namespace, &name)
+            .iter()
+            .flat_map(|rs| caches.pods_of(namespace, "ReplicaSet", &rs.name_any()))
+            .collect();
+        let own: Vec<&PodView> = pods.iter().map(Arc::as_ref).collect();
+        evaluate(Subject::deployment(&deployment, &own));
+    }
+    for set in caches.statefulsets.by_key(namespace) {
+        let pods = caches.pods_of(namespace, "StatefulSet", &set.name_any());
+        let own: Vec<&PodView> = pods.iter().map(Arc::as_ref).collect();
+        evaluate(Subject::statefulset(&set, &own));
+    }
+    for set in caches.daemonsets.by_key(namespace) {
+        let pods = caches.pods_of(namespace, "DaemonSet", &set.name_any());
+        let own: Vec<&PodView> = pods.iter().map(Arc::as_ref).collect();
+        evaluate(Subject::daemonset(&set, &own));
     }
     out
 }
 
-/// Whether an open incident in `namespace` already names `deployment`.
-fn covered(caches: &Caches, namespace: &str, deployment: &str) -> bool {
+/// Whether an open incident in `namespace` already names the workload.
+fn covered(caches: &Caches, namespace: &str, kind: WorkloadKind, name: &str) -> bool {
     caches.incidents_in(namespace).iter().any(|i| {
         i.spec.phase != Phase::Resolved
-            && i.spec.affected.as_ref().is_some_and(|a| {
-                a.deployments
-                    .iter()
-                    .any(|d| d.name.as_deref() == Some(deployment))
-            })
+            && i.spec
+                .affected
+                .as_ref()
+                .is_some_and(|a| a.names(kind, name))
     })
 }
 
@@ -151,8 +168,11 @@ async fn declare(client: &Client, namespace: &str, firing: &Firing) -> bool {
         SIGNAL_LABEL.to_string(),
         format!("{:?}", firing.signal),
     )]);
-    if firing.deployment.len() <= 63 {
-        labels.insert(DEPLOYMENT_LABEL.to_string(), firing.deployment.clone());
+    if firing.workload.len() <= 63 {
+        labels.insert(
+            signals::workload_label(firing.kind).to_string(),
+            firing.workload.clone(),
+        );
     }
     let incident = Incident {
         metadata: ObjectMeta {
@@ -178,12 +198,7 @@ async fn declare(client: &Client, namespace: &str, firing: &Firing) -> bool {
             summary: Some(truncate(&firing.message, 4096)),
             commander: None,
             responders: vec![],
-            affected: Some(Affected {
-                deployments: vec![AffectedDeployment {
-                    name: Some(firing.deployment.clone()),
-                    selector: None,
-                }],
-            }),
+            affected: Some(Affected::one(firing.kind, &firing.workload)),
             notes: vec![],
             postmortem: None,
             ..Default::default()

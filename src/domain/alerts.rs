@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Deserialize;
 
 use crate::api::{
-    incident::{AlertState, AlertStatus},
+    incident::{AlertState, AlertStatus, WorkloadKind},
     limits::{MAX_ALERT_LABELS, MAX_ALERTS},
     policy::AlertRule,
 };
@@ -25,6 +25,9 @@ pub const HEARTBEAT_LABEL: &str = "klaxon.dev/heartbeat";
 pub const RESOLVE_ANNOTATION: &str = "klaxon.dev/resolve-with-alerts";
 pub const DEFAULT_NAMESPACE_LABEL: &str = "namespace";
 pub const DEFAULT_DEPLOYMENT_LABEL: &str = "deployment";
+/// kube-state-metrics' labels for the other workload kinds.
+pub const DEFAULT_STATEFULSET_LABEL: &str = "statefulset";
+pub const DEFAULT_DAEMONSET_LABEL: &str = "daemonset";
 
 /// Alertmanager's webhook payload, version 4.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -228,7 +231,8 @@ pub fn rule_problems(
 #[derive(Clone, Debug, PartialEq)]
 pub struct Routed {
     pub namespace: String,
-    pub deployment: Option<String>,
+    /// The affected workload the alert names, if any.
+    pub workload: Option<(WorkloadKind, String)>,
     pub severity: String,
     /// The `groupBy` labels and their values.
     pub group: BTreeMap<String, String>,
@@ -248,6 +252,21 @@ impl AlertRule {
         self.deployment_label
             .as_deref()
             .unwrap_or(DEFAULT_DEPLOYMENT_LABEL)
+    }
+
+    /// The label naming a workload of `kind`.
+    pub fn workload_label(&self, kind: WorkloadKind) -> &str {
+        match kind {
+            WorkloadKind::Deployment => self.deployment_label(),
+            WorkloadKind::StatefulSet => self
+                .stateful_set_label
+                .as_deref()
+                .unwrap_or(DEFAULT_STATEFULSET_LABEL),
+            WorkloadKind::DaemonSet => self
+                .daemon_set_label
+                .as_deref()
+                .unwrap_or(DEFAULT_DAEMONSET_LABEL),
+        }
     }
 }
 
@@ -282,13 +301,25 @@ pub fn route(
             },
             (None, None) => return None,
         };
-        let deployment = alert.labels.get(rule.deployment_label()).cloned();
+        // The first kind whose label the alert carries.
+        let workload = WorkloadKind::ALL.into_iter().find_map(|kind| {
+            let name = alert.labels.get(rule.workload_label(kind))?;
+            (!name.is_empty()).then(|| (kind, name.clone()))
+        });
         let keys: Vec<String> = if rule.group_by.is_empty() {
-            vec![
+            let mut keys: Vec<String> = vec![
                 "alertname".into(),
                 rule.namespace_label().into(),
                 rule.deployment_label().into(),
-            ]
+            ];
+            // Only when present, so a Deployment's groups keep their keys.
+            for kind in [WorkloadKind::StatefulSet, WorkloadKind::DaemonSet] {
+                let label = rule.workload_label(kind);
+                if alert.labels.contains_key(label) && !keys.iter().any(|k| k == label) {
+                    keys.push(label.to_string());
+                }
+            }
+            keys
         } else {
             rule.group_by.clone()
         };
@@ -301,7 +332,7 @@ pub fn route(
         let group_key = format!("{:016x}", fnv(&label_text(&group)));
         Some(Routed {
             namespace: namespace.to_string(),
-            deployment,
+            workload,
             severity,
             group,
             group_key,
@@ -608,7 +639,10 @@ mod tests {
         );
         let routed = route(&a, "shop", "namespace", std::slice::from_ref(&rule)).expect("routed");
         assert_eq!(routed.severity, "SEV1");
-        assert_eq!(routed.deployment.as_deref(), Some("checkout"));
+        assert_eq!(
+            routed.workload,
+            Some((WorkloadKind::Deployment, "checkout".to_string()))
+        );
         assert_eq!(routed.group.len(), 3, "alertname, namespace, deployment");
         // Another pod's alert of the same group: the same key.
         let mut b = a.clone();
@@ -638,6 +672,60 @@ mod tests {
         );
         let long = incident_name(&"X".repeat(100), &routed.group_key, a.starts_at);
         assert!(long.len() <= 63, "{long}");
+    }
+
+    #[test]
+    fn statefulset_and_daemonset_labels_name_their_workloads() {
+        let rule = AlertRule {
+            severity: Some("SEV2".into()),
+            ..Default::default()
+        };
+        let route_one = |pairs: &[(&str, &str)], rule: &AlertRule| {
+            route(
+                &alert("firing", pairs, "f1"),
+                "shop",
+                "namespace",
+                std::slice::from_ref(rule),
+            )
+            .expect("routed")
+        };
+        // As kube-state-metrics labels them.
+        let db = route_one(
+            &[
+                ("alertname", "KubeStatefulSetReplicasMismatch"),
+                ("statefulset", "ledger-db"),
+            ],
+            &rule,
+        );
+        assert_eq!(
+            db.workload,
+            Some((WorkloadKind::StatefulSet, "ledger-db".to_string()))
+        );
+        assert_eq!(
+            db.group.get("statefulset").map(String::as_str),
+            Some("ledger-db")
+        );
+        let agent = route_one(
+            &[
+                ("alertname", "KubeDaemonSetRolloutStuck"),
+                ("daemonset", "node-agent"),
+            ],
+            &rule,
+        );
+        assert_eq!(
+            agent.workload,
+            Some((WorkloadKind::DaemonSet, "node-agent".to_string()))
+        );
+        assert_ne!(db.group_key, agent.group_key);
+        // A rule may rename them; a Deployment alert groups as it always did.
+        let renamed = AlertRule {
+            stateful_set_label: Some("sts".into()),
+            ..rule.clone()
+        };
+        let db = route_one(&[("alertname", "X"), ("sts", "ledger-db")], &renamed);
+        assert_eq!(db.workload.map(|(k, _)| k), Some(WorkloadKind::StatefulSet));
+        let web = route_one(&[("alertname", "X"), ("deployment", "web")], &rule);
+        assert_eq!(web.group.len(), 3, "alertname, namespace, deployment");
     }
 
     #[test]

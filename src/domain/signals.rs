@@ -5,34 +5,51 @@
 //!
 //! - `DeploymentUnavailable`: the Deployment's `Available` condition is
 //!   `False`, since its `lastTransitionTime`.
-//! - `CrashLooping`: a pod of the Deployment waits in `CrashLoopBackOff`,
+//! - `StatefulSetUnavailable`, `DaemonSetUnavailable`: fewer pods ready
+//!   than wanted, since the earliest of its pods stopped being ready (or,
+//!   never scheduled, since the scheduler gave up on it).
+//! - `CrashLooping`: a pod of the workload waits in `CrashLoopBackOff`,
 //!   since the earliest `Ready=False` transition among such pods.
 
 use std::collections::BTreeMap;
 
-use crate::domain::enrich::pods::PodView;
-use crate::kinds::Deployment;
 use jiff::{SignedDuration, Timestamp};
-use kube::ResourceExt;
 
 use crate::{
     api::{
-        incident::DeploymentState,
+        IncidentStatus,
+        incident::WorkloadKind,
         policy::{Signal, SignalType},
     },
-    domain::policy::selects,
+    domain::{enrich::pods::PodView, policy::selects},
+    kinds::{DaemonSet, Deployment, StatefulSet},
 };
 
 /// Labels on an incident Klaxon declared from a signal.
 pub const SIGNAL_LABEL: &str = "klaxon.dev/signal";
+/// The Deployment's name, on an incident declared for a Deployment.
 pub const DEPLOYMENT_LABEL: &str = "klaxon.dev/deployment";
+/// The workload, on an incident declared for a StatefulSet or DaemonSet.
+pub const STATEFULSET_LABEL: &str = "klaxon.dev/statefulset";
+pub const DAEMONSET_LABEL: &str = "klaxon.dev/daemonset";
 /// Why it was declared, for the timeline.
 pub const MESSAGE_ANNOTATION: &str = "klaxon.dev/signal-message";
+
+/// The label naming an incident's workload of `kind`.
+pub fn workload_label(kind: WorkloadKind) -> &'static str {
+    match kind {
+        WorkloadKind::Deployment => DEPLOYMENT_LABEL,
+        WorkloadKind::StatefulSet => STATEFULSET_LABEL,
+        WorkloadKind::DaemonSet => DAEMONSET_LABEL,
+    }
+}
 
 /// A signal whose condition held long enough.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Firing {
-    pub deployment: String,
+    pub kind: WorkloadKind,
+    /// The workload's name.
+    pub workload: String,
     pub signal: SignalType,
     pub severity: String,
     pub since: Timestamp,
@@ -44,13 +61,13 @@ impl Firing {
     /// declaring twice (or from two replicas) creates one incident, and that
     /// a person reads at a glance: the outage's start in UTC, to the second
     /// (`web-unavailable-20261125-061402`). Seconds, not minutes: an outage
-    /// that starts in the minute an earlier one of the same Deployment
+    /// that starts in the minute an earlier one of the same workload
     /// started must not find its name taken.
     pub fn incident_name(&self) -> String {
         let start = self.since.strftime("%Y%m%d-%H%M%S");
         let suffix = format!("-{}-{start}", slug(self.signal));
         let room = 253usize.saturating_sub(suffix.len());
-        let mut base: String = self.deployment.chars().take(room).collect();
+        let mut base: String = self.workload.chars().take(room).collect();
         while base.ends_with(['-', '.']) {
             base.pop();
         }
@@ -58,39 +75,121 @@ impl Firing {
     }
 
     pub fn title(&self) -> String {
+        let who = self.kind.key(&self.workload);
         match self.signal {
-            SignalType::DeploymentUnavailable => format!("{} is unavailable", self.deployment),
-            SignalType::CrashLooping => format!("{} pods are crash-looping", self.deployment),
+            SignalType::CrashLooping => format!("{who} pods are crash-looping"),
+            _ => format!("{who} is unavailable"),
         }
     }
 }
 
 fn slug(signal: SignalType) -> &'static str {
     match signal {
-        SignalType::DeploymentUnavailable => "unavailable",
         SignalType::CrashLooping => "crashlooping",
+        _ => "unavailable",
     }
 }
 
 pub fn signal_type(name: &str) -> Option<SignalType> {
     match name {
         "DeploymentUnavailable" => Some(SignalType::DeploymentUnavailable),
+        "StatefulSetUnavailable" => Some(SignalType::StatefulSetUnavailable),
+        "DaemonSetUnavailable" => Some(SignalType::DaemonSetUnavailable),
         "CrashLooping" => Some(SignalType::CrashLooping),
         _ => None,
     }
 }
 
-fn unavailable_since(deployment: &Deployment) -> Option<Timestamp> {
-    let condition = deployment
-        .status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Available")?;
-    (condition.status == "False")
-        .then(|| condition.last_transition_time.as_ref().map(|t| t.0))
-        .flatten()
+/// The kind an Unavailable signal watches; `None` for those that watch
+/// every kind.
+fn watches(signal: SignalType) -> Option<WorkloadKind> {
+    match signal {
+        SignalType::DeploymentUnavailable => Some(WorkloadKind::Deployment),
+        SignalType::StatefulSetUnavailable => Some(WorkloadKind::StatefulSet),
+        SignalType::DaemonSetUnavailable => Some(WorkloadKind::DaemonSet),
+        SignalType::CrashLooping => None,
+    }
+}
+
+/// One workload as signals see it.
+pub struct Subject<'a> {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// How many pods are ready of how many wanted.
+    pub ready: i32,
+    pub wanted: i32,
+    /// A Deployment's `Available=False` transition; `None` otherwise.
+    available_false_since: Option<Timestamp>,
+    pub pods: &'a [&'a PodView],
+}
+
+impl<'a> Subject<'a> {
+    pub fn deployment(deployment: &Deployment, pods: &'a [&'a PodView]) -> Subject<'a> {
+        let status = deployment.status.as_ref();
+        let available_false_since = status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Available"))
+            .filter(|c| c.status == "False")
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0);
+        Subject {
+            kind: WorkloadKind::Deployment,
+            name: deployment.metadata.name.clone().unwrap_or_default(),
+            labels: deployment.metadata.labels.clone().unwrap_or_default(),
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            wanted: deployment
+                .spec
+                .as_ref()
+                .and_then(|s| s.replicas)
+                .unwrap_or(1),
+            available_false_since,
+            pods,
+        }
+    }
+
+    pub fn statefulset(set: &StatefulSet, pods: &'a [&'a PodView]) -> Subject<'a> {
+        Subject {
+            kind: WorkloadKind::StatefulSet,
+            name: set.metadata.name.clone().unwrap_or_default(),
+            labels: set.metadata.labels.clone().unwrap_or_default(),
+            ready: set
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
+            wanted: set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            available_false_since: None,
+            pods,
+        }
+    }
+
+    pub fn daemonset(set: &DaemonSet, pods: &'a [&'a PodView]) -> Subject<'a> {
+        let status = set.status.clone().unwrap_or_default();
+        Subject {
+            kind: WorkloadKind::DaemonSet,
+            name: set.metadata.name.clone().unwrap_or_default(),
+            labels: set.metadata.labels.clone().unwrap_or_default(),
+            ready: status.number_ready,
+            wanted: status.desired_number_scheduled,
+            available_false_since: None,
+            pods,
+        }
+    }
+
+    /// Since when it has been unavailable, if it is.
+    fn unavailable_since(&self) -> Option<Timestamp> {
+        match self.kind {
+            WorkloadKind::Deployment => self.available_false_since,
+            _ if self.ready >= self.wanted => None,
+            _ => self
+                .pods
+                .iter()
+                .filter(|p| !p.ready)
+                .filter_map(|p| p.not_ready_since)
+                .min(),
+        }
+    }
 }
 
 fn crash_looping_since(pods: &[&PodView]) -> Option<(Timestamp, usize)> {
@@ -99,45 +198,43 @@ fn crash_looping_since(pods: &[&PodView]) -> Option<(Timestamp, usize)> {
     Some((since, looping.len()))
 }
 
-/// Whether `signal` fires for `deployment` (with its `pods`) at `now`.
-pub fn evaluate(
-    signal: &Signal,
-    deployment: &Deployment,
-    pods: &[&PodView],
-    now: Timestamp,
-) -> Option<Firing> {
-    let labels: BTreeMap<String, String> = deployment.labels().clone();
-    if !selects(signal.selector.as_ref(), &labels) {
+/// Whether `signal` fires for `subject` at `now`.
+pub fn evaluate(signal: &Signal, subject: &Subject, now: Timestamp) -> Option<Firing> {
+    if watches(signal.type_).is_some_and(|kind| kind != subject.kind) {
+        return None;
+    }
+    if !selects(signal.selector.as_ref(), &subject.labels) {
         return None;
     }
     let hold = SignedDuration::try_from(signal.for_.parse().ok()?).ok()?;
-    let name = deployment.name_any();
+    let name = &subject.name;
     let (since, message) = match signal.type_ {
-        SignalType::DeploymentUnavailable => {
-            let since = unavailable_since(deployment)?;
-            let status = deployment.status.as_ref();
-            let ready = status.and_then(|s| s.ready_replicas).unwrap_or(0);
-            let wanted = deployment
-                .spec
-                .as_ref()
-                .and_then(|s| s.replicas)
-                .unwrap_or(1);
-            (
-                since,
-                format!("{name} Available=False since {since} ({ready}/{wanted} ready)"),
-            )
-        }
         SignalType::CrashLooping => {
-            let (since, count) = crash_looping_since(pods)?;
+            let (since, count) = crash_looping_since(subject.pods)?;
             (
                 since,
                 format!("{name}: {count} pod(s) in CrashLoopBackOff since {since}"),
             )
         }
+        _ => {
+            let since = subject.unavailable_since()?;
+            let what = match subject.kind {
+                WorkloadKind::Deployment => format!("{name} Available=False"),
+                kind => format!("{} unavailable", kind.key(name)),
+            };
+            (
+                since,
+                format!(
+                    "{what} since {since} ({}/{} ready)",
+                    subject.ready, subject.wanted
+                ),
+            )
+        }
     };
     let held = now.duration_since(since);
     (held >= hold).then(|| Firing {
-        deployment: name,
+        kind: subject.kind,
+        workload: name.clone(),
         signal: signal.type_,
         severity: signal.severity.clone(),
         since,
@@ -145,32 +242,48 @@ pub fn evaluate(
     })
 }
 
-/// Whether the workload of an incident declared for `signal` is healthy
-/// again: every linked Deployment found, available, and (for crash loops)
-/// without crash-looping pods.
-pub fn healthy(signal: SignalType, deployments: &[DeploymentState]) -> bool {
-    !deployments.is_empty()
-        && deployments.iter().all(|d| {
-            // "True (MinimumReplicasAvailable)": the status and its reason.
+/// Whether the workloads of an incident declared for `signal` are healthy
+/// again: every linked one found and available (a Deployment's
+/// `Available` condition True, another kind with every pod it wants
+/// ready), and (for crash loops) without crash-looping pods.
+pub fn healthy(signal: SignalType, status: &IncidentStatus) -> bool {
+    let mut workloads = status.workloads().peekable();
+    workloads.peek().is_some()
+        && workloads.all(|(kind, d)| {
             let available = d.found
-                && d.available
-                    .as_deref()
-                    .is_some_and(|a| a.split(' ').next() == Some("True"));
-            let looping = d
-                .pods
-                .as_ref()
-                .is_some_and(|p| p.reasons.iter().any(|r| r.reason == "CrashLoopBackOff"));
+                && match kind {
+                    // "True (MinimumReplicasAvailable)": the status and its reason.
+                    WorkloadKind::Deployment => d
+                        .available
+                        .as_deref()
+                        .is_some_and(|a| a.split(' ').next() == Some("True")),
+                    _ => d.ready_replicas.unwrap_or(0) >= d.replicas.unwrap_or(0),
+                };
+            let looping = d.pods.as_ref().is_some_and(|p| {
+                p.reasons
+                    .iter()
+                    .any(|r| r.reason == "CrashLoopBackOff" && r.failing() > 0)
+            });
             match signal {
-                SignalType::DeploymentUnavailable => available,
                 SignalType::CrashLooping => available && !looping,
+                _ => available,
             }
         })
+}
+
+/// The state `healthy` reads, for tests elsewhere.
+#[cfg(test)]
+pub fn status_of(deployments: &[crate::api::incident::DeploymentState]) -> IncidentStatus {
+    IncidentStatus {
+        deployments: deployments.to_vec(),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::Pod;
+    use crate::{api::incident::DeploymentState, kinds::Pod};
     use serde_json::json;
 
     fn at(text: &str) -> Timestamp {
@@ -212,9 +325,10 @@ mod tests {
     #[test]
     fn unavailable_fires_once_it_held_long_enough() {
         let d = deployment("False", "2026-11-24T14:00:00Z");
+        let d = Subject::deployment(&d, &[]);
         let s = signal(SignalType::DeploymentUnavailable, "2m");
-        assert_eq!(evaluate(&s, &d, &[], at("2026-11-24T14:01:59Z")), None);
-        let firing = evaluate(&s, &d, &[], at("2026-11-24T14:02:00Z")).expect("fires");
+        assert_eq!(evaluate(&s, &d, at("2026-11-24T14:01:59Z")), None);
+        let firing = evaluate(&s, &d, at("2026-11-24T14:02:00Z")).expect("fires");
         assert_eq!(
             firing.incident_name(),
             "checkout-unavailable-20261124-140000"
@@ -222,7 +336,10 @@ mod tests {
         assert_eq!(firing.title(), "checkout is unavailable");
         assert!(firing.message.contains("1/3 ready"), "{}", firing.message);
         let fine = deployment("True", "2026-11-24T14:00:00Z");
-        assert_eq!(evaluate(&s, &fine, &[], at("2026-11-24T15:00:00Z")), None);
+        let fine = Subject::deployment(&fine, &[]);
+        assert_eq!(evaluate(&s, &fine, at("2026-11-24T15:00:00Z")), None);
+        let other_kind = signal(SignalType::StatefulSetUnavailable, "2m");
+        assert_eq!(evaluate(&other_kind, &d, at("2026-11-24T15:00:00Z")), None);
     }
 
     #[test]
@@ -231,16 +348,29 @@ mod tests {
         let looping = pod("CrashLoopBackOff", "2026-11-24T14:00:00Z");
         let pulling = pod("ImagePullBackOff", "2026-11-24T13:00:00Z");
         let mut s = signal(SignalType::CrashLooping, "5m");
-        let firing = evaluate(&s, &d, &[&looping, &pulling], at("2026-11-24T14:05:00Z"));
+        let both = [&looping, &pulling];
+        let firing = evaluate(
+            &s,
+            &Subject::deployment(&d, &both),
+            at("2026-11-24T14:05:00Z"),
+        );
         assert_eq!(firing.map(|f| f.since), Some(at("2026-11-24T14:00:00Z")));
         assert_eq!(
-            evaluate(&s, &d, &[&pulling], at("2026-11-24T15:00:00Z")),
+            evaluate(
+                &s,
+                &Subject::deployment(&d, &[&pulling]),
+                at("2026-11-24T15:00:00Z")
+            ),
             None
         );
         s.selector =
             Some(serde_json::from_value(json!({"matchLabels": {"tier": "search"}})).unwrap());
         assert_eq!(
-            evaluate(&s, &d, &[&looping], at("2026-11-24T15:00:00Z")),
+            evaluate(
+                &s,
+                &Subject::deployment(&d, &[&looping]),
+                at("2026-11-24T15:00:00Z")
+            ),
             None
         );
     }
@@ -255,7 +385,7 @@ mod tests {
         };
         assert!(healthy(
             SignalType::DeploymentUnavailable,
-            std::slice::from_ref(&d)
+            &status_of(std::slice::from_ref(&d))
         ));
         d.pods = Some(crate::api::incident::PodsSummary {
             reasons: vec![crate::api::incident::ReasonCount {
@@ -265,7 +395,95 @@ mod tests {
             }],
             ..Default::default()
         });
-        assert!(!healthy(SignalType::CrashLooping, std::slice::from_ref(&d)));
-        assert!(!healthy(SignalType::DeploymentUnavailable, &[]));
+        assert!(!healthy(
+            SignalType::CrashLooping,
+            &status_of(std::slice::from_ref(&d))
+        ));
+        assert!(!healthy(SignalType::DeploymentUnavailable, &status_of(&[])));
+    }
+
+    #[test]
+    fn a_statefulset_or_daemonset_is_unavailable_since_its_first_pod_stopped_being_ready() {
+        let set: StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": "ledger-db", "labels": {"tier": "payments"}},
+            "spec": {"replicas": 3},
+            "status": {"replicas": 3, "readyReplicas": 1}
+        }))
+        .expect("statefulset");
+        let late = pod("CrashLoopBackOff", "2026-11-24T14:03:00Z");
+        let early = pod("ImagePullBackOff", "2026-11-24T14:01:00Z");
+        let pods = [&late, &early];
+        let subject = Subject::statefulset(&set, &pods);
+        let s = signal(SignalType::StatefulSetUnavailable, "2m");
+        assert_eq!(evaluate(&s, &subject, at("2026-11-24T14:02:59Z")), None);
+        let firing = evaluate(&s, &subject, at("2026-11-24T14:03:00Z")).expect("fires");
+        assert_eq!(firing.since, at("2026-11-24T14:01:00Z"));
+        assert_eq!(firing.title(), "statefulset/ledger-db is unavailable");
+        assert!(firing.message.contains("1/3 ready"), "{}", firing.message);
+        assert_eq!(
+            firing.incident_name(),
+            "ledger-db-unavailable-20261124-140100"
+        );
+        // The Deployment signal does not watch StatefulSets; crash loops
+        // are watched in every kind.
+        let deployment_signal = signal(SignalType::DeploymentUnavailable, "2m");
+        assert_eq!(
+            evaluate(&deployment_signal, &subject, at("2026-11-24T15:00:00Z")),
+            None
+        );
+        let crash = signal(SignalType::CrashLooping, "1m");
+        assert!(evaluate(&crash, &subject, at("2026-11-24T15:00:00Z")).is_some());
+
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "node-agent"},
+            "status": {"desiredNumberScheduled": 3, "numberReady": 3}
+        }))
+        .expect("daemonset");
+        let s = signal(SignalType::DaemonSetUnavailable, "1m");
+        let ready = Subject::daemonset(&ds, &[]);
+        assert_eq!(evaluate(&s, &ready, at("2026-11-24T15:00:00Z")), None);
+        let mut failing = ds.clone();
+        if let Some(status) = failing.status.as_mut() {
+            status.number_ready = 2;
+        }
+        let one = [&early];
+        let firing = evaluate(
+            &s,
+            &Subject::daemonset(&failing, &one),
+            at("2026-11-24T15:00:00Z"),
+        );
+        assert_eq!(firing.map(|f| f.kind), Some(WorkloadKind::DaemonSet));
+    }
+
+    #[test]
+    fn other_kinds_are_healthy_when_every_pod_they_want_is_ready() {
+        let state = |ready: i32| DeploymentState {
+            name: "ledger-db".into(),
+            found: true,
+            replicas: Some(3),
+            ready_replicas: Some(ready),
+            ..Default::default()
+        };
+        let mut status = IncidentStatus {
+            stateful_sets: vec![crate::api::incident::StatefulSetState {
+                workload: state(2),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(!healthy(SignalType::StatefulSetUnavailable, &status));
+        status.stateful_sets[0].workload = state(3);
+        assert!(healthy(SignalType::StatefulSetUnavailable, &status));
+        status.daemon_sets = vec![crate::api::incident::DaemonSetState {
+            workload: DeploymentState {
+                found: false,
+                ..state(3)
+            },
+            ..Default::default()
+        }];
+        assert!(
+            !healthy(SignalType::StatefulSetUnavailable, &status),
+            "a DaemonSet not found"
+        );
     }
 }

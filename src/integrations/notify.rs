@@ -36,7 +36,7 @@ use serde::Serialize;
 
 use super::secrets::{SecretError, Secrets};
 use crate::{
-    api::{Incident, policy::Trigger},
+    api::{Incident, incident::WorkloadKind, policy::Trigger},
     domain::{incident::Delivery, policy::EffectiveReceiver},
 };
 
@@ -310,12 +310,11 @@ fn pagerduty_body(
         if let Some(at) = status.and_then(|s| s.declared_at.as_ref()) {
             body["payload"]["timestamp"] = serde_json::Value::String(at.0.to_string());
         }
-        if let Some(component) = incident
-            .spec
-            .affected
-            .as_ref()
-            .and_then(|a| a.deployments.iter().find_map(|d| d.name.clone()))
-        {
+        if let Some(component) = incident.spec.affected.as_ref().and_then(|a| {
+            WorkloadKind::ALL
+                .into_iter()
+                .find_map(|k| a.of(k).iter().find_map(|d| Some(k.key(d.name.as_deref()?))))
+        }) {
             body["payload"]["component"] = serde_json::Value::String(component);
         }
         let mut links: Vec<serde_json::Value> = status

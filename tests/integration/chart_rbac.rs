@@ -1,5 +1,6 @@
 //! The chart, installed by the real Helm, is all the operator needs for
-//! everything it does, not only enrichment: policy status, signals,
+//! everything it does, not only enrichment (of Deployments and
+//! StatefulSets, with their ControllerRevisions): policy status, signals,
 //! deliveries, escalation, auto-resolution and leader election. The
 //! operator runs with the args and env of the release's Deployment, under
 //! a token of the release's ServiceAccount, bound to exactly the rules the
@@ -359,13 +360,55 @@ spec:
         })
         .await;
 
-    // A responder's SEV2 that nobody acknowledges escalates after 1m.
+    // A responder's SEV2 that nobody acknowledges escalates after 1m. It
+    // names the team's database, a StatefulSet whose pod crash-loops.
     apply(
         &cluster,
         &format!(
-            "apiVersion: klaxon.dev/v1alpha1\nkind: Incident\nmetadata: {{name: ignored, namespace: {team}}}\nspec: {{title: Checkout returns 5xx, severity: SEV2}}\n"
+            r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db, namespace: {team}}}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata:
+      labels: {{app: db}}
+      annotations: {{"{}": "db:v1"}}
+    spec: {{containers: [{{name: db, image: "db:v1"}}]}}
+"#,
+            fixtures::CRASH_LOOP
         ),
     );
+    apply(
+        &cluster,
+        &format!(
+            "apiVersion: klaxon.dev/v1alpha1\nkind: Incident\nmetadata: {{name: ignored, namespace: {team}}}\nspec: {{title: Checkout returns 5xx, severity: SEV2, affected: {{statefulSets: [{{name: db}}]}}}}\n"
+        ),
+    );
+    let enriched = wait_for(
+        &client,
+        &team,
+        "ignored",
+        WAIT,
+        "the StatefulSet's state",
+        |i| {
+            i.status
+                .as_ref()
+                .and_then(|s| s.stateful_sets.first())
+                .is_some_and(|s| {
+                    s.workload.found
+                        && s.workload.revision.as_deref() == Some("1")
+                        && s.workload.pods.as_ref().is_some_and(|p| {
+                            p.reasons.iter().any(|r| r.reason == "CrashLoopBackOff")
+                        })
+                })
+        },
+    )
+    .await;
+    let db = &enriched.status.as_ref().expect("status").stateful_sets[0];
+    assert_eq!(db.workload.images, ["db:v1"]);
     receiver
         .wait_for(WAIT, "the manual incident's Declared webhook", |r| {
             to(r, &hook, "Declared", "ignored") == 1

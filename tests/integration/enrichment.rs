@@ -323,7 +323,7 @@ spec:
         events_section.contains("Declared"),
         "no transition Event in describe:\n{described}"
     );
-    // The brief comes first in the status: each Deployment's line and the
+    // The brief comes first in the status: each workload's line and the
     // summary (and the deadline, where one applies) before the conditions.
     let status_part = described.split("\nStatus:").nth(1).unwrap_or_default();
     let position = |text: &str| {
@@ -334,7 +334,7 @@ spec:
     let conditions = position("Conditions:");
     for first in [
         "Brief:",
-        "Deployments:",
+        "Workloads:",
         "checkout 1/4 ready, 13 restarts",
         "Summary:",
     ] {

@@ -26,3 +26,4 @@ mod sharding;
 mod signals;
 mod unreadable;
 mod validation;
+mod workloads;

@@ -25,6 +25,7 @@ use crate::{
         Incident, IncidentStatus,
         incident::{
             AlertState, AlertStatus, DeliveryState, PostmortemState, ReasonCount, TimelineEntry,
+            WorkloadKind,
         },
     },
     domain::incident::{aftercare::overdue_at, record},
@@ -230,9 +231,10 @@ fn impact(status: &IncidentStatus) -> Impact {
         let mut workloads: Vec<Workload> = status
             .impact
             .iter()
-            .map(|w| Workload {
-                kind: "Deployment".into(),
-                name: w.name.clone(),
+            .map(|w| (WorkloadKind::of_key(&w.name), w))
+            .map(|((kind, name), w)| Workload {
+                kind: kind.as_str().into(),
+                name: name.to_string(),
                 found: true,
                 ready: w.worst_ready,
                 replicas: w.replicas,
@@ -243,11 +245,12 @@ fn impact(status: &IncidentStatus) -> Impact {
         // A workload never found has no worst; it still was affected.
         workloads.extend(
             status
-                .deployments
-                .iter()
-                .filter(|d| !d.found && !status.impact.iter().any(|w| w.name == d.name))
-                .map(|d| Workload {
-                    kind: "Deployment".into(),
+                .workloads()
+                .filter(|(kind, d)| {
+                    !d.found && !status.impact.iter().any(|w| w.name == kind.key(&d.name))
+                })
+                .map(|(kind, d)| Workload {
+                    kind: kind.as_str().into(),
                     name: d.name.clone(),
                     found: false,
                     ready: None,
@@ -265,10 +268,9 @@ fn impact(status: &IncidentStatus) -> Impact {
     Impact {
         basis: "last".into(),
         workloads: status
-            .deployments
-            .iter()
-            .map(|d| Workload {
-                kind: "Deployment".into(),
+            .workloads()
+            .map(|(kind, d)| Workload {
+                kind: kind.as_str().into(),
                 name: d.name.clone(),
                 found: d.found,
                 ready: d.found.then(|| d.ready_replicas.unwrap_or(0)),
@@ -346,7 +348,9 @@ fn evidence(status: &IncidentStatus) -> Evidence {
         .iter()
         .flat_map(|w| {
             w.reasons.iter().map(|r| WorkloadReason {
-                workload: w.name.clone(),
+                workload: WorkloadKind::parse(&w.kind)
+                    .map(|k| k.key(&w.name))
+                    .unwrap_or_else(|| w.name.clone()),
                 reason: r.reason.clone(),
                 count: r.count,
             })
@@ -354,15 +358,14 @@ fn evidence(status: &IncidentStatus) -> Evidence {
         .collect();
     reasons.sort_by_key(|r| std::cmp::Reverse(r.count));
     let pods = status
-        .deployments
-        .iter()
-        .flat_map(|d| {
+        .workloads()
+        .flat_map(|(kind, d)| {
             d.pods
                 .iter()
                 .flat_map(|p| &p.items)
                 .filter(|p| !p.ready)
-                .map(|p| Pod {
-                    workload: d.name.clone(),
+                .map(move |p| Pod {
+                    workload: kind.key(&d.name),
                     name: p.name.clone(),
                     reason: p.reason.clone().or_else(|| p.phase.clone()),
                     restarts: p.restarts,

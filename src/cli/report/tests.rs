@@ -53,6 +53,7 @@ fn affecting(mut i: Incident, names: &[&str]) -> Incident {
                 selector: None,
             })
             .collect(),
+        ..Default::default()
     });
     i
 }

@@ -8,7 +8,7 @@ use crate::{
         Incident, IncidentStatus,
         incident::{DeliveryState, DeploymentState, PostmortemState},
     },
-    domain::incident::aftercare::overdue_at,
+    domain::incident::{aftercare::overdue_at, brief},
 };
 
 /// Deployments shown one by one; the rest are counted.
@@ -88,16 +88,46 @@ pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
         ));
     }
 
-    if !status.deployments.is_empty() {
-        out.blank();
-        out.push(style.bold("Deployments"));
-        for d in status.deployments.iter().take(SHOW_DEPLOYMENTS) {
-            deployment(&mut out, d, now, style);
+    // Each kind's states, with the lines its kind adds.
+    type Section<'a> = (&'static str, Vec<(&'a DeploymentState, Vec<String>)>);
+    let sections: [Section; 3] = [
+        (
+            "Deployments",
+            status.deployments.iter().map(|d| (d, Vec::new())).collect(),
+        ),
+        (
+            "StatefulSets",
+            status
+                .stateful_sets
+                .iter()
+                .map(|s| (&s.workload, brief::statefulset_notes(s)))
+                .collect(),
+        ),
+        (
+            "DaemonSets",
+            status
+                .daemon_sets
+                .iter()
+                .map(|d| (&d.workload, brief::daemonset_notes(d)))
+                .collect(),
+        ),
+    ];
+    for (title, workloads) in sections {
+        if workloads.is_empty() {
+            continue;
         }
-        if status.deployments.len() > SHOW_DEPLOYMENTS {
+        out.blank();
+        out.push(style.bold(title));
+        for (d, notes) in workloads.iter().take(SHOW_DEPLOYMENTS) {
+            deployment(&mut out, d, now, style);
+            for note in notes.iter().filter(|_| d.found) {
+                out.push(cut(&format!("    {note}"), WIDTH));
+            }
+        }
+        if workloads.len() > SHOW_DEPLOYMENTS {
             out.push(style.dim(&format!(
                 "  … and {} more (kubectl describe inc {name} -n {namespace})",
-                status.deployments.len() - SHOW_DEPLOYMENTS
+                workloads.len() - SHOW_DEPLOYMENTS
             )));
         }
     }

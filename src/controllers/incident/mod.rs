@@ -38,7 +38,10 @@ use self::execute::WriteError;
 use super::narrate::Narrator;
 use super::{Context, written::Written};
 use crate::{
-    api::{self, Incident, incident::DeliveryState},
+    api::{
+        self, Incident,
+        incident::{DeliveryState, WorkloadKind},
+    },
     cluster::{
         cache::{Caches, Streams},
         changes, index,
@@ -48,7 +51,10 @@ use crate::{
     domain::incident::{self as plan, Observation, outbox::Outcome, pace::Pace},
     health::Health,
     integrations::{notify::Notifier, prometheus::Prometheus, secrets::Secrets},
-    kinds::{Deployment, Event, Pod, ReplicaSet},
+    kinds::{
+        ControllerRevision, DaemonSet, Deployment, Event, PersistentVolumeClaim, Pod, ReplicaSet,
+        StatefulSet,
+    },
 };
 
 pub const CONTROLLER: &str = "incident";
@@ -236,18 +242,45 @@ pub async fn run(
     }
 
     let links = caches.links.clone();
-    let by_deployment = {
+    // A workload wakes the incidents that name it (or select in its
+    // namespace); so do the ReplicaSets and ControllerRevisions it owns.
+    fn workload<K: kube::Resource>(
+        links: &index::Index,
+        kind: WorkloadKind,
+    ) -> impl Fn(K) -> Vec<ObjectRef<Incident>> + use<K> {
         let links = links.clone();
-        move |d: Deployment| match (d.namespace(), d.metadata.name.as_deref()) {
-            (Some(ns), Some(name)) => links.for_deployment(&ns, name),
+        move |object: K| match (
+            object.meta().namespace.as_deref(),
+            object.meta().name.as_deref(),
+        ) {
+            (Some(ns), Some(name)) => links.for_workload(ns, &kind.key(name)),
             _ => Vec::new(),
         }
-    };
+    }
+    let by_deployment = workload::<Deployment>(&links, WorkloadKind::Deployment);
+    let by_statefulset = workload::<StatefulSet>(&links, WorkloadKind::StatefulSet);
+    let by_daemonset = workload::<DaemonSet>(&links, WorkloadKind::DaemonSet);
     let by_replicaset = {
         let links = links.clone();
         move |rs: ReplicaSet| match (rs.namespace(), index::deployment_of_replicaset(&rs)) {
-            (Some(ns), Some(name)) => links.for_deployment(&ns, &name),
+            (Some(ns), Some(name)) => links.for_workload(&ns, &name),
             _ => Vec::new(),
+        }
+    };
+    let by_revision = {
+        let links = links.clone();
+        move |revision: ControllerRevision| {
+            let Some(ns) = revision.namespace() else {
+                return Vec::new();
+            };
+            revision
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .filter_map(|o| Some(WorkloadKind::parse(&o.kind)?.key(&o.name)))
+                .flat_map(|key| links.for_workload(&ns, &key))
+                .collect::<Vec<_>>()
         }
     };
     // Pods and events wake their incidents through the gate: a routine
@@ -256,13 +289,13 @@ pub async fn run(
         let (links, caches, gate) = (links.clone(), caches.clone(), gate.clone());
         move |pod: Pod| {
             let view = PodView::of(&pod);
-            let (Some(ns), Some(name)) = (
+            let (Some(ns), Some(key)) = (
                 pod.namespace(),
-                index::deployment_of_pod(&view, &caches.replicasets),
+                index::workload_of_pod(&view, &caches.replicasets),
             ) else {
                 return Vec::new();
             };
-            let incidents = links.for_deployment(&ns, &name);
+            let incidents = links.for_workload(&ns, &key);
             if incidents.is_empty() {
                 gate.forget_pod(&ns, &view.name);
                 return incidents;
@@ -275,6 +308,21 @@ pub async fn run(
                 .collect()
         }
     };
+    // A claim's name does not say whose it is (`<template>-<set>-<n>`):
+    // it wakes the namespace's linked incidents, routinely. Claims change
+    // seldom.
+    let by_claim = {
+        let (links, gate) = (links.clone(), gate.clone());
+        move |claim: PersistentVolumeClaim| {
+            claim
+                .namespace()
+                .map(|ns| links.in_namespace(&ns))
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|incident| gate.admit(incident, Pace::Routine))
+                .collect::<Vec<_>>()
+        }
+    };
     let by_event = {
         let (links, caches, gate) = (links.clone(), caches.clone(), gate.clone());
         move |event: Event| {
@@ -283,15 +331,22 @@ pub async fn run(
                 .namespace
                 .clone()
                 .or_else(|| event.namespace());
-            match (ns, deployment_of_event(&event, &caches)) {
-                // Warning events are routine in every status.
-                (Some(ns), Some(name)) => links
-                    .for_deployment(&ns, &name)
-                    .into_iter()
-                    .filter_map(|incident| gate.admit(incident, Pace::Routine))
-                    .collect(),
-                _ => Vec::new(),
-            }
+            let Some(ns) = ns else {
+                return Vec::new();
+            };
+            let incidents = match workload_of_event(&event, &caches) {
+                Some(key) => links.for_workload(&ns, &key),
+                // About a claim: whose is not known from it.
+                None if event.involved_object.kind.as_deref() == Some("PersistentVolumeClaim") => {
+                    links.in_namespace(&ns)
+                }
+                None => Vec::new(),
+            };
+            // Warning events are routine in every status.
+            incidents
+                .into_iter()
+                .filter_map(|incident| gate.admit(incident, Pace::Routine))
+                .collect()
         }
     };
     // A policy or namespace label change re-evaluates the incidents it
@@ -377,6 +432,10 @@ pub async fn run(
         .watches_stream(namespaces, by_namespace)
         .watches_stream(streams.deployments, by_deployment)
         .watches_stream(streams.replicasets, by_replicaset)
+        .watches_stream(streams.statefulsets, by_statefulset)
+        .watches_stream(streams.daemonsets, by_daemonset)
+        .watches_stream(streams.revisions, by_revision)
+        .watches_stream(streams.claims, by_claim)
         .watches_stream(streams.pods, by_pod)
         .watches_stream(streams.events, by_event)
         .reconcile_on(triggered)
@@ -400,23 +459,26 @@ pub async fn run(
         .await;
 }
 
-/// The Deployment a Warning event is about, directly or through one of its
-/// ReplicaSets or Pods.
-fn deployment_of_event(event: &Event, caches: &Caches) -> Option<String> {
+/// The workload a Warning event is about (as a [`WorkloadKind::key`]),
+/// directly or through one of its ReplicaSets or Pods.
+fn workload_of_event(event: &Event, caches: &Caches) -> Option<String> {
     let object = &event.involved_object;
     let name = object.name.as_deref()?;
     let ns = object
         .namespace
         .as_deref()
         .or(event.metadata.namespace.as_deref())?;
-    match object.kind.as_deref()? {
-        "Deployment" => Some(name.to_string()),
+    let kind = object.kind.as_deref()?;
+    if let Some(kind) = WorkloadKind::parse(kind) {
+        return Some(kind.key(name));
+    }
+    match kind {
         "ReplicaSet" => match caches.replicasets.get(ns, name) {
             Some(rs) => index::deployment_of_replicaset(&rs),
             None => name.rsplit_once('-').map(|(d, _)| d.to_string()),
         },
         "Pod" => match caches.pods.get(ns, name) {
-            Some(pod) => index::deployment_of_pod(&pod, &caches.replicasets),
+            Some(pod) => index::workload_of_pod(&pod, &caches.replicasets),
             // <deployment>-<template hash>-<suffix>
             None => name
                 .rsplit_once('-')

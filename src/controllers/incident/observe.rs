@@ -1,7 +1,8 @@
 //! Observe: what the cluster shows about one incident's workloads, read
 //! from the watch caches through their indexes. A reconcile touches only
-//! the objects of its own linked Deployments (their ReplicaSets, Pods and
-//! Events), never a whole store, and never LISTs.
+//! the objects of its own linked workloads (their ReplicaSets or
+//! ControllerRevisions, claims, Pods and Events), never a whole store, and
+//! never LISTs.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -14,7 +15,11 @@ use kube::{
 
 use super::State;
 use crate::{
-    api::{Incident, limits::MAX_LINKED_DEPLOYMENTS},
+    api::{
+        Incident,
+        incident::{DaemonSetState, DeploymentState, StatefulSetState, WorkloadKind},
+        limits::MAX_LINKED_DEPLOYMENTS,
+    },
     cluster::cache::Caches,
     domain::enrich::{events::Warning, pods::PodView},
     domain::{
@@ -22,39 +27,54 @@ use crate::{
         incident::Observation,
         policy::{EffectivePolicy, Settings},
     },
-    kinds::{Deployment, ReplicaSet},
+    kinds::{ControllerRevision, ReplicaSet},
 };
 
-/// The Deployments an incident affects: named ones as written, selected
-/// ones sorted, at most the status bound.
+/// The workloads an incident affects: named ones as written, selected
+/// ones sorted, at most the status bound of each kind.
+#[derive(Default)]
 pub struct Affected {
-    pub names: Vec<String>,
+    /// Per kind, the names.
+    pub names: Vec<(WorkloadKind, Vec<String>)>,
     /// Whether any entry selects by label.
     pub selects: bool,
-    /// Selectors matched more Deployments than a status holds.
+    /// Selectors matched more workloads than a status holds.
     pub truncated: bool,
     /// Entries that cannot be used, with why.
     pub invalid: Vec<String>,
+}
+
+impl Affected {
+    /// Every workload as a [`WorkloadKind::key`].
+    pub fn keys(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .flat_map(|(kind, names)| names.iter().map(|n| kind.key(n)))
+            .collect()
+    }
+
+    pub fn of(&self, kind: WorkloadKind) -> &[String] {
+        self.names
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, names)| names.as_slice())
+            .unwrap_or_default()
+    }
 }
 
 pub async fn observe(state: &State, incident: &Incident, policy: &EffectivePolicy) -> Observation {
     let namespace = incident.namespace().unwrap_or_default();
     let reference = ObjectRef::from_obj(incident);
     let affected = affected(incident, &state.caches, &namespace);
+    let keys = affected.keys();
     state
         .caches
         .links
-        .link(reference, &namespace, &affected.names, affected.selects);
+        .link(reference, &namespace, &keys, affected.selects);
     // A namespace linked for the first time is sampled at once, and the
     // sample wakes the incident again: the first status does not wait
     // for CPU and memory.
-    let mut observation = gather(
-        state,
-        incident,
-        &namespace,
-        &affected.names,
-        &policy.settings,
-    );
+    let mut observation = gather(state, incident, &namespace, &affected, &policy.settings);
     observation.truncated = affected.truncated;
     observation.invalid_selectors = affected.invalid;
     if queries_due(incident, policy, state.context.metrics_interval) {
@@ -72,28 +92,27 @@ pub async fn observe(state: &State, incident: &Incident, policy: &EffectivePolic
         );
     }
     observation.delivery_errors = state.delivery_errors(incident);
-    observation.related = related(state, incident, &affected.names);
+    observation.related = related(state, incident, &keys);
     observation
 }
 
 /// The other incidents a plan relates this one to: earlier ones of the
-/// same workloads (`names`, and the ones it recorded) while it is open,
+/// same workloads (`keys`, and the ones it recorded) while it is open,
 /// and those its spec links.
 pub fn related(
     state: &State,
     incident: &Incident,
-    names: &[String],
+    keys: &[String],
 ) -> Vec<crate::domain::incident::related::Earlier> {
     let status = incident.status.as_ref();
     if status.is_some_and(crate::domain::incident::frozen) {
         // A frozen record looks for no more recurrences.
         return state.caches.related_to(incident, &[], None);
     }
-    let deployments = status.map(|s| s.deployments.as_slice()).unwrap_or_default();
-    let mut workloads = crate::domain::incident::related::workloads(incident, deployments);
-    for name in names {
-        if !workloads.contains(name) {
-            workloads.push(name.clone());
+    let mut workloads = crate::domain::incident::related::workloads(incident, status);
+    for key in keys {
+        if !workloads.contains(key) {
+            workloads.push(key.clone());
         }
     }
     // The first pass has no declaredAt yet: the creation is the declaration.
@@ -104,54 +123,114 @@ pub fn related(
 }
 
 pub fn affected(incident: &Incident, caches: &Caches, namespace: &str) -> Affected {
-    let entries = incident
-        .spec
-        .affected
-        .as_ref()
-        .map(|a| a.deployments.as_slice())
-        .unwrap_or_default();
-    let mut names: Vec<String> = Vec::new();
-    let mut selects = false;
-    let mut invalid = Vec::new();
-    let mut in_namespace: Option<Vec<Arc<Deployment>>> = None;
-    for (i, entry) in entries.iter().enumerate() {
-        if let Some(name) = &entry.name {
-            if !names.contains(name) {
-                names.push(name.clone());
-            }
-        } else if let Some(selector) = &entry.selector {
-            selects = true;
-            let selector = match Selector::try_from(selector.clone()) {
-                Ok(selector) => selector,
-                // Matches nothing rather than everything; the incident's
-                // DeploymentsFound condition says why.
-                Err(error) => {
-                    invalid.push(format!("entry {i}: {error}"));
-                    continue;
+    let mut out = Affected::default();
+    let Some(spec) = incident.spec.affected.as_ref() else {
+        return out;
+    };
+    for kind in WorkloadKind::ALL {
+        let entries = spec.of(kind);
+        if entries.is_empty() {
+            continue;
+        }
+        let mut names: Vec<String> = Vec::new();
+        let mut in_namespace: Option<Vec<(String, std::collections::BTreeMap<String, String>)>> =
+            None;
+        for (i, entry) in entries.iter().enumerate() {
+            if let Some(name) = &entry.name {
+                if !names.contains(name) {
+                    names.push(name.clone());
                 }
-            };
-            let candidates = in_namespace.get_or_insert_with(|| caches.deployments_in(namespace));
-            let mut matched: Vec<String> = candidates
-                .iter()
-                .filter(|d| selector.matches(d.labels()))
-                .filter_map(|d| d.metadata.name.clone())
-                .collect();
-            matched.sort();
-            for name in matched {
-                if !names.contains(&name) {
-                    names.push(name);
+            } else if let Some(selector) = &entry.selector {
+                out.selects = true;
+                let selector = match Selector::try_from(selector.clone()) {
+                    Ok(selector) => selector,
+                    // Matches nothing rather than everything; the incident's
+                    // DeploymentsFound condition says why.
+                    Err(error) => {
+                        out.invalid.push(format!("{}[{i}]: {error}", field(kind)));
+                        continue;
+                    }
+                };
+                let candidates =
+                    in_namespace.get_or_insert_with(|| caches.workloads_in(kind, namespace));
+                let mut matched: Vec<String> = candidates
+                    .iter()
+                    .filter(|(_, labels)| selector.matches(labels))
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                matched.sort();
+                for name in matched {
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
                 }
             }
         }
+        let max = MAX_LINKED_DEPLOYMENTS as usize;
+        out.truncated |= names.len() > max;
+        names.truncate(max);
+        out.names.push((kind, names));
     }
-    let max = MAX_LINKED_DEPLOYMENTS as usize;
-    let truncated = names.len() > max;
-    names.truncate(max);
-    Affected {
-        names,
-        selects,
-        truncated,
-        invalid,
+    out
+}
+
+/// The spec field of a kind's entries.
+pub fn field(kind: WorkloadKind) -> &'static str {
+    match kind {
+        WorkloadKind::Deployment => "spec.affected.deployments",
+        WorkloadKind::StatefulSet => "spec.affected.statefulSets",
+        WorkloadKind::DaemonSet => "spec.affected.daemonSets",
+    }
+}
+
+/// What one reconcile reads: the Warning events of the objects it looked
+/// at, and how many objects it read.
+struct Reading<'a> {
+    caches: &'a Caches,
+    namespace: &'a str,
+    objects: HashSet<(String, String)>,
+    events: Vec<Arc<Warning>>,
+    read: usize,
+}
+
+impl Reading<'_> {
+    fn about(&mut self, kind: &str, name: &str) {
+        if self.objects.insert((kind.to_string(), name.to_string())) {
+            self.events
+                .extend(self.caches.events_about(self.namespace, kind, name));
+        }
+    }
+
+    /// The pods `kind` `owner` (with `uid`) controls, and their events.
+    fn pods(&mut self, kind: &str, owner: &str, uid: Option<&str>) -> Vec<Arc<PodView>> {
+        let pods: Vec<Arc<PodView>> = self
+            .caches
+            .pods_of(self.namespace, kind, owner)
+            .into_iter()
+            .filter(|p| p.owner.as_ref().is_some_and(|o| o.is(kind, uid)))
+            .collect();
+        for pod in &pods {
+            self.about("Pod", &pod.name);
+        }
+        self.read += pods.len();
+        pods
+    }
+
+    /// The ControllerRevisions `kind` `owner` (with `uid`) controls.
+    fn revisions(
+        &mut self,
+        kind: &str,
+        owner: &str,
+        uid: Option<&str>,
+    ) -> Vec<Arc<ControllerRevision>> {
+        let revisions: Vec<Arc<ControllerRevision>> = self
+            .caches
+            .revisions_of(self.namespace, kind, owner)
+            .into_iter()
+            .filter(|r| uid.is_some() && controller_uid(&r.metadata) == uid)
+            .collect();
+        self.read += revisions.len();
+        revisions
     }
 }
 
@@ -159,25 +238,31 @@ fn gather(
     state: &State,
     incident: &Incident,
     namespace: &str,
-    names: &[String],
+    affected: &Affected,
     settings: &Settings,
 ) -> Observation {
     let caches = &state.caches;
     let samples = state.metrics.samples(namespace);
-    let mut objects: HashSet<(String, String)> = HashSet::new();
-    let mut events: Vec<Arc<Warning>> = Vec::new();
-    let mut about = |kind: &str, name: &str, events: &mut Vec<Arc<Warning>>| {
-        if objects.insert((kind.to_string(), name.to_string())) {
-            events.extend(caches.events_about(namespace, kind, name));
-        }
+    let mut reading = Reading {
+        caches,
+        namespace,
+        objects: HashSet::new(),
+        events: Vec::new(),
+        read: 0,
     };
-    let mut deployments = Vec::with_capacity(names.len());
-    let mut read = 0usize;
-    for name in names {
+    let mut observation = Observation::default();
+    let pods_and_usage = |state: &mut DeploymentState, pods: &[Arc<PodView>]| {
+        let refs: Vec<&PodView> = pods.iter().map(Arc::as_ref).collect();
+        state.pods = Some(enrich::pods::summarize(&refs, settings.max_pods));
+        state.usage = enrich::usage::usage(&refs, &samples);
+    };
+    for name in affected.of(WorkloadKind::Deployment) {
+        reading.about("Deployment", name);
         let Some(deployment) = caches.deployments.get(namespace, name) else {
-            deployments.push(enrich::deployment::not_found(name));
+            observation
+                .deployments
+                .push(enrich::deployment::not_found(name));
             // Events about a Deployment that is gone still tell a story.
-            about("Deployment", name, &mut events);
             continue;
         };
         let owned = |rs: &Arc<ReplicaSet>| {
@@ -192,24 +277,56 @@ fn gather(
         let mut pods: Vec<Arc<PodView>> = Vec::new();
         for rs in &replicasets {
             let rs_name = rs.name_any();
-            pods.extend(
-                caches.pods_of(namespace, &rs_name).into_iter().filter(|p| {
-                    p.owner.as_ref().map(|(_, uid)| &**uid) == rs.metadata.uid.as_deref()
-                }),
-            );
-            about("ReplicaSet", &rs_name, &mut events);
+            pods.extend(reading.pods("ReplicaSet", &rs_name, rs.metadata.uid.as_deref()));
+            reading.about("ReplicaSet", &rs_name);
         }
-        about("Deployment", name, &mut events);
-        for pod in &pods {
-            about("Pod", &pod.name, &mut events);
-        }
-        read += 1 + replicasets.len() + pods.len();
+        reading.read += 1 + replicasets.len();
         let rs: Vec<&ReplicaSet> = replicasets.iter().map(Arc::as_ref).collect();
-        let pod_refs: Vec<&PodView> = pods.iter().map(Arc::as_ref).collect();
         let mut state = enrich::deployment::state(name, &deployment, &rs);
-        state.pods = Some(enrich::pods::summarize(&pod_refs, settings.max_pods));
-        state.usage = enrich::usage::usage(&pod_refs, &samples);
-        deployments.push(state);
+        pods_and_usage(&mut state, &pods);
+        observation.deployments.push(state);
+    }
+    for name in affected.of(WorkloadKind::StatefulSet) {
+        reading.about("StatefulSet", name);
+        let Some(set) = caches.statefulsets.get(namespace, name) else {
+            observation.stateful_sets.push(StatefulSetState {
+                workload: enrich::deployment::not_found(name),
+                ..Default::default()
+            });
+            continue;
+        };
+        let uid = set.metadata.uid.as_deref();
+        let revisions = reading.revisions("StatefulSet", name, uid);
+        let pods = reading.pods("StatefulSet", name, uid);
+        let refs: Vec<&ControllerRevision> = revisions.iter().map(Arc::as_ref).collect();
+        let mut state = enrich::revisions::statefulset(name, &set, &refs, |claim| {
+            caches.claims.get(namespace, claim)
+        });
+        reading.read += 1 + state.claims.len();
+        for claim in &state.claims {
+            reading.about("PersistentVolumeClaim", &claim.name);
+        }
+        pods_and_usage(&mut state.workload, &pods);
+        observation.stateful_sets.push(state);
+    }
+    for name in affected.of(WorkloadKind::DaemonSet) {
+        reading.about("DaemonSet", name);
+        let Some(set) = caches.daemonsets.get(namespace, name) else {
+            observation.daemon_sets.push(DaemonSetState {
+                workload: enrich::deployment::not_found(name),
+                ..Default::default()
+            });
+            continue;
+        };
+        let uid = set.metadata.uid.as_deref();
+        let revisions = reading.revisions("DaemonSet", name, uid);
+        let pods = reading.pods("DaemonSet", name, uid);
+        reading.read += 1;
+        let revision_refs: Vec<&ControllerRevision> = revisions.iter().map(Arc::as_ref).collect();
+        let pod_refs: Vec<&PodView> = pods.iter().map(Arc::as_ref).collect();
+        let mut state = enrich::revisions::daemonset(name, &set, &revision_refs, &pod_refs);
+        pods_and_usage(&mut state.workload, &pods);
+        observation.daemon_sets.push(state);
     }
     let declared = incident
         .status
@@ -221,25 +338,27 @@ fn gather(
     let lookback =
         SignedDuration::try_from(settings.event_lookback).unwrap_or(SignedDuration::ZERO);
     let since = declared.checked_sub(lookback).unwrap_or(declared);
-    read += events.len();
+    let Reading {
+        objects,
+        events,
+        read,
+        ..
+    } = reading;
     state
         .context
         .metrics
         .objects_read
-        .inc_by(u64::try_from(read).unwrap_or(u64::MAX));
+        .inc_by(u64::try_from(read + events.len()).unwrap_or(u64::MAX));
     let (events, warnings) = enrich::events::summarize(
         events.iter().map(Arc::as_ref),
         &objects,
         since,
         settings.max_events,
     );
-    Observation {
-        deployments,
-        events,
-        warnings,
-        metrics_available: state.metrics.available(),
-        ..Default::default()
-    }
+    observation.events = events;
+    observation.warnings = warnings;
+    observation.metrics_available = state.metrics.available();
+    observation
 }
 
 /// The uid of the object's controlling owner.

@@ -13,7 +13,7 @@ fn revision_of(annotations: Option<&std::collections::BTreeMap<String, String>>)
     annotations?.get(REVISION_ANNOTATION)?.trim().parse().ok()
 }
 
-fn images_of_template(template: Option<&PodTemplateSpec>) -> Vec<String> {
+pub fn images_of_template(template: Option<&PodTemplateSpec>) -> Vec<String> {
     let mut images: Vec<String> = template
         .and_then(|t| t.spec.as_ref())
         .map(|spec| {

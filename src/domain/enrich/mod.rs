@@ -2,6 +2,8 @@
 //! from cached cluster objects by pure functions (no I/O here).
 //!
 //! - [`deployment`]: replicas, conditions, images and the last rollout;
+//! - [`revisions`]: StatefulSets and DaemonSets, from their
+//!   ControllerRevisions;
 //! - [`pods`]: failure reasons, restarts, the worst pods;
 //! - [`events`]: deduplicated Warning events;
 //! - [`usage`]: CPU and memory from PodMetrics.
@@ -10,9 +12,10 @@ pub mod deployment;
 pub mod events;
 pub mod pods;
 pub mod redact;
+pub mod revisions;
 pub mod usage;
 
-use crate::api::incident::DeploymentState;
+use crate::api::{IncidentStatus, incident::DeploymentState};
 
 /// At most `max` bytes of `text`, cut at a character boundary, with an
 /// ellipsis when cut.
@@ -35,43 +38,56 @@ pub const SUMMARY_MAX: usize = 200;
 
 /// One line for humans and the printer column, e.g.
 /// `checkout 1/3 ready; 2 CrashLoopBackOff, 1 OOMKilled; 14 warnings`.
-pub fn summary(deployments: &[DeploymentState], warnings: i64) -> String {
+/// Deployments are named bare, other kinds as `statefulset/ledger-db`.
+pub fn summary(status: &IncidentStatus, warnings: i64) -> String {
+    let workloads: Vec<(String, &DeploymentState)> = status
+        .workloads()
+        .map(|(kind, d)| (kind.key(&d.name), d))
+        .collect();
     let mut parts = Vec::new();
-    if deployments.len() > SUMMARY_NAMED {
+    if workloads.len() > SUMMARY_NAMED {
         // Too many to name: `50 deployments, 0/100 ready` (and how many
         // are missing), then the reasons as for a few.
-        let found: Vec<&DeploymentState> = deployments.iter().filter(|d| d.found).collect();
+        let found: Vec<&DeploymentState> = workloads
+            .iter()
+            .map(|(_, d)| *d)
+            .filter(|d| d.found)
+            .collect();
         let ready: i32 = found.iter().map(|d| d.ready_replicas.unwrap_or(0)).sum();
         let desired: i32 = found.iter().map(|d| d.replicas.unwrap_or(0)).sum();
-        let mut line = format!("{} deployments, {ready}/{desired} ready", deployments.len());
-        let missing = deployments.len() - found.len();
+        let noun = if status.deployments.len() == workloads.len() {
+            "deployments"
+        } else {
+            "workloads"
+        };
+        let mut line = format!("{} {noun}, {ready}/{desired} ready", workloads.len());
+        let missing = workloads.len() - found.len();
         if missing > 0 {
             line.push_str(&format!(", {missing} not found"));
         }
         parts.push(line);
     }
-    let states: Vec<String> = deployments
+    let states: Vec<String> = workloads
         .iter()
-        .map(|d| {
+        .map(|(name, d)| {
             if d.found {
                 format!(
-                    "{} {}/{} ready",
-                    d.name,
+                    "{name} {}/{} ready",
                     d.ready_replicas.unwrap_or(0),
                     d.replicas.unwrap_or(0)
                 )
             } else {
-                format!("{} not found", d.name)
+                format!("{name} not found")
             }
         })
         .collect();
-    if !states.is_empty() && deployments.len() <= SUMMARY_NAMED {
+    if !states.is_empty() && workloads.len() <= SUMMARY_NAMED {
         parts.push(states.join(", "));
     }
     let mut reasons: Vec<(String, i32)> = Vec::new();
-    for reason in deployments
+    for reason in workloads
         .iter()
-        .filter_map(|d| d.pods.as_ref())
+        .filter_map(|(_, d)| d.pods.as_ref())
         .flat_map(|p| &p.reasons)
     {
         match reasons.iter_mut().find(|(r, _)| *r == reason.reason) {
@@ -83,6 +99,13 @@ pub fn summary(deployments: &[DeploymentState], warnings: i64) -> String {
         reasons.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
         let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
         parts.push(reasons.join(", "));
+    }
+    let unbound: usize = status.stateful_sets.iter().map(|s| s.claims.len()).sum();
+    if unbound > 0 {
+        parts.push(format!(
+            "{unbound} unbound claim{}",
+            if unbound == 1 { "" } else { "s" }
+        ));
     }
     if warnings > 0 {
         parts.push(format!(
@@ -227,7 +250,14 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::incident::{PodsSummary, ReasonCount};
+    use crate::api::incident::{PodsSummary, ReasonCount, StatefulSetState};
+
+    fn of(deployments: &[DeploymentState]) -> IncidentStatus {
+        IncidentStatus {
+            deployments: deployments.to_vec(),
+            ..Default::default()
+        }
+    }
 
     #[test]
     fn summary_line_reads_like_a_responder_would_say_it() {
@@ -254,15 +284,33 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            summary(std::slice::from_ref(&checkout), 14),
+            summary(&of(std::slice::from_ref(&checkout)), 14),
             "checkout 1/3 ready; 2 CrashLoopBackOff, 1 OOMKilled; 14 warnings"
         );
         let missing = deployment::not_found("ledger");
         assert_eq!(
-            summary(&[checkout, missing], 1).split("; ").next(),
+            summary(&of(&[checkout.clone(), missing]), 1)
+                .split("; ")
+                .next(),
             Some("checkout 1/3 ready, ledger not found")
         );
-        assert_eq!(summary(&[], 0), "no affected workloads");
+        assert_eq!(summary(&of(&[]), 0), "no affected workloads");
+        let mut mixed = of(&[checkout]);
+        mixed.stateful_sets = vec![StatefulSetState {
+            workload: DeploymentState {
+                name: "ledger-db".into(),
+                found: true,
+                replicas: Some(3),
+                ready_replicas: Some(2),
+                ..Default::default()
+            },
+            claims: vec![Default::default()],
+            ..Default::default()
+        }];
+        assert_eq!(
+            summary(&mixed, 0),
+            "checkout 1/3 ready, statefulset/ledger-db 2/3 ready; 2 CrashLoopBackOff, 1 OOMKilled; 1 unbound claim"
+        );
     }
 
     #[test]
@@ -291,13 +339,13 @@ mod tests {
         };
         let many: Vec<DeploymentState> = (0..50).map(failing).collect();
         assert_eq!(
-            summary(&many, 0),
+            summary(&of(&many), 0),
             "50 deployments, 0/100 ready; 50 CrashLoopBackOff, 50 OOMKilled"
         );
         let mut some_missing = many[..4].to_vec();
         some_missing.push(deployment::not_found("ledger"));
         assert_eq!(
-            summary(&some_missing, 2),
+            summary(&of(&some_missing), 2),
             "5 deployments, 0/8 ready, 1 not found; 4 CrashLoopBackOff, 4 OOMKilled; 2 warnings"
         );
     }

@@ -176,7 +176,6 @@ fn message(pod: &Pod) -> Option<String> {
         .map(|m| truncate(&m, MESSAGE_EXCERPT))
 }
 
-/// Counts, reasons and the `max_items` worst pods of one Deployment.
 /// A Pod as the cache keeps it: what enrichment, usage and signals read of
 /// it, worked out once when the Pod changes instead of on every reconcile,
 /// in about a quarter of the Pod's size (Pods outnumber every other kind
@@ -185,8 +184,10 @@ fn message(pod: &Pod) -> Option<String> {
 pub struct PodView {
     pub namespace: Arc<str>,
     pub name: Box<str>,
-    /// The controlling ReplicaSet's name and uid.
-    pub owner: Option<(Box<str>, Box<str>)>,
+    /// The controller that owns it: a ReplicaSet, StatefulSet or DaemonSet.
+    pub owner: Option<Owner>,
+    /// The node it was scheduled to.
+    pub node: Option<Arc<str>>,
     pub phase: Option<Arc<str>>,
     pub ready: bool,
     /// When Ready last turned False, while it is False.
@@ -204,6 +205,24 @@ pub struct PodView {
     pub containers: Box<[super::usage::Requests]>,
 }
 
+/// The kinds of controller whose pods are read.
+const OWNERS: [&str; 3] = ["ReplicaSet", "StatefulSet", "DaemonSet"];
+
+/// A pod's controlling owner.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Owner {
+    /// `ReplicaSet`, `StatefulSet` or `DaemonSet`.
+    pub kind: Arc<str>,
+    pub name: Box<str>,
+    pub uid: Box<str>,
+}
+
+impl Owner {
+    pub fn is(&self, kind: &str, uid: Option<&str>) -> bool {
+        &*self.kind == kind && uid == Some(&*self.uid)
+    }
+}
+
 impl PodView {
     pub fn of(pod: &Pod) -> PodView {
         let status = pod.status.as_ref();
@@ -212,15 +231,24 @@ impl PodView {
             .owner_references
             .iter()
             .flatten()
-            .find(|o| o.controller == Some(true) && o.kind == "ReplicaSet")
-            .map(|o| (o.name.as_str().into(), o.uid.as_str().into()));
-        let not_ready_since = status
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .find(|c| c.type_ == "Ready" && c.status == "False")
-            .and_then(|c| c.last_transition_time.as_ref())
-            .map(|t| t.0);
+            .find(|o| o.controller == Some(true) && OWNERS.contains(&o.kind.as_str()))
+            .map(|o| Owner {
+                kind: shared(&o.kind),
+                name: o.name.as_str().into(),
+                uid: o.uid.as_str().into(),
+            });
+        // Since it stopped being ready, or, never scheduled, since the
+        // scheduler last gave up on it.
+        let since = |type_: &str| {
+            status
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .find(|c| c.type_ == type_ && c.status == "False")
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(|t| t.0)
+        };
+        let not_ready_since = since("Ready").or_else(|| since("PodScheduled"));
         let crash_looping = status
             .and_then(|s| s.container_statuses.as_ref())
             .into_iter()
@@ -236,6 +264,12 @@ impl PodView {
             namespace: shared(pod.metadata.namespace.as_deref().unwrap_or_default()),
             name: pod.metadata.name.as_deref().unwrap_or_default().into(),
             owner,
+            node: pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .filter(|n| !n.is_empty())
+                .map(shared),
             phase: status.and_then(|s| s.phase.as_deref()).map(shared),
             ready: is_ready(pod),
             not_ready_since,
@@ -254,6 +288,7 @@ impl PodView {
     }
 }
 
+/// Counts, reasons and the `max_items` worst pods of one workload.
 pub fn summarize(pods: &[&PodView], max_items: usize) -> PodsSummary {
     // Per reason: the pods showing it, and those only as recovered.
     let mut counts: BTreeMap<String, (i32, i32)> = BTreeMap::new();
@@ -345,7 +380,8 @@ mod tests {
             "metadata": {"name": "checkout-1", "namespace": "shop", "ownerReferences": [
                 {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "checkout-abc",
                     "uid": "rs-1", "controller": true}]},
-            "spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": "250m"}}}]},
+            "spec": {"nodeName": "node-1",
+                "containers": [{"name": "app", "resources": {"requests": {"cpu": "250m"}}}]},
             "status": {"phase": "Running",
                 "conditions": [{"type": "Ready", "status": "False",
                     "lastTransitionTime": "2026-11-24T14:00:00Z"}],
@@ -356,7 +392,9 @@ mod tests {
         .expect("pod");
         let view = PodView::of(&pod);
         assert_eq!((&*view.namespace, &*view.name), ("shop", "checkout-1"));
-        assert_eq!(view.owner, Some(("checkout-abc".into(), "rs-1".into())));
+        let owner = view.owner.as_ref().expect("owner");
+        assert!(owner.is("ReplicaSet", Some("rs-1")) && &*owner.name == "checkout-abc");
+        assert_eq!(view.node.as_deref(), Some("node-1"));
         assert!(view.crash_looping && !view.ready);
         assert_eq!(view.restarts, 4);
         assert_eq!(

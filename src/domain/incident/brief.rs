@@ -1,16 +1,16 @@
 //! `status.brief`: the few lines a responder needs, where `kubectl
 //! describe` shows them first. kubectl prints a status's fields in
-//! alphabetical order, so the summary, the deadline and the Deployments
+//! alphabetical order, so the summary, the deadline and the workloads
 //! would otherwise come after fifty lines of conditions; `brief` sorts
-//! before `conditions`, and its own fields (attention, deadline,
-//! deployments, summary) read in a sensible order too. Every line is
+//! before `conditions`, and its own fields (attention, deadline, summary,
+//! workloads) read in a sensible order too. Every line is
 //! derived from the rest of the status and holds no clock-relative text,
 //! so it changes only when the status does.
 
 use crate::{
     api::{
         IncidentStatus, Phase,
-        incident::{Brief, DeploymentState},
+        incident::{Brief, DaemonSetState, DeploymentState, StatefulSetState, WorkloadKind},
     },
     domain::{
         enrich::truncate,
@@ -20,7 +20,7 @@ use crate::{
     },
 };
 
-/// Deployments the brief gives a line each; the rest are counted.
+/// Workloads the brief gives a line each; the rest are counted.
 pub const BRIEF_DEPLOYMENTS: usize = 5;
 /// What-needs-attention lines kept.
 pub const BRIEF_ATTENTION: usize = 5;
@@ -58,15 +58,19 @@ pub fn deadline(status: &IncidentStatus, phase: Phase) -> Option<String> {
     })
 }
 
-/// One line per Deployment: `checkout 1/3 ready, 14 restarts: 2
-/// CrashLoopBackOff, 1 OOMKilled; revision 7 changed v41 → v42`.
+/// One line per workload: `checkout 1/3 ready, 14 restarts: 2
+/// CrashLoopBackOff, 1 OOMKilled; revision 7 changed v41 → v42`, with the
+/// workload named by its [`WorkloadKind::key`].
 pub fn deployment(d: &DeploymentState) -> String {
+    line(&d.name, d, &[])
+}
+
+fn line(name: &str, d: &DeploymentState, extra: &[String]) -> String {
     if !d.found {
-        return format!("{} not found", d.name);
+        return format!("{name} not found");
     }
     let mut line = format!(
-        "{} {}/{} ready",
-        d.name,
+        "{name} {}/{} ready",
         d.ready_replicas.unwrap_or(0),
         d.replicas.unwrap_or(0)
     );
@@ -91,6 +95,10 @@ pub fn deployment(d: &DeploymentState) -> String {
             d.images.join(", ")
         ));
     }
+    for extra in extra {
+        line.push_str("; ");
+        line.push_str(extra);
+    }
     if let Some(usage) = &d.usage
         && let (Some(cpu), Some(memory)) = (&usage.cpu, &usage.memory)
     {
@@ -99,18 +107,78 @@ pub fn deployment(d: &DeploymentState) -> String {
     truncate(&line, BRIEF_LINE)
 }
 
-pub fn build(status: &IncidentStatus, phase: Phase) -> Brief {
-    let mut deployments: Vec<String> = status
-        .deployments
-        .iter()
-        .take(BRIEF_DEPLOYMENTS)
-        .map(deployment)
-        .collect();
-    if status.deployments.len() > BRIEF_DEPLOYMENTS {
-        deployments.push(format!(
-            "… and {} more in deployments below",
-            status.deployments.len() - BRIEF_DEPLOYMENTS
+/// What a StatefulSet's line adds: a rollout under way or stuck, and its
+/// unbound claims.
+pub fn statefulset_notes(s: &StatefulSetState) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let (Some(current), Some(update)) = (&s.current_revision, &s.update_revision)
+        && current != update
+    {
+        let partition = s
+            .partition
+            .map(|p| format!(", partition {p}"))
+            .unwrap_or_default();
+        notes.push(format!(
+            "updating {current} → {update} ({}/{} updated{partition})",
+            s.workload.updated_replicas.unwrap_or(0),
+            s.workload.replicas.unwrap_or(0)
         ));
+    }
+    if !s.claims.is_empty() {
+        let claims: Vec<String> = s
+            .claims
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}{}",
+                    c.name,
+                    c.phase.as_deref().unwrap_or("Pending"),
+                    c.storage_class
+                        .as_deref()
+                        .map(|class| format!(" (class {class})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        notes.push(format!("unbound claims: {}", claims.join(", ")));
+    }
+    notes
+}
+
+/// What a DaemonSet's line adds: the nodes whose pods fail, and pods
+/// where none should run.
+pub fn daemonset_notes(d: &DaemonSetState) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !d.failing_nodes.is_empty() {
+        notes.push(format!("failing on {}", d.failing_nodes.join(", ")));
+    }
+    if let Some(n) = d.number_misscheduled.filter(|n| *n > 0) {
+        notes.push(format!("{n} misscheduled"));
+    }
+    notes
+}
+
+/// A line for every affected workload: Deployments, then StatefulSets,
+/// then DaemonSets.
+pub fn lines(status: &IncidentStatus) -> Vec<String> {
+    let deployments = status.deployments.iter().map(|d| line(&d.name, d, &[]));
+    let sets = status.stateful_sets.iter().map(|s| {
+        let name = WorkloadKind::StatefulSet.key(&s.workload.name);
+        line(&name, &s.workload, &statefulset_notes(s))
+    });
+    let daemons = status.daemon_sets.iter().map(|d| {
+        let name = WorkloadKind::DaemonSet.key(&d.workload.name);
+        line(&name, &d.workload, &daemonset_notes(d))
+    });
+    deployments.chain(sets).chain(daemons).collect()
+}
+
+pub fn build(status: &IncidentStatus, phase: Phase) -> Brief {
+    let mut workloads = lines(status);
+    if workloads.len() > BRIEF_DEPLOYMENTS {
+        let more = workloads.len() - BRIEF_DEPLOYMENTS;
+        workloads.truncate(BRIEF_DEPLOYMENTS);
+        workloads.push(format!("… and {more} more in the status below"));
     }
     Brief {
         attention: attention(status)
@@ -119,8 +187,8 @@ pub fn build(status: &IncidentStatus, phase: Phase) -> Brief {
             .map(|l| truncate(l, BRIEF_LINE))
             .collect(),
         deadline: deadline(status, phase),
-        deployments,
         summary: status.summary.clone(),
+        workloads,
     }
 }
 
@@ -190,13 +258,54 @@ mod tests {
             Some("OVERDUE: not acknowledged by 2026-11-24T14:05:00Z")
         );
         assert_eq!(
-            brief.deployments,
+            brief.workloads,
             [
                 "checkout 1/3 ready, 14 restarts: 2 CrashLoopBackOff; revision 7 changed shop/checkout:v41 → shop/checkout:v42",
                 "ledger not found"
             ]
         );
         assert_eq!(brief.summary.as_deref(), Some("checkout 1/3 ready"));
+
+        let sets = IncidentStatus {
+            stateful_sets: vec![StatefulSetState {
+                workload: DeploymentState {
+                    name: "ledger-db".into(),
+                    found: true,
+                    replicas: Some(3),
+                    ready_replicas: Some(2),
+                    updated_replicas: Some(1),
+                    ..Default::default()
+                },
+                current_revision: Some("ledger-db-aaa".into()),
+                update_revision: Some("ledger-db-bbb".into()),
+                partition: Some(1),
+                claims: vec![crate::api::incident::ClaimState {
+                    name: "data-ledger-db-2".into(),
+                    phase: Some("Pending".into()),
+                    storage_class: Some("fast".into()),
+                }],
+            }],
+            daemon_sets: vec![DaemonSetState {
+                workload: DeploymentState {
+                    name: "node-agent".into(),
+                    found: true,
+                    replicas: Some(3),
+                    ready_replicas: Some(1),
+                    ..Default::default()
+                },
+                failing_nodes: vec!["kwok-node-0".into(), "kwok-node-2".into()],
+                number_misscheduled: Some(0),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            lines(&sets),
+            [
+                "statefulset/ledger-db 2/3 ready; updating ledger-db-aaa → ledger-db-bbb (1/3 updated, partition 1); unbound claims: data-ledger-db-2 Pending (class fast)",
+                "daemonset/node-agent 1/3 ready; failing on kwok-node-0, kwok-node-2"
+            ]
+        );
 
         let mut acked = status.clone();
         acked.acknowledged_at = Some(time("2026-11-24T14:03:00Z"));

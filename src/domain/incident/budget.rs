@@ -36,8 +36,7 @@ fn shed(status: &mut IncidentStatus) -> Option<usize> {
         return status.events.pop().map(|e| size(&e) + 1);
     }
     if let Some(pods) = status
-        .deployments
-        .iter_mut()
+        .workloads_mut()
         .filter_map(|d| d.pods.as_mut())
         .filter(|p| p.items.len() > 1)
         .max_by_key(|p| p.items.len())
@@ -50,7 +49,13 @@ fn shed(status: &mut IncidentStatus) -> Option<usize> {
     if let Some(event) = status.events.pop() {
         return Some(size(&event) + 1);
     }
-    if status.deployments.len() > 1 {
+    if status.daemon_sets.len() + status.stateful_sets.len() + status.deployments.len() > 1 {
+        if let Some(d) = status.daemon_sets.pop() {
+            return Some(size(&d) + 1);
+        }
+        if let Some(s) = status.stateful_sets.pop() {
+            return Some(size(&s) + 1);
+        }
         return status.deployments.pop().map(|d| size(&d) + 1);
     }
     None

@@ -7,7 +7,7 @@ use super::Observation;
 use crate::{
     api::{
         Incident, IncidentStatus, Phase,
-        incident::{DeliveryState, NotificationState, PostmortemState},
+        incident::{DeliveryState, NotificationState, PostmortemState, WorkloadKind},
     },
     domain::{
         conditions::{READY, condition},
@@ -235,7 +235,7 @@ pub fn build(
             ENRICHED,
             true,
             "Live",
-            "Enrichment follows the cluster; selectors matched more Deployments than the status holds, the first ones are shown.".into(),
+            "Enrichment follows the cluster; selectors matched more workloads than the status holds, the first ones are shown.".into(),
         )
     } else {
         set(
@@ -294,37 +294,44 @@ fn deployments_found(
             "InvalidSelector",
             enrich::truncate(
                 &format!(
-                    "spec.affected.deployments: {}; such an entry matches nothing. Fix the selector.",
+                    "{}; such an entry matches nothing. Fix the selector.",
                     observation.invalid_selectors.join("; ")
                 ),
                 1000,
             ),
         ));
     }
-    if status.deployments.is_empty() {
-        return None;
+    status.workloads().next()?;
+    // `Deployment a, b; StatefulSet c`, per kind.
+    let mut missing: Vec<String> = Vec::new();
+    for kind in WorkloadKind::ALL {
+        let names: Vec<&str> = status
+            .workloads()
+            .filter(|(k, d)| *k == kind && !d.found)
+            .map(|(_, d)| d.name.as_str())
+            .collect();
+        if !names.is_empty() {
+            missing.push(format!("{kind} {}", names.join(", ")));
+        }
     }
-    let missing: Vec<&str> = status
-        .deployments
-        .iter()
-        .filter(|d| !d.found)
-        .map(|d| d.name.as_str())
-        .collect();
     Some(if missing.is_empty() {
         set(
             DEPLOYMENTS_FOUND,
             true,
             "AllFound",
-            "Every affected Deployment was found.".into(),
+            "Every affected workload was found.".into(),
         )
     } else {
         set(
             DEPLOYMENTS_FOUND,
             false,
             "DeploymentNotFound",
-            format!(
-                "Deployment {} not found in namespace {namespace}; it will be linked as soon as it exists.",
-                missing.join(", ")
+            enrich::truncate(
+                &format!(
+                    "{} not found in namespace {namespace}; it will be linked as soon as it exists.",
+                    missing.join("; ")
+                ),
+                1000,
             ),
         )
     })

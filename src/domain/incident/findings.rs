@@ -7,7 +7,10 @@ use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::timeline::{Entry, Kind, Reports};
-use crate::api::{IncidentStatus, incident::DeploymentState};
+use crate::api::{
+    IncidentStatus,
+    incident::{DeploymentState, WorkloadKind},
+};
 
 /// A rollout this long before the declaration is worth a timeline entry.
 pub(crate) const ROLLOUT_WINDOW: SignedDuration = SignedDuration::from_hours(1);
@@ -31,7 +34,8 @@ pub fn apply(status: &mut IncidentStatus, reports: &mut Reports, now: &Time) {
     let Some(declared) = status.declared_at.clone() else {
         return;
     };
-    for finding in find(&status.deployments, &declared) {
+    let found = find(status.workloads(), &declared);
+    for finding in found {
         // Recorded in the timeline by a version that kept no keys.
         let in_timeline = status
             .timeline
@@ -49,10 +53,16 @@ pub fn apply(status: &mut IncidentStatus, reports: &mut Reports, now: &Time) {
     }
 }
 
-pub fn find(deployments: &[DeploymentState], declared: &Time) -> Vec<Finding> {
+/// The findings in `workloads`' states; each is about a workload as its
+/// [`WorkloadKind::key`](crate::api::incident::WorkloadKind::key) names it.
+pub fn find<'a>(
+    workloads: impl Iterator<Item = (WorkloadKind, &'a DeploymentState)>,
+    declared: &Time,
+) -> Vec<Finding> {
     let mut found = Vec::new();
     let window_start = declared.0.checked_sub(ROLLOUT_WINDOW).unwrap_or(declared.0);
-    for d in deployments.iter().filter(|d| d.found) {
+    for (kind, d) in workloads.filter(|(_, d)| d.found) {
+        let name = kind.key(&d.name);
         if let Some(at) = &d.rollout_at
             && at.0 >= window_start
         {
@@ -77,10 +87,10 @@ pub fn find(deployments: &[DeploymentState], declared: &Time) -> Vec<Finding> {
                 )
             };
             found.push(Finding {
-                key: format!("Rollout/{}/{revision}", d.name),
+                key: format!("Rollout/{name}/{revision}"),
                 time: Some(at.clone()),
-                entry: Kind::Rollout.about(&d.name),
-                message: format!("{} rolled out revision {revision} {when}{change}", d.name),
+                entry: Kind::Rollout.about(&name),
+                message: format!("{name} rolled out revision {revision} {when}{change}"),
             });
         }
         let reasons = d
@@ -91,10 +101,10 @@ pub fn find(deployments: &[DeploymentState], declared: &Time) -> Vec<Finding> {
         for reason in FAILURES {
             if reasons.iter().any(|r| r.reason == reason) {
                 found.push(Finding {
-                    key: format!("PodFailure/{}/{reason}", d.name),
+                    key: format!("PodFailure/{name}/{reason}"),
                     time: None,
                     entry: Kind::PodFailure.about(reason),
-                    message: format!("{}: pods show {reason}", d.name),
+                    message: format!("{name}: pods show {reason}"),
                 });
             }
         }
@@ -134,10 +144,19 @@ mod tests {
     fn a_new_revision_is_a_new_finding() {
         let declared = Time(at("2026-11-24T14:10:00Z"));
         let mut d = checkout(1, &[]);
-        let first = find(std::slice::from_ref(&d), &declared);
+        let one =
+            |d: &DeploymentState| find([(WorkloadKind::Deployment, d)].into_iter(), &declared);
+        let first = one(&d);
         d.revision = Some("3".into());
-        let second = find(std::slice::from_ref(&d), &declared);
+        let second = one(&d);
         assert_ne!(first[0].key, second[0].key);
         assert!(second[0].message.contains("revision 3"));
+        let set = find([(WorkloadKind::StatefulSet, &d)].into_iter(), &declared);
+        assert_eq!(set[0].key, "Rollout/statefulset/checkout/3");
+        assert!(
+            set[0]
+                .message
+                .starts_with("statefulset/checkout rolled out")
+        );
     }
 }

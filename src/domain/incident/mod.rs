@@ -36,7 +36,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::{
     api::{
         Incident, IncidentStatus,
-        incident::{DeploymentState, EventSummary, MetricValue, PolicyReference},
+        incident::{
+            DaemonSetState, DeploymentState, EventSummary, MetricValue, PolicyReference,
+            StatefulSetState,
+        },
     },
     domain::{enrich, policy::EffectivePolicy},
 };
@@ -50,6 +53,8 @@ pub use self::{
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Observation {
     pub deployments: Vec<DeploymentState>,
+    pub stateful_sets: Vec<StatefulSetState>,
+    pub daemon_sets: Vec<DaemonSetState>,
     pub events: Vec<EventSummary>,
     /// Warning events seen in all, counts included.
     pub warnings: i64,
@@ -197,9 +202,13 @@ fn enrich(
     policy: &EffectivePolicy,
     now: &Time,
 ) {
-    let changed =
-        status.deployments != observation.deployments || status.events != observation.events;
+    let changed = status.deployments != observation.deployments
+        || status.stateful_sets != observation.stateful_sets
+        || status.daemon_sets != observation.daemon_sets
+        || status.events != observation.events;
     status.deployments = observation.deployments.clone();
+    status.stateful_sets = observation.stateful_sets.clone();
+    status.daemon_sets = observation.daemon_sets.clone();
     status.events = observation.events.clone();
     if let Some(queries) = &observation.queries {
         status.metrics = queries.clone();
@@ -209,7 +218,7 @@ fn enrich(
         status.metrics.clear();
         status.metrics_at = None;
     }
-    status.summary = Some(enrich::summary(&status.deployments, observation.warnings));
+    status.summary = Some(enrich::summary(status, observation.warnings));
     if changed || status.enriched_at.is_none() {
         status.enriched_at = Some(now.clone());
     }

@@ -83,7 +83,7 @@ pub fn facts(status: &IncidentStatus) -> IncidentStatus {
     for impact in &mut facts.impact {
         impact.restarts = None;
     }
-    for deployment in &mut facts.deployments {
+    for deployment in facts.workloads_mut() {
         deployment.replicas = None;
         deployment.ready_replicas = None;
         deployment.available_replicas = None;

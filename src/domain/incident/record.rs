@@ -85,23 +85,25 @@ pub fn apply(
     durations(status);
 }
 
-/// Keeps, per affected Deployment, the worst it got: the fewest ready
+/// Keeps, per affected workload (by [`WorkloadKind::key`]), the worst it got: the fewest ready
 /// replicas, the most restarts, and every failure reason with the most
 /// pods that failed with it at once.
 fn impact(status: &mut IncidentStatus) {
-    for d in status.deployments.iter().filter(|d| d.found) {
-        let at = match status.impact.iter().position(|i| i.name == d.name) {
+    let mut impact = std::mem::take(&mut status.impact);
+    for (kind, d) in status.workloads().filter(|(_, d)| d.found) {
+        let name = kind.key(&d.name);
+        let at = match impact.iter().position(|i| i.name == name) {
             Some(at) => at,
-            None if status.impact.len() < MAX_IMPACT as usize => {
-                status.impact.push(WorkloadImpact {
-                    name: d.name.clone(),
+            None if impact.len() < MAX_IMPACT as usize => {
+                impact.push(WorkloadImpact {
+                    name,
                     ..Default::default()
                 });
-                status.impact.len() - 1
+                impact.len() - 1
             }
             None => continue,
         };
-        let worst = &mut status.impact[at];
+        let worst = &mut impact[at];
         let ready = d.ready_replicas.unwrap_or(0);
         if worst.worst_ready.is_none_or(|w| ready < w) {
             worst.worst_ready = Some(ready);
@@ -125,6 +127,7 @@ fn impact(status: &mut IncidentStatus) {
             .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
         worst.reasons.truncate(MAX_IMPACT_REASONS as usize);
     }
+    status.impact = impact;
 }
 
 /// The earliest of what says when impact started, with where it came from.
@@ -196,23 +199,24 @@ fn started(
     status.started_at = Some(at);
 }
 
-/// Records each rollout of an affected Deployment in the hour before the
+/// Records each rollout of an affected workload in the hour before the
 /// declaration once, as first seen (a rollback later replaces what the
 /// Deployment shows, not this record).
 fn rollouts(declared: &Time, status: &mut IncidentStatus) {
     let window_start = declared.0.checked_sub(ROLLOUT_WINDOW).unwrap_or(declared.0);
-    for d in status.deployments.iter().filter(|d| d.found) {
+    let mut rollouts = std::mem::take(&mut status.rollouts);
+    for (kind, d) in status.workloads().filter(|(_, d)| d.found) {
         let Some(at) = &d.rollout_at else { continue };
         if at.0 < window_start || at.0 > declared.0 {
             continue;
         }
-        let known = status
-            .rollouts
+        let name = kind.key(&d.name);
+        let known = rollouts
             .iter()
-            .any(|r| r.name == d.name && r.revision == d.revision);
+            .any(|r| r.name == name && r.revision == d.revision);
         if !known {
-            status.rollouts.push(RolloutRecord {
-                name: d.name.clone(),
+            rollouts.push(RolloutRecord {
+                name,
                 revision: d.revision.clone(),
                 at: at.clone(),
                 images: d.images.clone(),
@@ -220,6 +224,7 @@ fn rollouts(declared: &Time, status: &mut IncidentStatus) {
             });
         }
     }
+    status.rollouts = rollouts;
     // A total order, so the ones kept when there are too many are the same
     // on every pass.
     status

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::timeline::{Kind, Reports};
 use crate::api::{
     Incident, IncidentStatus,
-    incident::{DeploymentState, RelatedIncident, Relation},
+    incident::{RelatedIncident, Relation, WorkloadKind},
     limits::MAX_RELATED_STATUS,
 };
 
@@ -36,30 +36,30 @@ pub fn recurs(declared: &Time, at: &Time) -> bool {
 pub struct Earlier {
     pub name: String,
     pub resolved_at: Option<Time>,
-    /// The Deployments it affected.
+    /// The workloads it affected, as [`WorkloadKind::key`]s.
     pub workloads: Vec<String>,
 }
 
-/// The Deployments an incident affects: those it linked (`deployments`,
-/// its status's), and those it names.
-pub fn workloads(incident: &Incident, deployments: &[DeploymentState]) -> Vec<String> {
-    let mut names: Vec<String> = deployments
-        .iter()
-        .filter(|d| d.found)
-        .map(|d| d.name.clone())
+/// The workloads an incident affects, as [`WorkloadKind::key`]s: those
+/// its status linked, and those its spec names.
+pub fn workloads(incident: &Incident, status: Option<&IncidentStatus>) -> Vec<String> {
+    let mut keys: Vec<String> = status
+        .into_iter()
+        .flat_map(|s| s.workloads())
+        .filter(|(_, d)| d.found)
+        .map(|(kind, d)| kind.key(&d.name))
         .collect();
-    for name in incident
-        .spec
-        .affected
-        .iter()
-        .flat_map(|a| &a.deployments)
-        .filter_map(|d| d.name.clone())
-    {
-        if !names.contains(&name) {
-            names.push(name);
+    if let Some(affected) = incident.spec.affected.as_ref() {
+        for kind in WorkloadKind::ALL {
+            for name in affected.of(kind).iter().filter_map(|d| d.name.as_deref()) {
+                let key = kind.key(name);
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
         }
     }
-    names
+    keys
 }
 
 pub fn apply(
@@ -96,7 +96,7 @@ pub fn apply(
         .map(|r| (r.clone(), None))
         .collect();
     if !frozen && let Some(declared) = status.declared_at.clone() {
-        let mine = workloads(incident, &status.deployments);
+        let mine = workloads(incident, Some(status));
         for other in earlier {
             let Some(at) = other
                 .resolved_at
@@ -246,6 +246,7 @@ mod tests {
                 name: Some("checkout".into()),
                 selector: None,
             }],
+            ..Default::default()
         });
         inc.spec.related = vec![RelatedLink {
             name: "checkout-5xx".into(),

@@ -118,7 +118,7 @@ pub fn apply(
         status.healthy_since = None;
         return false;
     }
-    if !signals::healthy(signal, &status.deployments) {
+    if !signals::healthy(signal, status) {
         status.healthy_since = None;
         return false;
     }
