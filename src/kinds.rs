@@ -17,7 +17,7 @@ use std::{
 };
 
 use k8s_openapi::{
-    NamespaceResourceScope,
+    ClusterResourceScope, NamespaceResourceScope,
     apimachinery::pkg::{
         api::resource::Quantity,
         apis::meta::v1::{MicroTime, OwnerReference, Time},
@@ -56,9 +56,19 @@ pub const REVISION_HISTORY_ANNOTATION: &str = "deployment.kubernetes.io/revision
 
 macro_rules! resource {
     ($ty:ident, $kind:literal, $group:literal, $version:literal, $plural:literal) => {
+        resource!(
+            $ty,
+            $kind,
+            $group,
+            $version,
+            $plural,
+            NamespaceResourceScope
+        );
+    };
+    ($ty:ident, $kind:literal, $group:literal, $version:literal, $plural:literal, $scope:ty) => {
         impl kube::Resource for $ty {
             type DynamicType = ();
-            type Scope = NamespaceResourceScope;
+            type Scope = $scope;
 
             fn kind(_: &()) -> Cow<'_, str> {
                 $kind.into()
@@ -435,6 +445,53 @@ impl ControllerRevision {
 }
 
 // ---------------------------------------------------------------------------
+// Nodes
+
+/// A node as far as its trouble goes: its conditions, whether it is
+/// cordoned, and its taints. Heartbeat times are skipped, so a heartbeat
+/// leaves the cached node as it was.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct Node {
+    #[serde(default, deserialize_with = "meta_without_labels")]
+    pub metadata: ObjectMeta,
+    pub spec: Option<NodeSpec>,
+    pub status: Option<NodeStatus>,
+}
+resource!(Node, "Node", "", "v1", "nodes", ClusterResourceScope);
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct NodeSpec {
+    #[serde(default)]
+    pub unschedulable: bool,
+    pub taints: Option<Vec<Taint>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct Taint {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub effect: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct NodeStatus {
+    pub conditions: Option<Vec<NodeCondition>>,
+}
+
+/// A node condition without its heartbeat time.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub last_transition_time: Option<Time>,
+}
+
+// ---------------------------------------------------------------------------
 // Claims
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -524,6 +581,9 @@ pub struct Event {
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub involved_object: InvolvedObject,
+    /// Warning or Normal.
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
     pub reason: Option<String>,
     pub message: Option<String>,
     pub count: Option<i32>,

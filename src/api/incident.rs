@@ -464,6 +464,13 @@ pub struct IncidentStatus {
     #[schemars(length(max = MAX_LINKED_DEPLOYMENTS))]
     pub daemon_sets: Vec<DaemonSetState>,
 
+    /// The nodes that host affected pods and have a problem: not ready,
+    /// under pressure, cordoned or tainted NoExecute. Most affected pods
+    /// first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_NODES))]
+    pub nodes: Vec<NodeState>,
+
     /// Alerts grouped into this incident (when Alertmanager declared or
     /// joined it): firing first, then the most recently seen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -832,6 +839,37 @@ pub struct DaemonSetState {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_FAILING_NODES), inner(length(max = 253)))]
     pub failing_nodes: Vec<String>,
+}
+
+/// A node under affected pods, and what is wrong with it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeState {
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// What its conditions say: `NotReady` (Ready is False), `Unknown`
+    /// (Ready is Unknown: its kubelet stopped reporting), `MemoryPressure`,
+    /// `DiskPressure`, `PIDPressure`, `NetworkUnavailable`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 6), inner(length(max = 32)))]
+    pub conditions: Vec<String>,
+    /// Cordoned: no new pods are scheduled to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unschedulable: bool,
+    /// The keys of its NoExecute taints: pods that do not tolerate them
+    /// are evicted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(max = 317)))]
+    pub no_execute: Vec<String>,
+    /// Since when: the earliest transition of the conditions above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+    /// The Ready condition's message, while it is not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 300))]
+    pub message: Option<String>,
+    /// How many affected pods run there.
+    pub pods: i32,
 }
 
 impl IncidentStatus {

@@ -16,6 +16,8 @@ pub const MAX_EVENTS: u32 = 100;
 pub const MAX_PODS: u32 = 50;
 /// Unbound claims listed per StatefulSet.
 pub const MAX_CLAIMS: u32 = 10;
+/// Nodes in trouble an incident lists.
+pub const MAX_NODES: u32 = 20;
 /// Failing nodes listed per DaemonSet.
 pub const MAX_FAILING_NODES: u32 = 20;
 /// Distinct failure reasons per Deployment.

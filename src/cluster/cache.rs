@@ -29,8 +29,8 @@ use crate::{
     api::{ClusterResponsePolicy, Incident, ResponsePolicy},
     domain::enrich::{events::Warning, pods::PodView},
     kinds::{
-        ControllerRevision, DaemonSet, Deployment, Event, PersistentVolumeClaim, Pod, ReplicaSet,
-        StatefulSet,
+        ControllerRevision, DaemonSet, Deployment, Event, Node, PersistentVolumeClaim, Pod,
+        ReplicaSet, StatefulSet,
     },
 };
 
@@ -49,8 +49,14 @@ pub struct Caches {
     pub revisions: Cache<ControllerRevision>,
     /// PersistentVolumeClaims: storage class and phase, read by name.
     pub claims: Cache<PersistentVolumeClaim>,
+    /// Nodes: conditions, cordon and taints, read by name.
+    pub nodes: Cache<Node>,
+    /// Events about Nodes, Normal ones too (`NodeNotReady` is Normal), by
+    /// [`node_key`].
+    pub node_events: Cache<Warning>,
     /// Pods (what is read of them), by `<namespace>/<owner kind>/<owner>`
-    /// of their controller (a ReplicaSet, StatefulSet or DaemonSet).
+    /// of their controller (a ReplicaSet, StatefulSet or DaemonSet), and by
+    /// [`node_key`] of their node.
     pub pods: Cache<PodView>,
     /// Warning events (as much as a summary shows), by
     /// `<namespace>/<kind>/<name>` of their object.
@@ -77,6 +83,8 @@ pub struct Streams {
     pub daemonsets: Changes<DaemonSet>,
     pub revisions: Changes<ControllerRevision>,
     pub claims: Changes<PersistentVolumeClaim>,
+    pub nodes: Changes<Node>,
+    pub node_events: Changes<Event>,
     pub pods: Changes<Pod>,
     pub events: Changes<Event>,
     pub policies: Changes<ResponsePolicy>,
@@ -148,6 +156,22 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
         |_: &PersistentVolumeClaim| Vec::new(),
         watches,
     );
+    let (nodes, nodes_stream) = watch::cache(
+        Api::all(client.clone()),
+        all(),
+        trim_version::<Node>,
+        Node::clone,
+        |_: &Node| Vec::new(),
+        watches,
+    );
+    let (node_events, node_events_stream) = watch::cache(
+        Api::all(client.clone()),
+        all().fields("involvedObject.kind=Node"),
+        |_| {},
+        Warning::of,
+        |event: &Warning| vec![node_key(&event.object)],
+        watches,
+    );
     let (pods, pods_stream) = watch::cache(
         Api::all(client.clone()),
         all(),
@@ -157,6 +181,7 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
             pod.owner
                 .iter()
                 .map(|o| object_key(&pod.namespace, &o.kind, &o.name))
+                .chain(pod.node.iter().map(|node| node_key(node)))
                 .collect()
         },
         watches,
@@ -233,6 +258,8 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
             daemonsets,
             revisions,
             claims,
+            nodes,
+            node_events,
             pods,
             events,
             policies,
@@ -251,6 +278,8 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
             daemonsets: daemonsets_stream,
             revisions: revisions_stream,
             claims: claims_stream,
+            nodes: nodes_stream,
+            node_events: node_events_stream,
             pods: pods_stream,
             events: events_stream,
             policies: policies_stream,
@@ -297,6 +326,12 @@ pub fn object_key(namespace: &str, kind: &str, name: &str) -> String {
     format!("{namespace}/{kind}/{name}")
 }
 
+/// The key of a node's pods and events: a namespaced key never starts
+/// with `/`.
+pub fn node_key(node: &str) -> String {
+    object_key("", "Node", node)
+}
+
 impl Caches {
     /// Waits until every cache holds its initial list.
     pub async fn wait_until_ready(&self) -> bool {
@@ -307,6 +342,8 @@ impl Caches {
             && self.daemonsets.wait_until_ready().await
             && self.revisions.wait_until_ready().await
             && self.claims.wait_until_ready().await
+            && self.nodes.wait_until_ready().await
+            && self.node_events.wait_until_ready().await
             && self.pods.wait_until_ready().await
             && self.events.wait_until_ready().await
             && ready(&self.policies).await
@@ -435,6 +472,18 @@ impl Caches {
             WorkloadKind::StatefulSet => named(self.statefulsets.by_key(namespace)),
             WorkloadKind::DaemonSet => named(self.daemonsets.by_key(namespace)),
         }
+    }
+
+    /// The pods on a node.
+    pub fn pods_on(&self, node: &str) -> Vec<Arc<PodView>> {
+        self.pods.by_key(&node_key(node))
+    }
+
+    /// The events about a node that speak of trouble.
+    pub fn node_events_about(&self, node: &str) -> Vec<Arc<Warning>> {
+        let mut events = self.node_events.by_key(&node_key(node));
+        events.retain(|e| e.troubles_a_node());
+        events
     }
 
     /// The Warning events about one object.

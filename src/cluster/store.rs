@@ -29,6 +29,8 @@ pub type KeyFn<K> = fn(&K) -> Vec<String>;
 type Id = u128;
 
 fn id(namespace: Option<&str>, name: &str) -> Id {
+    // A cluster-scoped object has no namespace; it is looked up with "".
+    let namespace = namespace.filter(|ns| !ns.is_empty());
     let half = |salt: u8| {
         let mut hasher = DefaultHasher::new();
         (salt, namespace, name).hash(&mut hasher);

@@ -445,3 +445,141 @@ spec:
     assert_eq!(set.workload.ready_replicas, Some(2));
     assert_eq!(set.workload.images, ["shop/ledger:v1"]);
 }
+
+/// A node of this test's own, for KWOK to run: tainted so that only the
+/// pods of this test land on it (and other tests' DaemonSets leave it
+/// out), and deleted when the test ends.
+struct OwnNode<'a> {
+    cluster: &'a support::Cluster,
+    name: String,
+}
+
+impl<'a> OwnNode<'a> {
+    fn create(cluster: &'a support::Cluster, name: &str) -> OwnNode<'a> {
+        apply(
+            cluster,
+            &format!(
+                r#"apiVersion: v1
+kind: Node
+metadata:
+  name: {name}
+  labels: {{type: kwok, kubernetes.io/hostname: {name}, klaxon.dev/test-node: {name}}}
+  annotations: {{kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}}
+spec:
+  taints: [{{key: klaxon.dev/test-node, value: {name}, effect: NoSchedule}}]
+status:
+  capacity: {{cpu: "4", memory: 16Gi, pods: "110"}}
+  allocatable: {{cpu: "4", memory: 16Gi, pods: "110"}}
+"#
+            ),
+        );
+        OwnNode {
+            cluster,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for OwnNode<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .cluster
+            .kubectl(&["delete", "node", &self.name, "--wait=false"]);
+    }
+}
+
+/// A node under the incident's pods goes NotReady, as its kubelet would
+/// report it (through KWOK's stage): the node lifecycle controller taints
+/// it NoExecute, and the incident lists the node with its condition,
+/// taint and pods, and its NodeNotReady event. Ready again, it leaves the
+/// list.
+#[tokio::test]
+async fn a_node_going_not_ready_under_the_pods_joins_the_incident() {
+    let (cluster, client, ns) = on_nodes("node").await;
+    let node = OwnNode::create(cluster, &support::unique_name("kwok-test-node"));
+    let name = node.name.clone();
+    apply(
+        cluster,
+        &format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api, namespace: {ns}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: api}}}}
+  template:
+    metadata: {{labels: {{app: api}}}}
+    spec:
+      nodeSelector: {{klaxon.dev/test-node: {name}}}
+      tolerations: [{{key: klaxon.dev/test-node, operator: Exists, effect: NoSchedule}}]
+      containers: [{{name: api, image: shop/api:v1}}]
+"#
+        ),
+    );
+    rollout_status(cluster, &ns, "deployment/api");
+    declare(cluster, &ns, "api-slow", "{deployments: [{name: api}]}");
+    let healthy = wait_for(&client, &ns, "api-slow", WAIT, "both pods", |i| {
+        i.status.as_ref().is_some_and(|s| {
+            s.deployments
+                .first()
+                .and_then(|d| d.pods.as_ref())
+                .is_some_and(|p| p.total == 2)
+        })
+    })
+    .await;
+    assert!(healthy.status.as_ref().expect("status").nodes.is_empty());
+
+    let out = cluster.kubectl(&["annotate", "node", &name, "sim.klaxon.dev/not-ready=true"]);
+    assert_success(&out, "kubectl annotate node");
+    let incident = wait_for(
+        &client,
+        &ns,
+        "api-slow",
+        WAIT,
+        "the NotReady node, tainted, with its event",
+        |i| {
+            i.status.as_ref().is_some_and(|s| {
+                s.nodes.iter().any(|n| {
+                    n.name == name
+                        && n.conditions == ["NotReady"]
+                        && n.no_execute
+                            .iter()
+                            .any(|t| t == "node.kubernetes.io/not-ready")
+                }) && s
+                    .events
+                    .iter()
+                    .any(|e| e.object == format!("Node/{name}") && e.reason == "NodeNotReady")
+            })
+        },
+    )
+    .await;
+    let status = incident.status.as_ref().expect("status");
+    let bad = &status.nodes[0];
+    assert_eq!(bad.pods, 2);
+    assert!(bad.since.is_some());
+    assert!(
+        bad.message
+            .as_deref()
+            .is_some_and(|m| m.contains("network not ready")),
+        "{bad:#?}"
+    );
+    assert_eq!(status.nodes.len(), 1, "only the node in trouble");
+    let summary = status.summary.as_deref().unwrap_or_default();
+    assert!(
+        summary.contains(&format!("node {name} NotReady")),
+        "{summary}"
+    );
+
+    let out = cluster.kubectl(&["annotate", "node", &name, "sim.klaxon.dev/not-ready-"]);
+    assert_success(&out, "kubectl annotate node");
+    wait_for(
+        &client,
+        &ns,
+        "api-slow",
+        WAIT,
+        "the node Ready again",
+        |i| i.status.as_ref().is_some_and(|s| s.nodes.is_empty()),
+    )
+    .await;
+    drop(node);
+}

@@ -132,6 +132,37 @@ pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
         }
     }
 
+    if !status.nodes.is_empty() {
+        out.blank();
+        out.push(style.bold("Nodes"));
+        for node in status.nodes.iter().take(SHOW_DEPLOYMENTS) {
+            let since = node
+                .since
+                .as_ref()
+                .map(|t| format!("  for {}", span(t.0, now)))
+                .unwrap_or_default();
+            out.push(cut(
+                &format!(
+                    "  {}  {}  {} affected pod{}{since}",
+                    style.bold(&node.name),
+                    style.red(&crate::domain::enrich::nodes::trouble(node)),
+                    node.pods,
+                    if node.pods == 1 { "" } else { "s" }
+                ),
+                WIDTH,
+            ));
+            if !node.no_execute.is_empty() {
+                out.push(cut(
+                    &format!("    NoExecute: {}", node.no_execute.join(", ")),
+                    WIDTH,
+                ));
+            }
+            if let Some(message) = &node.message {
+                out.push(cut(&format!("    \"{message}\""), WIDTH));
+            }
+        }
+    }
+
     if !status.events.is_empty() {
         out.blank();
         out.push(style.bold("Events"));

@@ -52,8 +52,8 @@ use crate::{
     health::Health,
     integrations::{notify::Notifier, prometheus::Prometheus, secrets::Secrets},
     kinds::{
-        ControllerRevision, DaemonSet, Deployment, Event, PersistentVolumeClaim, Pod, ReplicaSet,
-        StatefulSet,
+        ControllerRevision, DaemonSet, Deployment, Event, Node, PersistentVolumeClaim, Pod,
+        ReplicaSet, StatefulSet,
     },
 };
 
@@ -308,6 +308,32 @@ pub async fn run(
                 .collect()
         }
     };
+    // A node whose trouble changes (not a heartbeat: the cached node
+    // keeps no heartbeat times) wakes the incidents of the pods on it.
+    let by_node = {
+        let (links, caches) = (links.clone(), caches.clone());
+        let seen: Mutex<HashMap<String, api::incident::NodeState>> = Mutex::default();
+        move |node: Node| {
+            let Some(name) = node.metadata.name.clone() else {
+                return Vec::new();
+            };
+            let now = caches
+                .nodes
+                .get("", &name)
+                .and_then(|n| crate::domain::enrich::nodes::problem(&n, 0));
+            let before = {
+                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                match &now {
+                    Some(state) => seen.insert(name.clone(), state.clone()),
+                    None => seen.remove(&name),
+                }
+            };
+            if before == now {
+                return Vec::new();
+            }
+            incidents_on(&caches, &links, &name)
+        }
+    };
     // A claim's name does not say whose it is (`<template>-<set>-<n>`):
     // it wakes the namespace's linked incidents, routinely. Claims change
     // seldom.
@@ -318,6 +344,19 @@ pub async fn run(
                 .namespace()
                 .map(|ns| links.in_namespace(&ns))
                 .unwrap_or_default()
+                .into_iter()
+                .filter_map(|incident| gate.admit(incident, Pace::Routine))
+                .collect::<Vec<_>>()
+        }
+    };
+    // A node's event wakes the incidents of the pods on it, routinely.
+    let by_node_event = {
+        let (links, caches, gate) = (links.clone(), caches.clone(), gate.clone());
+        move |event: Event| {
+            let Some(node) = event.involved_object.name.as_deref() else {
+                return Vec::new();
+            };
+            incidents_on(&caches, &links, node)
                 .into_iter()
                 .filter_map(|incident| gate.admit(incident, Pace::Routine))
                 .collect::<Vec<_>>()
@@ -436,6 +475,8 @@ pub async fn run(
         .watches_stream(streams.daemonsets, by_daemonset)
         .watches_stream(streams.revisions, by_revision)
         .watches_stream(streams.claims, by_claim)
+        .watches_stream(streams.nodes, by_node)
+        .watches_stream(streams.node_events, by_node_event)
         .watches_stream(streams.pods, by_pod)
         .watches_stream(streams.events, by_event)
         .reconcile_on(triggered)
@@ -457,6 +498,22 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The incidents that look at the workloads of the pods on `node`.
+fn incidents_on(caches: &Caches, links: &index::Index, node: &str) -> Vec<ObjectRef<Incident>> {
+    let mut incidents: Vec<ObjectRef<Incident>> = caches
+        .pods_on(node)
+        .iter()
+        .filter_map(|pod| {
+            let key = index::workload_of_pod(pod, &caches.replicasets)?;
+            Some(links.for_workload(&pod.namespace, &key))
+        })
+        .flatten()
+        .collect();
+    incidents.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    incidents.dedup();
+    incidents
 }
 
 /// The workload a Warning event is about (as a [`WorkloadKind::key`]),

@@ -17,7 +17,7 @@ use super::State;
 use crate::{
     api::{
         Incident,
-        incident::{DaemonSetState, DeploymentState, StatefulSetState, WorkloadKind},
+        incident::{DaemonSetState, DeploymentState, NodeState, StatefulSetState, WorkloadKind},
         limits::MAX_LINKED_DEPLOYMENTS,
     },
     cluster::cache::Caches,
@@ -191,6 +191,8 @@ struct Reading<'a> {
     objects: HashSet<(String, String)>,
     events: Vec<Arc<Warning>>,
     read: usize,
+    /// The nodes the pods run on, with how many.
+    nodes: std::collections::BTreeMap<Arc<str>, i32>,
 }
 
 impl Reading<'_> {
@@ -211,9 +213,31 @@ impl Reading<'_> {
             .collect();
         for pod in &pods {
             self.about("Pod", &pod.name);
+            if let Some(node) = &pod.node {
+                *self.nodes.entry(node.clone()).or_default() += 1;
+            }
         }
         self.read += pods.len();
         pods
+    }
+
+    /// The nodes under the pods read that have a problem, and their
+    /// events that speak of it.
+    fn nodes(&mut self) -> Vec<NodeState> {
+        let mut found = Vec::new();
+        for (name, pods) in std::mem::take(&mut self.nodes) {
+            let Some(node) = self.caches.nodes.get("", &name) else {
+                continue;
+            };
+            self.read += 1;
+            if let Some(state) = enrich::nodes::problem(&node, pods) {
+                if self.objects.insert(("Node".to_string(), name.to_string())) {
+                    self.events.extend(self.caches.node_events_about(&name));
+                }
+                found.push(state);
+            }
+        }
+        enrich::nodes::rank(found)
     }
 
     /// The ControllerRevisions `kind` `owner` (with `uid`) controls.
@@ -249,6 +273,7 @@ fn gather(
         objects: HashSet::new(),
         events: Vec::new(),
         read: 0,
+        nodes: Default::default(),
     };
     let mut observation = Observation::default();
     let pods_and_usage = |state: &mut DeploymentState, pods: &[Arc<PodView>]| {
@@ -328,6 +353,7 @@ fn gather(
         pods_and_usage(&mut state.workload, &pods);
         observation.daemon_sets.push(state);
     }
+    observation.nodes = reading.nodes();
     let declared = incident
         .status
         .as_ref()

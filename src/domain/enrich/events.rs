@@ -64,9 +64,26 @@ pub struct Warning {
     pub count: i32,
     pub first_seen: Option<Timestamp>,
     pub last_seen: Option<Timestamp>,
+    /// A Normal event (of a node: `NodeNotReady` is one), not a Warning.
+    pub normal: bool,
 }
 
+/// A node's Normal events that speak of trouble; its Warnings all do.
+pub const NODE_TROUBLE: &[&str] = &[
+    "NodeNotReady",
+    "NodeNotSchedulable",
+    "NodeHasDiskPressure",
+    "NodeHasInsufficientMemory",
+    "NodeHasInsufficientPID",
+    "Rebooted",
+];
+
 impl Warning {
+    /// Whether a summary of a node's events shows it.
+    pub fn troubles_a_node(&self) -> bool {
+        !self.normal || NODE_TROUBLE.contains(&&*self.reason)
+    }
+
     pub fn of(event: &Event) -> Warning {
         let object = &event.involved_object;
         let last = last_seen(event);
@@ -89,13 +106,14 @@ impl Warning {
             count: count(event),
             first_seen: first_seen(event).or(last),
             last_seen: last,
+            normal: event.type_.as_deref() == Some("Normal"),
         }
     }
 }
 
-/// Deduplicated Warning events about `objects` (`(kind, name)`), last
-/// seen at or after `since`, most recent first, at most `max`. Also returns
-/// how many events were seen in all, counts included.
+/// Deduplicated events about `objects` (`(kind, name)`), last seen at or
+/// after `since`, most recent first, at most `max`. Also returns how many
+/// Warning events were seen in all, counts included.
 pub fn summarize<'a>(
     events: impl IntoIterator<Item = &'a Warning>,
     objects: &HashSet<(String, String)>,
@@ -120,11 +138,14 @@ pub fn summarize<'a>(
         let message = event.message.to_string();
         let object = format!("{}/{}", key.0, key.1);
         let n = event.count;
-        total += i64::from(n);
+        if !event.normal {
+            total += i64::from(n);
+        }
+        let type_ = if event.normal { "Normal" } else { "Warning" };
         let entry = merged
             .entry((reason.clone(), object.clone(), message.clone()))
             .or_insert_with(|| EventSummary {
-                type_: "Warning".to_string(),
+                type_: type_.to_string(),
                 reason,
                 object,
                 message,

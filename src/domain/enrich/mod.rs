@@ -6,10 +6,12 @@
 //!   ControllerRevisions;
 //! - [`pods`]: failure reasons, restarts, the worst pods;
 //! - [`events`]: deduplicated Warning events;
+//! - [`nodes`]: the nodes under the pods that have a problem;
 //! - [`usage`]: CPU and memory from PodMetrics.
 
 pub mod deployment;
 pub mod events;
+pub mod nodes;
 pub mod pods;
 pub mod redact;
 pub mod revisions;
@@ -106,6 +108,11 @@ pub fn summary(status: &IncidentStatus, warnings: i64) -> String {
             "{unbound} unbound claim{}",
             if unbound == 1 { "" } else { "s" }
         ));
+    }
+    match status.nodes.as_slice() {
+        [] => {}
+        [node] => parts.push(format!("node {} {}", node.name, nodes::trouble(node))),
+        many => parts.push(format!("{} nodes in trouble", many.len())),
     }
     if warnings > 0 {
         parts.push(format!(

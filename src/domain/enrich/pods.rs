@@ -22,6 +22,8 @@ const RANKING: &[&str] = &[
     "CreateContainerError",
     "RunContainerError",
     "Evicted",
+    "Preempted",
+    "TaintEvicted",
     "Unschedulable",
     "Error",
     "Failed",
@@ -96,6 +98,20 @@ fn reasons_of(pod: &Pod, with_recovered: bool) -> Vec<String> {
     }
     if let Some(reason) = status.and_then(|s| s.reason.as_deref()) {
         add_to(&mut found, reason);
+    }
+    // A pod the scheduler preempts, or that is evicted, is first marked
+    // a disruption target, with why.
+    let disrupted = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+        .and_then(|c| c.reason.as_deref());
+    match disrupted {
+        Some("PreemptionByScheduler") => add_to(&mut found, "Preempted"),
+        Some("EvictionByEvictionAPI" | "TerminationByKubelet") => add_to(&mut found, "Evicted"),
+        Some("DeletionByTaintManager") => add_to(&mut found, "TaintEvicted"),
+        _ => {}
     }
     match status.and_then(|s| s.phase.as_deref()) {
         Some("Pending") => {
@@ -366,6 +382,32 @@ mod tests {
     fn benign_waiting_is_not_a_failure() {
         let pod = pod_waiting("a", "ContainerCreating", 0, None);
         assert!(reasons(&pod).is_empty());
+    }
+
+    #[test]
+    fn evicted_and_preempted_pods_say_so() {
+        let pod = |reason: Option<&str>, disruption: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "a", "namespace": "shop"},
+                "status": {"phase": if reason.is_some() { "Failed" } else { "Running" },
+                    "reason": reason,
+                    "message": "The node was low on resource: memory.",
+                    "conditions": [{"type": "DisruptionTarget", "status": "True",
+                        "reason": disruption}]}
+            }))
+            .expect("pod")
+        };
+        // The kubelet's eviction: the pod's reason, and its disruption.
+        assert_eq!(
+            reasons(&pod(Some("Evicted"), "TerminationByKubelet")),
+            ["Evicted"]
+        );
+        assert_eq!(reasons(&pod(None, "PreemptionByScheduler")), ["Preempted"]);
+        assert_eq!(
+            reasons(&pod(None, "DeletionByTaintManager")),
+            ["TaintEvicted"]
+        );
+        assert_eq!(reasons(&pod(None, "EvictionByEvictionAPI")), ["Evicted"]);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::{
     api::{
         Incident, IncidentStatus,
         incident::{
-            DaemonSetState, DeploymentState, EventSummary, MetricValue, PolicyReference,
+            DaemonSetState, DeploymentState, EventSummary, MetricValue, NodeState, PolicyReference,
             StatefulSetState,
         },
     },
@@ -55,6 +55,8 @@ pub struct Observation {
     pub deployments: Vec<DeploymentState>,
     pub stateful_sets: Vec<StatefulSetState>,
     pub daemon_sets: Vec<DaemonSetState>,
+    /// The nodes under the pods that have a problem.
+    pub nodes: Vec<NodeState>,
     pub events: Vec<EventSummary>,
     /// Warning events seen in all, counts included.
     pub warnings: i64,
@@ -205,10 +207,12 @@ fn enrich(
     let changed = status.deployments != observation.deployments
         || status.stateful_sets != observation.stateful_sets
         || status.daemon_sets != observation.daemon_sets
+        || status.nodes != observation.nodes
         || status.events != observation.events;
     status.deployments = observation.deployments.clone();
     status.stateful_sets = observation.stateful_sets.clone();
     status.daemon_sets = observation.daemon_sets.clone();
+    status.nodes = observation.nodes.clone();
     status.events = observation.events.clone();
     if let Some(queries) = &observation.queries {
         status.metrics = queries.clone();
