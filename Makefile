@@ -32,7 +32,8 @@ controlplane:
 	@tests/controlplane/build.sh >/dev/null
 
 ## Benchmarks on a fresh bare control plane (apiserver and etcd); prints a table.
-## KLAXON_BENCH=large|churn runs a bigger tier (the variable reaches cargo bench
+## KLAXON_BENCH=large|churn runs a bigger tier, KLAXON_BENCH=kinds the bytes per
+## cached object of each kind (the variable reaches cargo bench
 ## from the environment or make's command line); KLAXON_BENCH_NAMESPACES=n and
 ## KLAXON_BENCH_CHURN_SECONDS=s shrink them for a trial run.
 bench: controlplane

@@ -20,6 +20,8 @@
 //! new Events, pod replacements, rollouts, incidents declared and
 //! resolved), reporting the operator's CPU, memory, propagation, requests
 //! and status writes under that churn: see `enrichment/churn.rs`.
+//! `KLAXON_BENCH=kinds make bench` prints the heap bytes each cached kind
+//! costs per object, without a cluster: see `enrichment/kinds.rs`.
 //!
 //! Under `cargo test` (no `--bench`) every tier only builds.
 
@@ -31,6 +33,13 @@ mod large;
 
 #[path = "enrichment/churn.rs"]
 mod churn;
+
+#[path = "enrichment/kinds.rs"]
+mod kinds;
+
+/// Counts live heap bytes, for the kinds tier's bytes per object.
+#[global_allocator]
+static ALLOCATOR: kinds::Counting = kinds::Counting;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -74,9 +83,10 @@ fn main() {
         "" | "quick" => runtime.block_on(bench()),
         "large" => runtime.block_on(large::bench()),
         "churn" => runtime.block_on(churn::bench()),
+        "kinds" => kinds::bench(),
         other => {
             eprintln!(
-                "KLAXON_BENCH={other}: unknown tier; use quick (the default), large or churn"
+                "KLAXON_BENCH={other}: unknown tier; use quick (the default), large, churn or kinds"
             );
             false
         }

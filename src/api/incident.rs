@@ -544,6 +544,13 @@ pub struct IncidentStatus {
     #[schemars(length(max = MAX_IMPACT))]
     pub impact: Vec<WorkloadImpact>,
 
+    /// The last lines failing containers wrote while the incident was
+    /// open, the latest read of each container, most recently read first:
+    /// evidence that outlives the pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_LOG_RECORDS))]
+    pub logs: Vec<RecordedLog>,
+
     /// The follow-ups, counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_ups: Option<FollowUpCounts>,
@@ -947,6 +954,54 @@ pub struct PodState {
     /// An excerpt of the last termination message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The last lines its failing container wrote (the worst pods of each
+    /// workload only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogExcerpt>,
+}
+
+/// A log excerpt in the record, with whose it is.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedLog {
+    /// The workload, as `kubectl` names it (`statefulset/ledger-db`; a
+    /// Deployment by its name).
+    #[schemars(length(max = 300))]
+    pub workload: String,
+    #[schemars(length(max = 253))]
+    pub pod: String,
+    #[serde(flatten)]
+    pub log: LogExcerpt,
+}
+
+/// The last lines a failing container wrote: those of the instance that
+/// crashed when it restarted, else of the one running. Fetched once per
+/// restart; secrets in it are redacted.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogExcerpt {
+    #[schemars(length(max = 253))]
+    pub container: String,
+    /// The previous instance's (the one that crashed), not the running one's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub previous: bool,
+    /// The container's restart count when it was fetched: which instance
+    /// the lines are from.
+    #[serde(default)]
+    pub restart_count: i32,
+    /// Oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_LOG_LINES), inner(length(max = MAX_LOG_BYTES)))]
+    pub lines: Vec<String>,
+    /// The container wrote more than these lines or bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<Time>,
+    /// Why the lines could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 300))]
+    pub error: Option<String>,
 }
 
 /// CPU and memory summed over the Deployment's pods. Ratios are fractions

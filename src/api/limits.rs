@@ -16,6 +16,13 @@ pub const MAX_EVENTS: u32 = 100;
 pub const MAX_PODS: u32 = 50;
 /// Unbound claims listed per StatefulSet.
 pub const MAX_CLAIMS: u32 = 10;
+/// Lines of a log excerpt, and the bytes read for one.
+pub const MAX_LOG_LINES: u32 = 20;
+pub const MAX_LOG_BYTES: u32 = 2048;
+/// Log excerpts the record keeps.
+pub const MAX_LOG_RECORDS: u32 = 5;
+/// Pods per workload whose logs are read.
+pub const MAX_LOG_PODS: u32 = 10;
 /// Nodes in trouble an incident lists.
 pub const MAX_NODES: u32 = 20;
 /// Failing nodes listed per DaemonSet.

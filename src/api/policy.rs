@@ -299,6 +299,26 @@ pub struct Enrichment {
     pub max_events: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<Prometheus>,
+    /// The last lines failing containers wrote. A policy may turn them off
+    /// or read less than a baseline allows, never more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Logs>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Logs {
+    /// False: read no logs (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Lines kept per container (default and most 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_LOG_LINES))]
+    pub lines: Option<u32>,
+    /// The worst pods of each workload whose logs are read (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = MAX_LOG_PODS))]
+    pub max_pods: Option<u32>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

@@ -294,12 +294,15 @@ pub fn report(
     }
     let mut workloads: Vec<WorkloadCount> = counts
         .into_iter()
-        .map(|((namespace, name), (incidents, open))| WorkloadCount {
-            namespace,
-            kind: "Deployment".into(),
-            name,
-            incidents,
-            open,
+        .map(|((namespace, key), (incidents, open))| {
+            let (kind, name) = crate::api::incident::WorkloadKind::of_key(&key);
+            WorkloadCount {
+                namespace,
+                kind: kind.as_str().into(),
+                name: name.to_string(),
+                incidents,
+                open,
+            }
         })
         .collect();
     // Most incidents first; by namespace and name among equals (stable).

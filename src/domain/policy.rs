@@ -87,6 +87,26 @@ pub struct Settings {
     pub event_lookback: Duration,
     pub max_pods: usize,
     pub max_events: usize,
+    pub logs: LogSettings,
+}
+
+/// Which container logs enrichment reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    pub enabled: bool,
+    pub lines: usize,
+    /// The worst pods of each workload.
+    pub max_pods: usize,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            lines: crate::api::limits::MAX_LOG_LINES as usize,
+            max_pods: 3,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -95,6 +115,7 @@ impl Default for Settings {
             event_lookback: Duration::from_secs(3600),
             max_pods: 20,
             max_events: 30,
+            logs: LogSettings::default(),
         }
     }
 }
@@ -470,6 +491,23 @@ pub fn effective(
             .find_map(|e| e.max_events)
             .map(|n| n as usize)
             .unwrap_or(defaults.max_events),
+        // Logs may hold what an organisation keeps from teams: any policy
+        // may read fewer or none, none may read more.
+        logs: {
+            let logs = || enrichment().filter_map(|e| e.logs.as_ref());
+            let least = |field: fn(&crate::api::policy::Logs) -> Option<u32>, default: usize| {
+                logs()
+                    .filter_map(field)
+                    .map(|n| n as usize)
+                    .min()
+                    .unwrap_or(default)
+            };
+            LogSettings {
+                enabled: logs().all(|l| l.enabled != Some(false)),
+                lines: least(|l| l.lines, defaults.logs.lines),
+                max_pods: least(|l| l.max_pods, defaults.logs.max_pods),
+            }
+        },
     };
     policy
 }
@@ -684,8 +722,48 @@ mod tests {
                 event_lookback: Duration::from_secs(7200),
                 max_pods: 5,
                 max_events: 3,
+                logs: LogSettings::default(),
             }
         );
+    }
+
+    #[test]
+    fn a_policy_may_read_fewer_logs_than_a_baseline_never_more() {
+        use crate::api::policy::{Enrichment, Logs};
+        let with = |logs: Logs| Enrichment {
+            logs: Some(logs),
+            ..Default::default()
+        };
+        let mut org = baseline("org", vec![]);
+        org.spec.policy.enrichment = Some(with(Logs {
+            lines: Some(10),
+            ..Default::default()
+        }));
+        let mut team = team(vec![]);
+        team.spec.enrichment = Some(with(Logs {
+            lines: Some(20),
+            max_pods: Some(1),
+            ..Default::default()
+        }));
+        let p = effective("shop", &[&org], Some(&team), None, "klaxon-system");
+        assert_eq!(
+            p.settings.logs,
+            LogSettings {
+                enabled: true,
+                lines: 10,
+                max_pods: 1
+            }
+        );
+        org.spec.policy.enrichment = Some(with(Logs {
+            enabled: Some(false),
+            ..Default::default()
+        }));
+        team.spec.enrichment = Some(with(Logs {
+            enabled: Some(true),
+            ..Default::default()
+        }));
+        let p = effective("shop", &[&org], Some(&team), None, "klaxon-system");
+        assert!(!p.settings.logs.enabled, "the organisation turned them off");
     }
 
     #[test]

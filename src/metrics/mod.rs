@@ -42,6 +42,12 @@ pub struct AlertLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LogLabels {
+    /// read, failed
+    pub outcome: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub reconciliations: Family<ControllerLabels, Counter>,
@@ -71,6 +77,8 @@ pub struct Metrics {
     pub events_dropped: Counter,
     /// Alertmanager's alerts and requests, by outcome.
     pub alerts: Family<AlertLabels, Counter>,
+    /// Container logs read for incidents, by outcome.
+    pub log_reads: Family<LogLabels, Counter>,
     /// Incidents by team and severity: durations, counts, gauges.
     pub record: record::Record,
     /// Shards this replica holds and works on (sharded replicas only).
@@ -95,6 +103,7 @@ impl Default for Metrics {
             objects_read: Counter::default(),
             events_dropped: Counter::default(),
             alerts: Family::default(),
+            log_reads: Family::default(),
             record: record::Record::default(),
             shards_owned: Gauge::default(),
         }
@@ -122,6 +131,11 @@ impl Metrics {
             "klaxon_signal_evaluations",
             "Passes that evaluated every policy signal against the cluster",
             self.signal_evaluations.clone(),
+        );
+        registry.register(
+            "klaxon_log_reads",
+            "Container logs read for incidents' evidence, once per container restart, by outcome (read, failed)",
+            self.log_reads.clone(),
         );
         registry.register(
             "klaxon_incidents_auto_declared",

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -61,6 +62,9 @@ func startComponents(opts options, dir, kubeconfig, server string, pki *pkiFiles
 	}
 	if _, err := os.Stat(kwokConfigPath); err != nil {
 		return nil, fmt.Errorf("kwok config: %w", err)
+	}
+	if err := writeContainerLogs(dir); err != nil {
+		return nil, err
 	}
 	metricsServer := filepath.Join(filepath.Dir(self), "metrics-server")
 	if opts.metricsServer != "" {
@@ -284,4 +288,37 @@ func (c *components) stop() {
 			<-p.done
 		}
 	}
+}
+
+// writeContainerLogs writes what KWOK serves as every simulated container's
+// log (see the ClusterLogs in kwok.yaml): <dir>/logs/current.log for the
+// running instance and <dir>/logs/previous.log for the one before a
+// restart (kubectl logs -p), in the CRI format a kubelet reads. Tests may
+// write them again; KWOK reads them on every request.
+func writeContainerLogs(dir string) error {
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return err
+	}
+	at := func(s int) string {
+		return time.Now().UTC().Add(time.Duration(s-60) * time.Second).Format(time.RFC3339Nano)
+	}
+	files := map[string][]string{
+		"previous.log": {
+			at(0) + " stdout F starting on :8080",
+			at(1) + " stdout F connected to the database",
+			at(2) + " stderr F panic: simulated crash (tests/controlplane/kwok.yaml)",
+			at(2) + " stderr F goroutine 1 [running]:",
+		},
+		"current.log": {
+			at(30) + " stdout F starting on :8080",
+		},
+	}
+	for name, lines := range files {
+		text := strings.Join(lines, "\n") + "\n"
+		if err := os.WriteFile(filepath.Join(logs, name), []byte(text), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 //! The chart, installed by the real Helm, is all the operator needs for
 //! everything it does, not only enrichment (of Deployments and
-//! StatefulSets, with their ControllerRevisions): policy status, signals,
+//! StatefulSets, with their ControllerRevisions, nodes and container
+//! logs): policy status, signals,
 //! deliveries, escalation, auto-resolution and leader election. The
 //! operator runs with the args and env of the release's Deployment, under
 //! a token of the release's ServiceAccount, bound to exactly the rules the
@@ -402,6 +403,10 @@ spec:
                         && s.workload.revision.as_deref() == Some("1")
                         && s.workload.pods.as_ref().is_some_and(|p| {
                             p.reasons.iter().any(|r| r.reason == "CrashLoopBackOff")
+                                && p.items
+                                    .first()
+                                    .and_then(|i| i.log.as_ref())
+                                    .is_some_and(|l| l.previous && !l.lines.is_empty())
                         })
                 })
         },
@@ -409,6 +414,20 @@ spec:
     .await;
     let db = &enriched.status.as_ref().expect("status").stateful_sets[0];
     assert_eq!(db.workload.images, ["db:v1"]);
+    // The crashed instance's last lines, read through pods/log (the
+    // harness's simulated log: see tests/controlplane/components.go).
+    let log = db
+        .workload
+        .pods
+        .as_ref()
+        .and_then(|p| p.items[0].log.clone())
+        .expect("log");
+    assert!(
+        log.lines
+            .iter()
+            .any(|l| l.starts_with("panic: simulated crash")),
+        "{log:#?}"
+    );
     receiver
         .wait_for(WAIT, "the manual incident's Declared webhook", |r| {
             to(r, &hook, "Declared", "ignored") == 1

@@ -583,3 +583,180 @@ spec:
     .await;
     drop(node);
 }
+
+/// What the simulated containers wrote (see `writeContainerLogs` in the
+/// harness): the crashed instance's lines carry secrets a careless
+/// service logs. Every container in the cluster serves these lines, and
+/// only this test reads them.
+fn write_logs(cluster: &support::Cluster) {
+    let dir = cluster.dir().join("logs");
+    std::fs::create_dir_all(&dir).expect("logs directory");
+    let lines = |lines: &[&str]| -> String {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| format!("2026-12-04T10:00:0{i}.000000000Z stderr F {line}\n"))
+            .collect()
+    };
+    std::fs::write(
+        dir.join("previous.log"),
+        lines(&[
+            "starting checkout v42",
+            "connecting to postgres://checkout:Planted-S3cret@ledger-db:5432/ledger",
+            "calling cards with Authorization: Bearer planted-token-0123456789abcdef",
+            "panic: card processor: nil map",
+        ]),
+    )
+    .expect("write previous.log");
+    std::fs::write(dir.join("current.log"), lines(&["starting checkout v42"]))
+        .expect("write current.log");
+}
+
+/// A crash-looping pod's last lines, as the kubelet (KWOK here) serves
+/// `kubectl logs --previous`: in the incident, with the planted secrets
+/// redacted, read once per restart of the container (the audit log counts
+/// the reads), however many passes the incident gets.
+#[tokio::test]
+async fn the_crashed_containers_last_lines_are_kept_redacted_and_read_once_per_restart() {
+    let (cluster, client, ns) = on_nodes("logs").await;
+    write_logs(cluster);
+    crate::support::fixtures::rollout(
+        &client,
+        &ns,
+        "checkout",
+        1,
+        "shop/checkout:v42",
+        &[],
+        &[(CRASH_LOOP, "*")],
+    )
+    .await;
+    declare(cluster, &ns, "crash", "{deployments: [{name: checkout}]}");
+    let excerpt = |i: &Incident| {
+        i.status
+            .as_ref()?
+            .deployments
+            .first()?
+            .pods
+            .as_ref()?
+            .items
+            .first()?
+            .log
+            .clone()
+    };
+    let first = wait_for(
+        &client,
+        &ns,
+        "crash",
+        WAIT,
+        "the crashed instance's lines",
+        |i| excerpt(i).is_some_and(|l| l.previous && l.lines.len() == 4),
+    )
+    .await;
+    let log = excerpt(&first).expect("excerpt");
+    assert_eq!(log.container, "checkout");
+    assert!(log.restart_count >= 1, "{log:#?}");
+    assert_eq!(
+        log.lines,
+        [
+            "starting checkout v42",
+            "connecting to postgres://checkout:[redacted]@ledger-db:5432/ledger",
+            "calling cards with Authorization: Bearer [redacted]",
+            "panic: card processor: nil map",
+        ]
+    );
+    assert!(log.fetched_at.is_some() && log.error.is_none());
+
+    // Two more restarts, each read once.
+    let later = wait_for(&client, &ns, "crash", WAIT, "two restarts later", |i| {
+        excerpt(i).is_some_and(|l| l.restart_count >= log.restart_count + 2)
+    })
+    .await;
+    let serialized = serde_json::to_string(&later.status).expect("json");
+    for secret in ["Planted-S3cret", "planted-token"] {
+        assert!(!serialized.contains(secret), "{secret} reached the status");
+    }
+    let pod = later
+        .status
+        .as_ref()
+        .and_then(|s| s.deployments.first())
+        .and_then(|d| d.pods.as_ref())
+        .and_then(|p| p.items.first())
+        .map(|p| p.name.clone())
+        .expect("pod");
+    let restarts = excerpt(&later).expect("excerpt").restart_count;
+    let audit = cluster.dir().join("audit.log");
+    let reads = || {
+        crate::support::audit::operator_requests(&audit)
+            .into_iter()
+            .filter(|r| {
+                r.is("get", None, "pods/log")
+                    && r.in_namespace(&ns)
+                    && r.name.as_deref() == Some(pod.as_str())
+            })
+            .count()
+    };
+    // The audit log is written in batches: wait until it shows the read
+    // of the instance the status names.
+    let counted = support::eventually(WAIT, || async {
+        let n = reads();
+        (n >= 3).then_some(n)
+    })
+    .await
+    .expect("the reads are in the audit log");
+    // Each read is of one instance, so there are at most as many as the
+    // container restarted; a read per pass would be several per restart
+    // (each restart changes the pod three times, and each change is a pass).
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    let now = pods.get(&pod).await.expect("pod");
+    let restarted = now
+        .status
+        .and_then(|s| s.container_statuses)
+        .and_then(|c| c.first().map(|c| c.restart_count))
+        .expect("restart count");
+    assert!(restarted >= restarts);
+    assert!(
+        counted <= usize::try_from(restarted).expect("restarts"),
+        "{counted} reads of {pod}'s log for {restarted} restarts"
+    );
+
+    // Resolved, the record keeps the lines, and they stay as they were
+    // however often the container restarts after.
+    let out = cluster.kubectl(&[
+        "-n",
+        &ns,
+        "patch",
+        "incident",
+        "crash",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"phase":"Resolved"}}"#,
+    ]);
+    assert_success(&out, "resolve");
+    let resolved = wait_for(&client, &ns, "crash", WAIT, "the resolution", |i| {
+        i.status.as_ref().is_some_and(|s| s.resolved_at.is_some())
+    })
+    .await;
+    let record = resolved.status.as_ref().expect("status").logs.clone();
+    assert_eq!(record.len(), 1, "{record:#?}");
+    assert_eq!(
+        (record[0].workload.as_str(), record[0].pod.as_str()),
+        ("checkout", pod.as_str())
+    );
+    assert_eq!(record[0].log.lines[3], "panic: card processor: nil map");
+    let frozen_at = restarted;
+    support::eventually(WAIT, || async {
+        let now = pods.get(&pod).await.ok()?;
+        let r = now.status?.container_statuses?.first()?.restart_count;
+        (r >= frozen_at + 2).then_some(())
+    })
+    .await
+    .expect("the container restarts on");
+    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let after = api.get("crash").await.expect("incident");
+    assert_eq!(
+        after.status.as_ref().map(|s| &s.logs),
+        Some(&record),
+        "frozen at resolution"
+    );
+    assert_eq!(excerpt(&after), excerpt(&resolved));
+}

@@ -213,6 +213,9 @@ pub struct Evidence {
     pub reasons: Vec<WorkloadReason>,
     /// The worst pods as last seen, with their last termination message.
     pub pods: Vec<Pod>,
+    /// The last lines failing containers wrote (`status.logs`), the most
+    /// recently read first.
+    pub logs: Vec<Log>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -241,6 +244,21 @@ pub struct Pod {
     pub reason: Option<String>,
     pub restarts: i32,
     pub message: Option<String>,
+}
+
+/// The last lines a failing container wrote, as the record kept them
+/// (redacted).
+#[derive(Clone, Debug, Serialize)]
+pub struct Log {
+    pub workload: String,
+    pub pod: String,
+    pub container: String,
+    /// When they were read (UTC).
+    pub read_at: Option<String>,
+    /// Of the instance that crashed, not the running one.
+    pub previous: bool,
+    pub lines: Vec<String>,
+    pub truncated: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

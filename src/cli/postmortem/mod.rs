@@ -373,10 +373,24 @@ fn evidence(status: &IncidentStatus) -> Evidence {
                 })
         })
         .collect();
+    let logs = status
+        .logs
+        .iter()
+        .map(|r| Log {
+            workload: r.workload.clone(),
+            pod: r.pod.clone(),
+            container: r.log.container.clone(),
+            read_at: r.log.fetched_at.as_ref().map(utc),
+            previous: r.log.previous,
+            lines: r.log.lines.clone(),
+            truncated: r.log.truncated,
+        })
+        .collect();
     Evidence {
         events,
         reasons,
         pods,
+        logs,
     }
 }
 

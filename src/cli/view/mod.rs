@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::api::{Incident, IncidentStatus, Phase};
 
 mod list;
-mod show;
+pub mod show;
 mod timeline;
 
 pub use self::{list::list, show::show, timeline::timeline};

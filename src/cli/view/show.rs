@@ -6,7 +6,7 @@ use super::{Lines, Style, WIDTH, clock, cut, deadline, severity, span};
 use crate::{
     api::{
         Incident, IncidentStatus,
-        incident::{DeliveryState, DeploymentState, PostmortemState},
+        incident::{DeliveryState, DeploymentState, PostmortemState, WorkloadKind},
     },
     domain::incident::{aftercare::overdue_at, brief},
 };
@@ -15,6 +15,8 @@ use crate::{
 const SHOW_DEPLOYMENTS: usize = 5;
 /// Worst pods shown per Deployment.
 const SHOW_PODS: usize = 3;
+/// The last lines of the worst pod's log shown.
+const SHOW_LOG_LINES: usize = 8;
 /// Most recent Warning events shown.
 const SHOW_EVENTS: usize = 5;
 /// Most recent timeline entries shown.
@@ -22,7 +24,34 @@ const SHOW_TIMELINE: usize = 6;
 /// Open follow-ups shown one by one; the rest are counted.
 const SHOW_FOLLOW_UPS: usize = 3;
 
+/// Lines `show` keeps to: one screen of a laptop's terminal, with every
+/// kind of workload, a bad node and a log excerpt on it.
+pub const SCREEN: usize = 60;
+
+/// The one-screen view. When everything does not fit, the events and the
+/// timeline (which `describe` and `timeline` print whole) give way first.
 pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
+    let (mut events, mut timeline) = (SHOW_EVENTS, SHOW_TIMELINE);
+    loop {
+        let text = render(incident, now, style, events, timeline);
+        if text.lines().count() <= SCREEN || (events <= 2 && timeline <= 2) {
+            return text;
+        }
+        if events >= timeline {
+            events -= 1;
+        } else {
+            timeline -= 1;
+        }
+    }
+}
+
+fn render(
+    incident: &Incident,
+    now: Timestamp,
+    style: Style,
+    show_events: usize,
+    show_timeline: usize,
+) -> String {
     let mut out = Lines::default();
     let spec = &incident.spec;
     let empty = IncidentStatus::default();
@@ -88,38 +117,32 @@ pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
         ));
     }
 
-    // Each kind's states, with the lines its kind adds.
-    type Section<'a> = (&'static str, Vec<(&'a DeploymentState, Vec<String>)>);
-    let sections: [Section; 3] = [
-        (
-            "Deployments",
-            status.deployments.iter().map(|d| (d, Vec::new())).collect(),
-        ),
-        (
-            "StatefulSets",
-            status
-                .stateful_sets
-                .iter()
-                .map(|s| (&s.workload, brief::statefulset_notes(s)))
-                .collect(),
-        ),
-        (
-            "DaemonSets",
-            status
-                .daemon_sets
-                .iter()
-                .map(|d| (&d.workload, brief::daemonset_notes(d)))
-                .collect(),
-        ),
-    ];
-    for (title, workloads) in sections {
-        if workloads.is_empty() {
-            continue;
-        }
+    // Every workload, Deployments by name and the other kinds as kubectl
+    // names them, with the lines its kind adds.
+    let workloads: Vec<(String, &DeploymentState, Vec<String>)> = status
+        .deployments
+        .iter()
+        .map(|d| (d.name.clone(), d, Vec::new()))
+        .chain(status.stateful_sets.iter().map(|s| {
+            (
+                WorkloadKind::StatefulSet.key(&s.workload.name),
+                &s.workload,
+                brief::statefulset_notes(s),
+            )
+        }))
+        .chain(status.daemon_sets.iter().map(|d| {
+            (
+                WorkloadKind::DaemonSet.key(&d.workload.name),
+                &d.workload,
+                brief::daemonset_notes(d),
+            )
+        }))
+        .collect();
+    if !workloads.is_empty() {
         out.blank();
-        out.push(style.bold(title));
-        for (d, notes) in workloads.iter().take(SHOW_DEPLOYMENTS) {
-            deployment(&mut out, d, now, style);
+        out.push(style.bold("Workloads"));
+        for (label, d, notes) in workloads.iter().take(SHOW_DEPLOYMENTS) {
+            deployment(&mut out, label, d, now, style);
             for note in notes.iter().filter(|_| d.found) {
                 out.push(cut(&format!("    {note}"), WIDTH));
             }
@@ -132,6 +155,41 @@ pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
         }
     }
 
+    // The worst pod's last lines: the first excerpt, worst pods and
+    // workloads coming first.
+    // Once the pods recovered (or were replaced), the record's latest.
+    let worst = status
+        .workloads()
+        .filter_map(|(_, d)| d.pods.as_ref())
+        .flat_map(|p| &p.items)
+        .find_map(|p| Some((&p.name, p.log.as_ref().filter(|l| !l.lines.is_empty())?)))
+        .or_else(|| status.logs.first().map(|r| (&r.pod, &r.log)));
+    if let Some((pod, log)) = worst {
+        out.blank();
+        let when = log
+            .fetched_at
+            .as_ref()
+            .map(|t| format!(", read {} ago", span(t.0, now)))
+            .unwrap_or_default();
+        let which = if log.previous {
+            format!("before restart {}", log.restart_count)
+        } else {
+            "running".to_string()
+        };
+        out.push(format!(
+            "{} {}",
+            style.bold(&format!("Logs of {pod}/{}", log.container)),
+            style.dim(&format!("({which}{when})"))
+        ));
+        let shown = log.lines.len().saturating_sub(SHOW_LOG_LINES);
+        if shown > 0 || log.truncated {
+            out.push(style.dim("  …"));
+        }
+        for line in &log.lines[shown..] {
+            out.push(cut(&format!("  | {line}"), WIDTH));
+        }
+    }
+
     if !status.nodes.is_empty() {
         out.blank();
         out.push(style.bold("Nodes"));
@@ -141,9 +199,14 @@ pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
                 .as_ref()
                 .map(|t| format!("  for {}", span(t.0, now)))
                 .unwrap_or_default();
+            let tainted = if node.no_execute.is_empty() {
+                String::new()
+            } else {
+                format!("  NoExecute {}", node.no_execute.join(", "))
+            };
             out.push(cut(
                 &format!(
-                    "  {}  {}  {} affected pod{}{since}",
+                    "  {}  {}  {} affected pod{}{since}{tainted}",
                     style.bold(&node.name),
                     style.red(&crate::domain::enrich::nodes::trouble(node)),
                     node.pods,
@@ -151,12 +214,6 @@ pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
                 ),
                 WIDTH,
             ));
-            if !node.no_execute.is_empty() {
-                out.push(cut(
-                    &format!("    NoExecute: {}", node.no_execute.join(", ")),
-                    WIDTH,
-                ));
-            }
             if let Some(message) = &node.message {
                 out.push(cut(&format!("    \"{message}\""), WIDTH));
             }
@@ -166,7 +223,7 @@ pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
     if !status.events.is_empty() {
         out.blank();
         out.push(style.bold("Events"));
-        for e in status.events.iter().take(SHOW_EVENTS) {
+        for e in status.events.iter().take(show_events) {
             let when = e
                 .last_seen
                 .as_ref()
@@ -198,7 +255,7 @@ pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
     if !status.timeline.is_empty() {
         out.blank();
         out.push(style.bold("Timeline (latest)"));
-        let skip = status.timeline.len().saturating_sub(SHOW_TIMELINE);
+        let skip = status.timeline.len().saturating_sub(show_timeline);
         for e in status.timeline.iter().skip(skip) {
             out.push(cut(
                 &format!("  {}  {:<18} {}", clock(&e.time), e.type_, e.message),
@@ -383,11 +440,11 @@ fn related(status: &IncidentStatus) -> Option<String> {
     Some(cut(&format!("related: {}", related.join("; ")), WIDTH))
 }
 
-fn deployment(out: &mut Lines, d: &DeploymentState, now: Timestamp, style: Style) {
+fn deployment(out: &mut Lines, label: &str, d: &DeploymentState, now: Timestamp, style: Style) {
     if !d.found {
         out.push(format!(
             "  {}  {}",
-            style.bold(&d.name),
+            style.bold(label),
             style.red("not found")
         ));
         return;
@@ -400,7 +457,7 @@ fn deployment(out: &mut Lines, d: &DeploymentState, now: Timestamp, style: Style
     } else {
         style.green(&counts)
     };
-    let mut head = format!("  {}  {counts}", style.bold(&d.name));
+    let mut head = format!("  {}  {counts}", style.bold(label));
     if let Some(pods) = &d.pods
         && pods.restarts > 0
     {

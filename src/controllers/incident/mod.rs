@@ -12,6 +12,7 @@
 
 pub mod execute;
 pub mod gate;
+pub mod logs;
 pub mod observe;
 pub mod pacer;
 
@@ -112,6 +113,8 @@ pub struct State {
     errors: Mutex<HashMap<ObjectRef<Incident>, HashMap<String, String>>>,
     /// Wakes the policy status loop.
     policy_status: Arc<tokio::sync::Notify>,
+    /// Container logs read for the incidents' evidence.
+    logs: Arc<logs::Logs>,
 }
 
 impl State {
@@ -200,7 +203,7 @@ pub async fn run(
         caches.links.clone(),
         metrics.clone(),
         context.metrics_interval,
-        trigger,
+        trigger.clone(),
         shutdown.clone(),
     ));
     let reporter = Reporter {
@@ -219,6 +222,7 @@ pub async fn run(
         prometheus: Prometheus::default(),
         errors: Mutex::default(),
         policy_status: policy_status.clone(),
+        logs: logs::Logs::new(client.clone(), trigger.clone(), context.metrics.clone()),
     });
     {
         let state = state.clone();

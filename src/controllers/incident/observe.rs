@@ -4,7 +4,11 @@
 //! ControllerRevisions, claims, Pods and Events), never a whole store, and
 //! never LISTs.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use jiff::{SignedDuration, Timestamp};
 use kube::{
@@ -13,11 +17,17 @@ use kube::{
     runtime::reflector::ObjectRef,
 };
 
-use super::State;
+use super::{
+    State,
+    logs::{Logs, Target},
+};
 use crate::{
     api::{
         Incident,
-        incident::{DaemonSetState, DeploymentState, NodeState, StatefulSetState, WorkloadKind},
+        incident::{
+            DaemonSetState, DeploymentState, LogExcerpt, NodeState, PodsSummary, StatefulSetState,
+            WorkloadKind,
+        },
         limits::MAX_LINKED_DEPLOYMENTS,
     },
     cluster::cache::Caches,
@@ -25,7 +35,7 @@ use crate::{
     domain::{
         enrich,
         incident::Observation,
-        policy::{EffectivePolicy, Settings},
+        policy::{EffectivePolicy, LogSettings, Settings},
     },
     kinds::{ControllerRevision, ReplicaSet},
 };
@@ -276,10 +286,37 @@ fn gather(
         nodes: Default::default(),
     };
     let mut observation = Observation::default();
-    let pods_and_usage = |state: &mut DeploymentState, pods: &[Arc<PodView>]| {
+    // The excerpts the status holds, by pod: kept while they are of the
+    // instance that failed last, so a restart of the operator reads no
+    // log again.
+    let earlier: HashMap<&str, &LogExcerpt> = incident
+        .status
+        .iter()
+        .flat_map(|s| s.workloads())
+        .filter_map(|(_, d)| d.pods.as_ref())
+        .flat_map(|p| &p.items)
+        .filter_map(|p| Some((p.name.as_str(), p.log.as_ref()?)))
+        .collect();
+    let frozen = incident
+        .status
+        .as_ref()
+        .is_some_and(crate::domain::incident::frozen);
+    let reference = ObjectRef::from_obj(incident);
+    let excerpts = Excerpts {
+        logs: &state.logs,
+        namespace,
+        settings: settings.logs,
+        earlier: &earlier,
+        incident: &reference,
+    };
+    let pods_and_usage = |workload: &mut DeploymentState, pods: &[Arc<PodView>]| {
         let refs: Vec<&PodView> = pods.iter().map(Arc::as_ref).collect();
-        state.pods = Some(enrich::pods::summarize(&refs, settings.max_pods));
-        state.usage = enrich::usage::usage(&refs, &samples);
+        let mut summary = enrich::pods::summarize(&refs, settings.max_pods);
+        if settings.logs.enabled && !frozen {
+            excerpts.attach(&mut summary, pods);
+        }
+        workload.pods = Some(summary);
+        workload.usage = enrich::usage::usage(&refs, &samples);
     };
     for name in affected.of(WorkloadKind::Deployment) {
         reading.about("Deployment", name);
@@ -385,6 +422,73 @@ fn gather(
     observation.warnings = warnings;
     observation.metrics_available = state.metrics.available();
     observation
+}
+
+/// Attaches log excerpts to the worst failing pods of a workload.
+struct Excerpts<'a> {
+    logs: &'a Arc<Logs>,
+    namespace: &'a str,
+    settings: LogSettings,
+    earlier: &'a HashMap<&'a str, &'a LogExcerpt>,
+    incident: &'a ObjectRef<Incident>,
+}
+
+impl Excerpts<'_> {
+    /// The worst pods come first in `summary`; up to `maxPods` of them
+    /// with a failing container that has run get its excerpt: the one
+    /// already held while it is of the same instance, else the one read
+    /// (or being read: until then the earlier one stays).
+    fn attach(&self, summary: &mut PodsSummary, pods: &[Arc<PodView>]) {
+        let mut taken = 0;
+        for item in &mut summary.items {
+            if taken == self.settings.max_pods {
+                break;
+            }
+            if item.ready && item.reason.is_none() {
+                continue;
+            }
+            let Some((container, restarts)) = pods
+                .iter()
+                .find(|p| *p.name == *item.name)
+                .and_then(|p| p.failing.clone())
+            else {
+                continue;
+            };
+            taken += 1;
+            let target = Target {
+                namespace: self.namespace.to_string(),
+                pod: item.name.clone(),
+                container: container.to_string(),
+                restarts,
+            };
+            let before = self
+                .earlier
+                .get(item.name.as_str())
+                .copied()
+                .filter(|e| e.container == target.container);
+            let same = before.filter(|e| e.restart_count == target.restarts && e.error.is_none());
+            // The newer of what the status holds and what was read since.
+            let excerpt = match same {
+                Some(same) => Some(same.clone()),
+                None => {
+                    let read = self.logs.excerpt(&target, self.incident);
+                    match (read, before) {
+                        (Some(read), Some(before)) if before.restart_count > read.restart_count => {
+                            Some(before.clone())
+                        }
+                        (Some(read), _) => Some(read),
+                        (None, before) => before.cloned(),
+                    }
+                }
+            };
+            item.log = excerpt.map(|mut e| {
+                let excess = e.lines.len().saturating_sub(self.settings.lines);
+                e.lines.drain(..excess);
+                e.truncated |= excess > 0;
+                e
+            });
+        }
+    }
 }
 
 /// The uid of the object's controlling owner.

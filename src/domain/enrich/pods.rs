@@ -217,6 +217,9 @@ pub struct PodView {
     pub message: Option<Box<str>>,
     /// A container waits in CrashLoopBackOff.
     pub crash_looping: bool,
+    /// The first failing container that has run (so it has written a
+    /// log), with its restart count: whose log tells why.
+    pub failing: Option<(Box<str>, i32)>,
     /// Each container's requests and limits.
     pub containers: Box<[super::usage::Requests]>,
 }
@@ -276,6 +279,26 @@ impl PodView {
                     .and_then(|w| w.reason.as_deref())
                     == Some("CrashLoopBackOff")
             });
+        let failing = containers(pod)
+            .find(|c| {
+                let Some(state) = &c.state else {
+                    return false;
+                };
+                let failing_wait = state
+                    .waiting
+                    .as_ref()
+                    .and_then(|w| w.reason.as_deref())
+                    .is_some_and(|r| !BENIGN.contains(&r));
+                let failed = state
+                    .terminated
+                    .as_ref()
+                    .is_some_and(|t| t.reason.as_deref() != Some("Completed"));
+                let completed = state.terminated.is_some() && !failed;
+                // Running or exited now, or restarted before.
+                let ran = c.restart_count > 0 || state.waiting.is_none();
+                ran && !completed && (failing_wait || failed || !c.ready)
+            })
+            .map(|c| (c.name.as_str().into(), c.restart_count));
         PodView {
             namespace: shared(pod.metadata.namespace.as_deref().unwrap_or_default()),
             name: pod.metadata.name.as_deref().unwrap_or_default().into(),
@@ -294,6 +317,7 @@ impl PodView {
             recovered: recovered(pod).iter().map(|r| shared(r)).collect(),
             message: message(pod).map(String::into_boxed_str),
             crash_looping,
+            failing,
             containers: pod
                 .spec
                 .iter()
@@ -328,6 +352,7 @@ pub fn summarize(pods: &[&PodView], max_items: usize) -> PodsSummary {
                 restarts: pod.restarts,
                 reason: pod.reasons.first().map(|r| r.to_string()),
                 message: pod.message.as_deref().map(String::from),
+                log: None,
             },
             primary_rank,
         ));
@@ -438,6 +463,7 @@ mod tests {
         assert!(owner.is("ReplicaSet", Some("rs-1")) && &*owner.name == "checkout-abc");
         assert_eq!(view.node.as_deref(), Some("node-1"));
         assert!(view.crash_looping && !view.ready);
+        assert_eq!(view.failing, Some(("app".into(), 4)));
         assert_eq!(view.restarts, 4);
         assert_eq!(
             view.not_ready_since.map(|t| t.to_string()).as_deref(),

@@ -27,13 +27,33 @@ fn size<T: serde::Serialize>(value: &T) -> usize {
     }
 }
 
+/// Log excerpts kept whatever the size.
+const KEPT_EXCERPTS: usize = 3;
+
 /// Sheds one item of the least useful detail: events beyond the first
-/// few, then the longest pod lists, then the middle of the timeline, then
+/// few, then log excerpts beyond the first few (live, then recorded), then
+/// the longest pod lists, then the middle of the timeline, then
 /// the rest. Never the notification ledger (the outbox) or findings.
 /// Returns the bytes it shed (an estimate), or `None` when nothing is left.
 fn shed(status: &mut IncidentStatus) -> Option<usize> {
     if status.events.len() > 5 {
         return status.events.pop().map(|e| size(&e) + 1);
+    }
+    // Log excerpts but the first few (the worst pods of the first
+    // workloads), from the last.
+    let excerpts: Vec<&mut Option<crate::api::incident::LogExcerpt>> = status
+        .workloads_mut()
+        .filter_map(|d| d.pods.as_mut())
+        .flat_map(|p| p.items.iter_mut().map(|i| &mut i.log))
+        .filter(|log| log.is_some())
+        .collect();
+    if excerpts.len() > KEPT_EXCERPTS
+        && let Some(last) = excerpts.into_iter().next_back()
+    {
+        return last.take().map(|log| size(&log));
+    }
+    if status.logs.len() > KEPT_EXCERPTS {
+        return status.logs.pop().map(|log| size(&log) + 1);
     }
     if let Some(pods) = status
         .workloads_mut()

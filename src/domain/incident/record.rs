@@ -14,8 +14,8 @@ use super::{
 use crate::{
     api::{
         Incident, IncidentStatus,
-        incident::{Durations, ReasonCount, RolloutRecord, WorkloadImpact},
-        limits::{MAX_IMPACT, MAX_IMPACT_REASONS, MAX_ROLLOUTS},
+        incident::{Durations, ReasonCount, RecordedLog, RolloutRecord, WorkloadImpact},
+        limits::{MAX_IMPACT, MAX_IMPACT_REASONS, MAX_LOG_RECORDS, MAX_ROLLOUTS},
     },
     domain::{alerts, policy::humantime, signals},
 };
@@ -81,6 +81,7 @@ pub fn apply(
     if !frozen {
         rollouts(&declared, status);
         impact(status);
+        logs(status);
     }
     durations(status);
 }
@@ -128,6 +129,40 @@ fn impact(status: &mut IncidentStatus) {
         worst.reasons.truncate(MAX_IMPACT_REASONS as usize);
     }
     status.impact = impact;
+}
+
+/// Keeps the latest excerpt read of each failing container (by pod and
+/// container), most recently read first, at most the record's bound: the
+/// pods recover or are replaced, their last lines stay.
+fn logs(status: &mut IncidentStatus) {
+    let mut logs = std::mem::take(&mut status.logs);
+    for (kind, d) in status.workloads() {
+        let items = d.pods.iter().flat_map(|p| &p.items);
+        for (pod, log) in items.filter_map(|p| Some((&p.name, p.log.as_ref()?))) {
+            if log.lines.is_empty() {
+                continue;
+            }
+            let same = |r: &RecordedLog| r.pod == *pod && r.log.container == log.container;
+            match logs.iter_mut().find(|r| same(r)) {
+                Some(known) if known.log.restart_count >= log.restart_count => {}
+                Some(known) => known.log = log.clone(),
+                None => logs.push(RecordedLog {
+                    workload: kind.key(&d.name),
+                    pod: pod.clone(),
+                    log: log.clone(),
+                }),
+            }
+        }
+    }
+    // A total order: the same ones are kept on every pass.
+    logs.sort_by(|a, b| {
+        let at = |r: &RecordedLog| r.log.fetched_at.as_ref().map(|t| t.0);
+        at(b)
+            .cmp(&at(a))
+            .then_with(|| (&a.pod, &a.log.container).cmp(&(&b.pod, &b.log.container)))
+    });
+    logs.truncate(MAX_LOG_RECORDS as usize);
+    status.logs = logs;
 }
 
 /// The earliest of what says when impact started, with where it came from.

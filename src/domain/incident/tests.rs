@@ -481,6 +481,7 @@ mod property {
                                     restarts,
                                     reason: (restarts > 0).then(|| "CrashLoopBackOff".into()),
                                     message: Some("x".repeat(restarts as usize * 10)),
+                                    log: None,
                                 })
                                 .collect(),
                         }),

@@ -426,7 +426,7 @@ async fn show_list_and_timeline_print_what_a_responder_reads() {
     );
     compare(&golden.join("show.txt"), &stdout(&show));
     assert!(
-        stdout(&show).lines().count() <= 50,
+        stdout(&show).lines().count() <= klaxon::cli::view::show::SCREEN,
         "show fits on one screen"
     );
 
