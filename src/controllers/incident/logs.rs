@@ -34,8 +34,10 @@ use crate::{
 const IN_FLIGHT: usize = 4;
 /// The longest one read may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// A failed read is tried again after this, for the same instance.
+/// A failed read is tried again after this, for the same instance,
+/// doubling with each failure in a row up to [`RETRY_MAX`].
 const RETRY: Duration = Duration::from_secs(60);
+const RETRY_MAX: Duration = Duration::from_secs(15 * 60);
 /// Containers remembered; the oldest are forgotten first.
 const REMEMBERED: usize = 4096;
 
@@ -81,6 +83,15 @@ struct Slot {
     reading: Option<(i32, Vec<ObjectRef<Incident>>)>,
     /// After a failed read of `latest`'s instance, not before this.
     retry_at: Option<Instant>,
+    /// Reads failed in a row.
+    failures: u32,
+}
+
+/// How long after the `failures`-th failure in a row the next read waits.
+fn backoff(failures: u32) -> Duration {
+    RETRY
+        .saturating_mul(1 << failures.saturating_sub(1).min(8))
+        .min(RETRY_MAX)
 }
 
 #[derive(Default)]
@@ -226,16 +237,22 @@ impl Logs {
                 target.pod.clone(),
                 target.container.clone(),
             ));
-            // A failed read keeps the lines of the last good one.
-            if failed
-                && let Some(latest) = &slot.latest
-                && latest.error.is_none()
-            {
-                excerpt.lines = latest.lines.clone();
-                excerpt.truncated = latest.truncated;
+            if failed && let Some(latest) = &slot.latest {
+                if latest.error.is_none() {
+                    // A failed read keeps the lines of the last good one.
+                    excerpt.lines = latest.lines.clone();
+                    excerpt.truncated = latest.truncated;
+                } else if latest.error == excerpt.error
+                    && latest.restart_count == excerpt.restart_count
+                {
+                    // The same failure again changes nothing a status
+                    // would show, so it writes nothing.
+                    excerpt.fetched_at = latest.fetched_at.clone();
+                }
             }
+            slot.failures = if failed { slot.failures + 1 } else { 0 };
+            slot.retry_at = failed.then(|| Instant::now() + backoff(slot.failures));
             slot.latest = Some(excerpt);
-            slot.retry_at = failed.then(|| Instant::now() + RETRY);
             slot.reading.take().map(|(_, w)| w).unwrap_or_default()
         };
         for incident in waiting {
@@ -282,6 +299,15 @@ mod tests {
         assert_eq!(restarted.tail_lines, Some(20));
         assert_eq!(restarted.limit_bytes, Some(2048));
         assert!(!target(0).params().previous);
+    }
+
+    #[test]
+    fn failed_reads_back_off_up_to_a_limit() {
+        assert_eq!(backoff(1), Duration::from_secs(60));
+        assert_eq!(backoff(2), Duration::from_secs(120));
+        assert_eq!(backoff(4), Duration::from_secs(480));
+        assert_eq!(backoff(5), RETRY_MAX);
+        assert_eq!(backoff(40), RETRY_MAX);
     }
 
     #[test]

@@ -302,8 +302,12 @@ fn gather(
         .as_ref()
         .is_some_and(crate::domain::incident::frozen);
     let reference = ObjectRef::from_obj(incident);
+    let node_unreachable = |name: &str| {
+        enrich::nodes::log_unreachable(name, state.caches.nodes.get("", name).as_deref())
+    };
     let excerpts = Excerpts {
         logs: &state.logs,
+        node_unreachable: &node_unreachable,
         namespace,
         settings: settings.logs,
         earlier: &earlier,
@@ -427,6 +431,8 @@ fn gather(
 /// Attaches log excerpts to the worst failing pods of a workload.
 struct Excerpts<'a> {
     logs: &'a Arc<Logs>,
+    /// Why the kubelet of a node cannot serve logs, when it cannot.
+    node_unreachable: &'a dyn Fn(&str) -> Option<String>,
     namespace: &'a str,
     settings: LogSettings,
     earlier: &'a HashMap<&'a str, &'a LogExcerpt>,
@@ -447,11 +453,10 @@ impl Excerpts<'_> {
             if item.ready && item.reason.is_none() {
                 continue;
             }
-            let Some((container, restarts)) = pods
-                .iter()
-                .find(|p| *p.name == *item.name)
-                .and_then(|p| p.failing.clone())
-            else {
+            let Some(pod) = pods.iter().find(|p| *p.name == *item.name) else {
+                continue;
+            };
+            let Some((container, restarts)) = pod.failing.clone() else {
                 continue;
             };
             taken += 1;
@@ -468,9 +473,21 @@ impl Excerpts<'_> {
                 .filter(|e| e.container == target.container);
             let same = before.filter(|e| e.restart_count == target.restarts && e.error.is_none());
             // The newer of what the status holds and what was read since.
-            let excerpt = match same {
-                Some(same) => Some(same.clone()),
-                None => {
+            let unreachable = pod.node.as_deref().and_then(self.node_unreachable);
+            let excerpt = match (same, unreachable) {
+                (Some(same), _) => Some(same.clone()),
+                // No request a dead kubelet would leave unanswered: what
+                // the status holds stays, else why there is nothing.
+                (None, Some(why)) => before.cloned().or_else(|| {
+                    Some(LogExcerpt {
+                        container: target.container.clone(),
+                        previous: target.previous(),
+                        restart_count: target.restarts,
+                        error: Some(why),
+                        ..Default::default()
+                    })
+                }),
+                (None, None) => {
                     let read = self.logs.excerpt(&target, self.incident);
                     match (read, before) {
                         (Some(read), Some(before)) if before.restart_count > read.restart_count => {

@@ -20,6 +20,32 @@ const PRESSURE: [&str; 4] = [
 
 const MESSAGE_EXCERPT: usize = 300;
 
+/// Why the kubelet of `name` cannot serve a pod's log, or `None` when it
+/// may: a node the cluster does not know, or whose Ready condition is not
+/// True, answers no `pods/log` read (it would fail after a timeout).
+pub fn log_unreachable(name: &str, node: Option<&Node>) -> Option<String> {
+    let Some(node) = node else {
+        return Some(format!(
+            "node {name} is not known to the cluster; its kubelet cannot serve logs"
+        ));
+    };
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.status.as_str());
+    match ready {
+        Some("True") => None,
+        Some("Unknown") | None => Some(format!(
+            "node {name} has stopped reporting (Ready Unknown); its kubelet cannot serve logs"
+        )),
+        Some(_) => Some(format!(
+            "node {name} is NotReady; its kubelet cannot serve logs"
+        )),
+    }
+}
+
 /// What is wrong with `node`, which runs `pods` affected pods; `None`
 /// when nothing is.
 pub fn problem(node: &Node, pods: i32) -> Option<NodeState> {
@@ -106,6 +132,21 @@ mod tests {
 
     fn node(value: serde_json::Value) -> Node {
         serde_json::from_value(value).expect("node")
+    }
+
+    #[test]
+    fn only_a_ready_node_is_asked_for_logs() {
+        let with = |status: &str| {
+            node(json!({"metadata": {"name": "n"},
+                "status": {"conditions": [{"type": "Ready", "status": status}]}}))
+        };
+        assert_eq!(log_unreachable("n", Some(&with("True"))), None);
+        for (status, says) in [("False", "NotReady"), ("Unknown", "stopped reporting")] {
+            let why = log_unreachable("n", Some(&with(status))).expect("unreachable");
+            assert!(why.contains(says), "{why}");
+        }
+        let unknown = log_unreachable("gone", None).expect("unreachable");
+        assert!(unknown.contains("not known"), "{unknown}");
     }
 
     #[test]
