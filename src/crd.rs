@@ -11,16 +11,45 @@ use crate::api::{ClusterResponsePolicy, Incident, ResponsePolicy};
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
         ("incidents.yaml", Incident::crd()),
-        ("responsepolicies.yaml", ResponsePolicy::crd()),
+        (
+            "responsepolicies.yaml",
+            team_only_rules(ResponsePolicy::crd()),
+        ),
         ("clusterresponsepolicies.yaml", ClusterResponsePolicy::crd()),
     ]
+}
+
+/// ResponsePolicy and ClusterResponsePolicy share their spec's type; what
+/// only the organisation may set is refused in a ResponsePolicy here.
+fn team_only_rules(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule;
+    let spec = crd
+        .spec
+        .versions
+        .iter_mut()
+        .filter_map(|v| v.schema.as_mut()?.open_api_v3_schema.as_mut())
+        .filter_map(|root| root.properties.as_mut()?.get_mut("spec"));
+    for spec in spec {
+        spec.x_kubernetes_validations
+            .get_or_insert_with(Vec::new)
+            .push(ValidationRule {
+                rule: "!has(self.enrichment) || !has(self.enrichment.prometheus) || !has(self.enrichment.prometheus.namespaceLabel)".into(),
+                message: Some(
+                    "enrichment.prometheus.namespaceLabel is the organisation's to set, in a ClusterResponsePolicy: a team's queries are always confined to its namespace".into(),
+                ),
+                field_path: Some(".enrichment.prometheus.namespaceLabel".into()),
+                ..Default::default()
+            });
+    }
+    crd
 }
 
 /// The ValidatingAdmissionPolicies, each with its binding, kept beside
 /// the CRDs in `crds/` under these file names:
 /// - unknown severities are rejected at apply time;
-/// - the annotations naming who made a change cannot be forged.
-pub const ADMISSION: [(&str, &str); 2] = [
+/// - the annotations naming who made a change cannot be forged;
+/// - nor a note's author, nor the marks of the operator's own incidents.
+pub const ADMISSION: [(&str, &str); 3] = [
     (
         "severity-admission.yaml",
         include_str!("admission/severity-policy.yaml"),
@@ -28,6 +57,10 @@ pub const ADMISSION: [(&str, &str); 2] = [
     (
         "actor-admission.yaml",
         include_str!("admission/actor-policy.yaml"),
+    ),
+    (
+        "authorship-admission.yaml",
+        include_str!("admission/authorship-policy.yaml"),
     ),
 ];
 

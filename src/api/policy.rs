@@ -105,6 +105,39 @@ pub struct ResponsePolicySpec {
     /// How `kubectl incident postmortem` drafts this team's postmortems.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postmortem: Option<PostmortemSettings>,
+
+    /// Where the operator may connect on this policy's behalf: Prometheus
+    /// URLs and every receiver URL. Set by a ClusterResponsePolicy, it
+    /// bounds every namespace it selects; a team policy may narrow it,
+    /// never widen it (a URL must pass every policy that sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Egress>,
+}
+
+/// `egress: {hosts: ["prometheus.monitoring.svc:9090", "*.slack.com"], cidrs: ["10.20.0.0/16"]}`:
+/// a URL is allowed when its host (and port, when the entry has one)
+/// matches a host, or every address it resolves to lies in a CIDR.
+/// Link-local and cloud metadata addresses are refused unless a CIDR
+/// names them.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(
+    validation = kube::core::Rule::new(
+        "!has(self.hosts) || self.hosts.all(h, h.matches('^(\\\\*\\\\.)?[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?(:[0-9]{1,5})?$') || h.matches('^\\\\[[0-9a-fA-F:.]+\\\\](:[0-9]{1,5})?$'))"
+    ).message("egress.hosts entries are a host name, optionally `*.` for its subdomains, or an IP address ([...] for IPv6), with an optional :port"),
+    validation = kube::core::Rule::new("!has(self.cidrs) || self.cidrs.all(c, isCIDR(c))")
+        .message("egress.cidrs entries are CIDRs, e.g. 10.20.0.0/16 or fd00::/8")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Egress {
+    /// Hosts, with an optional `:port`; `*.example.com` matches every
+    /// subdomain of example.com (not example.com itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_POLICY_ITEMS), inner(length(min = 1, max = 253)))]
+    pub hosts: Vec<String>,
+    /// Address ranges the resolved address may lie in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_POLICY_ITEMS), inner(length(min = 1, max = 64)))]
+    pub cidrs: Vec<String>,
 }
 
 /// `postmortem: {templateConfigMapRef: {name, key}}`.
@@ -331,6 +364,12 @@ pub struct Prometheus {
     #[schemars(length(max = MAX_POLICY_ITEMS))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
     pub queries: Vec<Query>,
+    /// The label every selector of a team's queries is confined by, with
+    /// the incident's namespace as its value (default `namespace`; empty:
+    /// queries are sent as written). Only a ClusterResponsePolicy sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128), regex(pattern = r"^([a-zA-Z_][a-zA-Z0-9_]*)?$"))]
+    pub namespace_label: Option<String>,
 }
 
 /// An instant PromQL query; `$namespace`, `$deployment` and `$incident`

@@ -100,7 +100,9 @@ pub async fn run(
             }
             let missing = missing_secrets(&secrets, &rp.spec.receivers, &namespace).await;
             missing_any |= !missing.is_empty();
-            let status = response_policy_status(&rp, &caches, &open, missing, &now);
+            let egress = caches.effective_policy(&namespace, "").egress;
+            let denied = egress_denied(&secrets, &rp.spec, &namespace, &egress).await;
+            let status = response_policy_status(&rp, &caches, &open, missing, denied, &now);
             if rp.status.as_ref() != Some(&status) {
                 let api = Api::namespaced(client.clone(), &rp.namespace().unwrap_or_default());
                 write(&api, rp.as_ref(), status).await;
@@ -116,7 +118,14 @@ pub async fn run(
             let missing =
                 missing_secrets(&secrets, &crp.spec.policy.receivers, &operator_namespace).await;
             missing_any |= !missing.is_empty();
-            let status = cluster_policy_status(&crp, &caches, &open, missing, &now);
+            // Its own URLs against its own list (and the metadata default).
+            let mut egress = crate::domain::egress::Egress::default();
+            if let Some(allowed) = &crp.spec.policy.egress {
+                egress.add(format!("ClusterResponsePolicy {}", crp.name_any()), allowed);
+            }
+            let denied =
+                egress_denied(&secrets, &crp.spec.policy, &operator_namespace, &egress).await;
+            let status = cluster_policy_status(&crp, &caches, &open, missing, denied, &now);
             if crp.status.as_ref() != Some(&status) {
                 write(&Api::all(client.clone()), crp.as_ref(), status).await;
             }
@@ -146,6 +155,46 @@ async fn missing_secrets(
     missing
 }
 
+/// The Prometheus URL and receiver URLs of `spec` that `egress` refuses
+/// before any connection, each naming its field and host. Receiver URLs
+/// are read from their Secrets (`secret_namespace`); one that cannot be
+/// read is reported as missing, not here.
+async fn egress_denied(
+    secrets: &Secrets,
+    spec: &api::policy::ResponsePolicySpec,
+    secret_namespace: &str,
+    egress: &crate::domain::egress::Egress,
+) -> Vec<String> {
+    let mut denied = Vec::new();
+    let mut check = |field: String, url: &str| {
+        if let Ok(url) = reqwest::Url::parse(url.trim())
+            && let Err(why) = egress.check(&url)
+        {
+            denied.push(format!("{field}: {why}"));
+        }
+    };
+    if let Some(prometheus) = spec.enrichment.as_ref().and_then(|e| e.prometheus.as_ref()) {
+        check("spec.enrichment.prometheus.url".into(), &prometheus.url);
+    }
+    for receiver in &spec.receivers {
+        let field = format!("spec.receivers[{}]", receiver.name);
+        if let Some(pagerduty) = &receiver.pagerduty {
+            let url = pagerduty
+                .url
+                .as_deref()
+                .unwrap_or(api::policy::PAGERDUTY_EVENTS_URL);
+            check(field, url);
+        } else if let Some(reference) = receiver.secret_ref()
+            && let Ok(bytes) = secrets
+                .value(secret_namespace, &reference.name, &reference.key)
+                .await
+        {
+            check(field, &String::from_utf8_lossy(&bytes));
+        }
+    }
+    denied
+}
+
 /// Open (not Resolved) incidents per namespace.
 fn open_incidents(incidents: &Store<Incident>) -> BTreeMap<String, i32> {
     let mut open = BTreeMap::new();
@@ -164,6 +213,7 @@ fn response_policy_status(
     caches: &Caches,
     open: &BTreeMap<String, i32>,
     missing: Vec<String>,
+    egress_denied: Vec<String>,
     now: &Time,
 ) -> PolicyStatus {
     let namespace = rp.namespace().unwrap_or_default();
@@ -189,6 +239,7 @@ fn response_policy_status(
             Some(&effective.ladder_names()),
         ),
         missing_secrets: missing,
+        egress_denied,
         namespace: namespace.clone(),
     };
     readiness::status(
@@ -205,6 +256,7 @@ fn cluster_policy_status(
     caches: &Caches,
     open: &BTreeMap<String, i32>,
     missing: Vec<String>,
+    egress_denied: Vec<String>,
     now: &Time,
 ) -> PolicyStatus {
     let selected: Vec<String> = caches
@@ -241,6 +293,7 @@ fn cluster_policy_status(
             (!ladder.is_empty()).then_some(ladder.as_slice()),
         ),
         missing_secrets: missing,
+        egress_denied,
         selected: selected.len(),
     };
     let governed = selected

@@ -3,9 +3,11 @@
 
 pub mod alerts;
 pub mod conditions;
+pub mod egress;
 pub mod enrich;
 pub mod incident;
 pub mod policy;
+pub mod promql;
 pub mod readiness;
 pub mod shards;
 pub mod signals;

@@ -23,10 +23,12 @@
 //! - With no baseline, the ResponsePolicy alone applies; with neither, the
 //!   default ladder SEV1..SEV4 without deadlines.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Selector, SelectorExt};
+
+use crate::domain::egress::Egress;
 
 use crate::api::policy::{
     ClusterResponsePolicy, Prometheus, Receiver, ResponsePolicy, ResponsePolicySpec, Signal,
@@ -58,6 +60,8 @@ pub struct EffectiveReceiver {
     pub id: String,
     pub secret_namespace: String,
     pub receiver: Receiver,
+    /// Where its URL may lead: the namespace's allow-lists.
+    pub egress: Arc<Egress>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -79,7 +83,14 @@ pub struct EffectiveQuery {
     pub name: String,
     pub query: String,
     pub url: String,
+    pub egress: Arc<Egress>,
+    /// The label every selector of the query is confined by (the
+    /// namespace's name as its value); `None`: not confined.
+    pub namespace_label: Option<String>,
 }
+
+/// The label a team's queries are confined by when no baseline renames it.
+pub const NAMESPACE_LABEL: &str = "namespace";
 
 /// Enrichment settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -143,6 +154,8 @@ pub struct EffectivePolicy {
     pub alerts: Vec<crate::api::policy::AlertRule>,
     /// The heartbeat: the team's, else the first baseline's.
     pub heartbeat: Option<crate::api::policy::Heartbeat>,
+    /// The allow-lists of every policy here that sets `egress`.
+    pub egress: Arc<Egress>,
 }
 
 impl EffectivePolicy {
@@ -421,6 +434,37 @@ pub fn effective(
         ));
     }
 
+    let mut egress = Egress::default();
+    for (owner, spec, _) in &sources {
+        if let Some(allowed) = &spec.egress {
+            let name = match owner {
+                Some(owner) => format!("ClusterResponsePolicy {owner}"),
+                None => format!(
+                    "ResponsePolicy {namespace}/{}",
+                    team.and_then(|t| t.metadata.name.as_deref())
+                        .unwrap_or_default()
+                ),
+            };
+            egress.add(name, allowed);
+        }
+    }
+    policy.egress = Arc::new(egress);
+    // Only the organisation renames the label or turns confinement off.
+    let namespace_label = match baselines.iter().find_map(|b| {
+        b.spec
+            .policy
+            .enrichment
+            .as_ref()?
+            .prometheus
+            .as_ref()?
+            .namespace_label
+            .clone()
+    }) {
+        Some(label) if label.is_empty() => None,
+        Some(label) => Some(label),
+        None => Some(NAMESPACE_LABEL.to_string()),
+    };
+
     policy.team = sources
         .iter()
         .find_map(|(_, spec, _)| spec.team.as_ref().map(|t| t.name.clone()))
@@ -436,6 +480,7 @@ pub fn effective(
                 id: id(&receiver.name),
                 secret_namespace: secret_namespace.clone(),
                 receiver: receiver.clone(),
+                egress: policy.egress.clone(),
             });
         }
         for route in &spec.routes {
@@ -461,7 +506,7 @@ pub fn effective(
                 .as_ref()
                 .and_then(|a| a.healthy_for.parse().ok());
         }
-        if let Some(Prometheus { url, queries }) =
+        if let Some(Prometheus { url, queries, .. }) =
             spec.enrichment.as_ref().and_then(|e| e.prometheus.as_ref())
         {
             for query in queries {
@@ -470,6 +515,8 @@ pub fn effective(
                         name: query.name.clone(),
                         query: query.query.clone(),
                         url: url.clone(),
+                        egress: policy.egress.clone(),
+                        namespace_label: namespace_label.clone(),
                     });
                 }
             }

@@ -25,6 +25,9 @@ pub enum Reason {
     ReceiverSecretMissing,
     /// A baseline's namespaceSelector does not parse.
     InvalidSelector,
+    /// A Prometheus or receiver URL lies outside the egress allow-list;
+    /// it is never contacted, the rest of the policy governs.
+    EgressDenied,
 }
 
 impl Reason {
@@ -36,6 +39,7 @@ impl Reason {
             Reason::InvalidAlertRule => "InvalidAlertRule",
             Reason::ReceiverSecretMissing => "ReceiverSecretMissing",
             Reason::InvalidSelector => "InvalidSelector",
+            Reason::EgressDenied => "EgressDenied",
         }
     }
 
@@ -44,7 +48,10 @@ impl Reason {
     pub fn governs(self) -> bool {
         matches!(
             self,
-            Reason::Applied | Reason::InvalidAlertRule | Reason::ReceiverSecretMissing
+            Reason::Applied
+                | Reason::InvalidAlertRule
+                | Reason::ReceiverSecretMissing
+                | Reason::EgressDenied
         )
     }
 }
@@ -77,6 +84,16 @@ pub struct TeamFacts {
     pub invalid_rules: Vec<String>,
     /// Receivers whose Secret cannot be had, each with why.
     pub missing_secrets: Vec<String>,
+    /// URLs the egress allow-list refuses, each naming its field and host.
+    pub egress_denied: Vec<String>,
+}
+
+/// The message of an `EgressDenied` decision.
+fn egress_message(denied: &[String]) -> String {
+    format!(
+        "{}. The operator never connects there; allow the host in spec.egress of the policy named (a team policy can only narrow the organisation's list), or use another URL.",
+        denied.join("; ")
+    )
 }
 
 /// The Ready decision for a team's ResponsePolicy: the first problem wins.
@@ -107,6 +124,9 @@ pub fn team(facts: &TeamFacts) -> Decision {
                 facts.violations.join("; ")
             ),
         );
+    }
+    if !facts.egress_denied.is_empty() {
+        return decide(Reason::EgressDenied, egress_message(&facts.egress_denied));
     }
     if !facts.invalid_rules.is_empty() {
         return decide(
@@ -148,6 +168,8 @@ pub struct BaselineFacts {
     pub invalid_selector: Option<String>,
     pub invalid_rules: Vec<String>,
     pub missing_secrets: Vec<String>,
+    /// URLs its own egress allow-list refuses.
+    pub egress_denied: Vec<String>,
     /// How many namespaces it selects.
     pub selected: usize,
 }
@@ -160,6 +182,9 @@ pub fn baseline(facts: &BaselineFacts) -> Decision {
             Reason::InvalidSelector,
             format!("spec.namespaceSelector: {error}"),
         );
+    }
+    if !facts.egress_denied.is_empty() {
+        return decide(Reason::EgressDenied, egress_message(&facts.egress_denied));
     }
     if !facts.invalid_rules.is_empty() {
         return decide(
@@ -242,6 +267,33 @@ mod tests {
             alone.message,
             "Governs namespace shop; no baseline selects it."
         );
+    }
+
+    #[test]
+    fn a_refused_url_is_egress_denied_and_the_policy_still_governs() {
+        let denied = team(&TeamFacts {
+            egress_denied: vec![
+                "spec.enrichment.prometheus.url: host 10.0.0.9 is not in spec.egress of ClusterResponsePolicy org"
+                    .into(),
+            ],
+            missing_secrets: vec!["hook: Secret shop/hooks not found".into()],
+            ..facts()
+        });
+        assert_eq!(denied.reason, Reason::EgressDenied);
+        assert!(denied.reason.governs());
+        assert!(!denied.ready());
+        assert!(
+            denied
+                .message
+                .starts_with("spec.enrichment.prometheus.url: host 10.0.0.9"),
+            "{}",
+            denied.message
+        );
+        let baseline = baseline(&BaselineFacts {
+            egress_denied: vec!["spec.receivers[pager]: host x is not in spec.egress".into()],
+            ..Default::default()
+        });
+        assert_eq!(baseline.reason, Reason::EgressDenied);
     }
 
     #[test]

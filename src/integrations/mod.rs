@@ -2,6 +2,7 @@
 //! and Prometheus. No redirects, timeouts on every request, and a bound on
 //! requests in flight.
 
+pub mod egress;
 pub mod notify;
 pub mod prometheus;
 pub mod secrets;

@@ -60,6 +60,10 @@ pub enum DeliveryError {
     Status(u16),
     #[error("{0}")]
     Transport(String),
+    /// Refused before any connection: the namespace's egress does not
+    /// allow where the URL leads.
+    #[error("egress denied: {0}")]
+    EgressDenied(crate::integrations::egress::Denied),
 }
 
 #[derive(Serialize)]
@@ -410,21 +414,21 @@ pub const MAX_CONCURRENT_DELIVERIES: usize = 32;
 /// Sends notifications; cheap to clone.
 #[derive(Clone)]
 pub struct Notifier {
-    http: reqwest::Client,
+    http: Arc<crate::integrations::egress::Clients>,
     secrets: Secrets,
     limit: Arc<tokio::sync::Semaphore>,
 }
 
 impl Notifier {
     pub fn new(secrets: Secrets) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(crate::USER_AGENT)
-            // A receiver URL must not bounce a payload elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        // A receiver URL must not bounce a payload elsewhere (no
+        // redirects), nor lead where the namespace's egress forbids.
+        let http = Arc::new(crate::integrations::egress::Clients::new(|builder| {
+            builder
+                .timeout(ATTEMPT_TIMEOUT)
+                .connect_timeout(CONNECT_TIMEOUT)
+                .user_agent(crate::USER_AGENT)
+        }));
         Self {
             http,
             secrets,
@@ -491,13 +495,16 @@ impl Notifier {
                 (url, webhook_body(incident, delivery))
             }
         };
+        let http = self
+            .http
+            .for_url(&receiver.egress, &url)
+            .map_err(DeliveryError::EgressDenied)?;
         let _permit = self
             .limit
             .acquire()
             .await
             .map_err(|_| DeliveryError::Transport("the delivery limiter is closed".into()))?;
-        let result = match self
-            .http
+        let result = match http
             .post(url)
             .header("Idempotency-Key", &delivery.key)
             .json(&body)
@@ -553,6 +560,10 @@ pub fn describe(error: reqwest::Error, peer: &str) -> String {
     let mut detail = String::new();
     let mut source = std::error::Error::source(&error);
     while let Some(inner) = source {
+        // Refused at resolution: nothing was contacted.
+        if let Some(denied) = inner.downcast_ref::<crate::integrations::egress::Denied>() {
+            return format!("{}{denied}", crate::domain::egress::DENIED_PREFIX);
+        }
         detail = inner.to_string();
         source = inner.source();
     }

@@ -18,19 +18,7 @@ pub const MAX_CONCURRENT_QUERIES: usize = 16;
 
 /// Escapes `value` for use inside a double- or single-quoted PromQL string.
 pub fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\'' => out.push_str("\\'"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::domain::promql::escape_for(value, &['"', '\''])
 }
 
 /// The query with its variables replaced by escaped values.
@@ -59,22 +47,22 @@ struct Data {
 
 #[derive(Clone)]
 pub struct Prometheus {
-    http: reqwest::Client,
+    http: std::sync::Arc<crate::integrations::egress::Clients>,
     limit: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Default for Prometheus {
     fn default() -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(QUERY_TIMEOUT)
-                .connect_timeout(CONNECT_TIMEOUT)
-                .user_agent(crate::USER_AGENT)
-                // The URL is a team's to set; the query must not be sent on
-                // to wherever that server points.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
+            // The URL is a team's to set: no redirect is followed (the
+            // query must not be sent on to wherever that server points),
+            // and only what the namespace's egress allows is connected to.
+            http: std::sync::Arc::new(crate::integrations::egress::Clients::new(|builder| {
+                builder
+                    .timeout(QUERY_TIMEOUT)
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .user_agent(crate::USER_AGENT)
+            })),
             limit: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_QUERIES)),
         }
     }
@@ -110,7 +98,17 @@ impl Prometheus {
         }
         jobs.truncate(crate::api::limits::MAX_METRICS as usize);
         let runs = jobs.into_iter().map(|(name, q, promql)| async move {
-            let result = self.instant(&q.url, &promql).await;
+            // A team's query reads only its own namespace's series.
+            let confined = match &q.namespace_label {
+                Some(label) => crate::domain::promql::confine(&promql, label, namespace)
+                    .map_err(|e| e.to_string()),
+                None => Ok(promql.clone()),
+            };
+            let result = match &confined {
+                Ok(promql) => self.instant(q, promql).await,
+                Err(error) => Err(error.clone()),
+            };
+            let promql = confined.unwrap_or(promql);
             let (value, error) = match result {
                 Ok(value) => (Some(value), None),
                 Err(error) => (None, Some(truncate(&error, 300))),
@@ -126,15 +124,20 @@ impl Prometheus {
     }
 
     /// One instant query; the value as text, or why there is none.
-    async fn instant(&self, base: &str, promql: &str) -> Result<String, String> {
+    async fn instant(&self, query: &EffectiveQuery, promql: &str) -> Result<String, String> {
+        let url = format!("{}/api/v1/query", query.url.trim_end_matches('/'));
+        let url =
+            reqwest::Url::parse(&url).map_err(|_| "the Prometheus URL is not a URL".to_string())?;
+        let http = self
+            .http
+            .for_url(&query.egress, &url)
+            .map_err(|denied| format!("{}{denied}", crate::domain::egress::DENIED_PREFIX))?;
         let _permit = self
             .limit
             .acquire()
             .await
             .map_err(|_| "the query limiter is closed".to_string())?;
-        let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
-        let response = self
-            .http
+        let response = http
             .post(url)
             .form(&[("query", promql)])
             .send()
@@ -266,6 +269,8 @@ mod tests {
             name: "errors".into(),
             query: "sum(up)".into(),
             url,
+            egress: Default::default(),
+            namespace_label: None,
         };
         let results = Prometheus::default()
             .run_all(std::slice::from_ref(&query), "shop", "inc", &[])

@@ -24,6 +24,7 @@ mod record;
 mod rollouts;
 mod sharding;
 mod signals;
+mod tenancy;
 mod unreadable;
 mod validation;
 mod workloads;

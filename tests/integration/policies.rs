@@ -8,14 +8,14 @@ use std::time::Duration;
 use k8s_openapi::{api::core::v1::Namespace, apimachinery::pkg::apis::meta::v1::Condition};
 use klaxon::api::{ClusterResponsePolicy, Incident, ResponsePolicy};
 use kube::{
-    Api, Client,
+    Api,
     api::{ObjectMeta, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 
 use crate::support::{
     self, Cluster, assert_success,
-    fixtures::{apply, condition, secret, wait_for},
+    fixtures::{apply, condition, secret, selectable_namespace, wait_for},
     operator::{self, Operator},
     receiver::Receiver,
     stdout,
@@ -35,21 +35,6 @@ fn deadline_secs(incident: &Incident) -> Option<i64> {
     let by = status.acknowledge_by.as_ref()?.0;
     let declared = status.declared_at.as_ref()?.0;
     Some(by.duration_since(declared).as_secs())
-}
-
-/// A test namespace that a ClusterResponsePolicy can select alone, through
-/// the label `klaxon.dev/policy-test=<namespace>`.
-async fn selectable_namespace(client: &Client, prefix: &str) -> String {
-    let ns = support::namespace(client, prefix).await;
-    let api: Api<Namespace> = Api::all(client.clone());
-    api.patch(
-        &ns,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"klaxon.dev/policy-test": ns}}})),
-    )
-    .await
-    .expect("label namespace");
-    ns
 }
 
 fn baseline(ns: &str) -> String {

@@ -52,6 +52,7 @@ spec:
       queries:
         - {{name: errors, query: 'sum(http_requests_total{{namespace="$namespace",code=~"5.."}})'}}
         - {{name: broken, query: 'sum(http_requests_total{{namespace="$namespace"}}'}}
+        - {{name: elsewhere, query: 'sum(http_requests_total{{namespace="elsewhere",code=~"5.."}})'}}
 ---
 apiVersion: klaxon.dev/v1alpha1
 kind: Incident
@@ -63,9 +64,11 @@ spec: {{title: Checkout returns 5xx, severity: SEV2}}
     );
     let incident = wait_for(&client, &ns, "checkout-5xx", WAIT, "the query value", |i| {
         i.status.as_ref().is_some_and(|s| {
-            s.metrics
-                .iter()
-                .any(|m| m.name == "errors" && m.value.as_deref() == Some("42"))
+            ["errors", "elsewhere"].iter().all(|name| {
+                s.metrics
+                    .iter()
+                    .any(|m| m.name == *name && m.value.as_deref() == Some("42"))
+            })
         })
     })
     .await;
@@ -75,11 +78,21 @@ spec: {{title: Checkout returns 5xx, severity: SEV2}}
         .iter()
         .find(|m| m.name == "errors")
         .expect("errors");
+    // The query as sent: substituted and confined, its matchers in
+    // Prometheus's order.
     assert_eq!(
         errors.query,
-        format!(r#"sum(http_requests_total{{namespace="{ns}",code=~"5.."}})"#),
+        format!(r#"sum(http_requests_total{{code=~"5..",namespace="{ns}"}})"#),
         "$namespace substituted"
     );
+    // A query naming another namespace reads this one's series.
+    let elsewhere = status
+        .metrics
+        .iter()
+        .find(|m| m.name == "elsewhere")
+        .expect("elsewhere");
+    assert_eq!(elsewhere.value.as_deref(), Some("42"), "{elsewhere:?}");
+    assert!(!elsewhere.query.contains("elsewhere"), "{elsewhere:?}");
     let broken = status
         .metrics
         .iter()
@@ -90,7 +103,7 @@ spec: {{title: Checkout returns 5xx, severity: SEV2}}
         broken
             .error
             .as_deref()
-            .is_some_and(|e| e.contains("parse error")),
+            .is_some_and(|e| e.starts_with("the query does not parse")),
         "{broken:?}"
     );
     let condition = status

@@ -585,6 +585,8 @@ mod tests {
                     name: name.to_string(),
                     query: query.to_string(),
                     url: "http://prometheus:9090".into(),
+                    egress: Default::default(),
+                    namespace_label: None,
                 })
                 .collect(),
             ..Default::default()

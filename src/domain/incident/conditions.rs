@@ -17,6 +17,7 @@ use crate::{
 };
 
 pub const ENRICHED: &str = "Enriched";
+use crate::domain::egress::DENIED_PREFIX as EGRESS_DENIED;
 pub const METRICS_AVAILABLE: &str = "MetricsAvailable";
 pub const DEPLOYMENTS_FOUND: &str = "DeploymentsFound";
 pub const COMMANDER_MISSING: &str = "CommanderMissing";
@@ -261,12 +262,24 @@ pub fn build(
             .iter()
             .filter_map(|m| Some(format!("{}: {}", m.name, m.error.as_deref()?)))
             .collect();
+        let denied = status.metrics.iter().any(|m| {
+            m.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(EGRESS_DENIED))
+        });
         conditions.push(if failed.is_empty() {
             set(
                 QUERIES_SUCCEEDED,
                 true,
                 "QueriesSucceeded",
                 "Every Prometheus query returned a value.".into(),
+            )
+        } else if denied {
+            set(
+                QUERIES_SUCCEEDED,
+                false,
+                "EgressDenied",
+                enrich::truncate(&failed.join("; "), 1000),
             )
         } else {
             set(
@@ -387,7 +400,19 @@ fn delivery(
             now,
         )
     };
-    Some(if !failed.is_empty() {
+    let denied = notifications
+        .iter()
+        .filter(|n| n.state != DeliveryState::Delivered)
+        .find_map(|n| {
+            let message = n.message.as_deref()?;
+            message
+                .starts_with(EGRESS_DENIED)
+                .then(|| format!("{}: {message}", n.receiver))
+        });
+    Some(if let Some(denied) = denied {
+        // Never contacted: no retry will change that until the policy does.
+        set(false, "EgressDenied", enrich::truncate(&denied, 1000))
+    } else if !failed.is_empty() {
         set(
             false,
             "DeliveryFailed",

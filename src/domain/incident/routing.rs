@@ -242,6 +242,7 @@ mod tests {
                 webhook: (!pager).then(Default::default),
                 ..Default::default()
             },
+            egress: Default::default(),
         };
         policy.receivers = vec![receiver("hook", false), receiver("pager", true)];
         policy.routes = vec![EffectiveRoute {

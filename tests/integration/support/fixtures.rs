@@ -515,3 +515,20 @@ pub async fn routed_team(
     );
     (ns, token)
 }
+
+/// A test namespace that a ClusterResponsePolicy can select alone, through
+/// the label `klaxon.dev/policy-test=<namespace>`.
+pub async fn selectable_namespace(client: &Client, prefix: &str) -> String {
+    let ns = super::namespace(client, prefix).await;
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    api.patch(
+        &ns,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(
+            serde_json::json!({"metadata": {"labels": {"klaxon.dev/policy-test": ns}}}),
+        ),
+    )
+    .await
+    .expect("label namespace");
+    ns
+}
