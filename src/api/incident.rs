@@ -477,6 +477,12 @@ pub struct IncidentStatus {
     #[schemars(length(max = MAX_ALERTS))]
     pub alerts: Vec<AlertState>,
 
+    /// On the alert-flood incident of a namespace: the alert groups that
+    /// joined it because the namespace already had
+    /// `alertLimits.maxOpenIncidents` open incidents from alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flood: Option<AlertFlood>,
+
     /// Warning events of the affected workloads, most recent first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_EVENTS))]
@@ -707,6 +713,35 @@ pub struct AlertState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub link: Option<String>,
+}
+
+/// The alert groups an alert-flood incident holds: every one counted,
+/// the first [`MAX_FLOOD_GROUPS`] listed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertFlood {
+    /// Alert groups that joined, listed or not.
+    pub groups: u32,
+    /// Alerts that arrived firing in them.
+    pub alerts: u32,
+    /// The groups, in the order they joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_FLOOD_GROUPS))]
+    pub items: Vec<FloodGroup>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FloodGroup {
+    /// The group's key (`klaxon.dev/alert-group` of an incident of its own).
+    #[schemars(length(max = 64))]
+    pub group: String,
+    /// The alertname of its first alert.
+    #[schemars(length(max = 128))]
+    pub alertname: String,
+    /// Its alerts firing as of their last batch.
+    pub firing: u32,
+    pub since: Time,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]

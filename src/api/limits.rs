@@ -52,6 +52,11 @@ pub const MAX_NAME: u32 = 63;
 
 /// Alerts an incident records (`status.alerts`), firing ones first.
 pub const MAX_ALERTS: u32 = 50;
+/// Alert groups an alert-flood incident lists (`status.flood.items`);
+/// more are counted in `status.flood.groups`.
+pub const MAX_FLOOD_GROUPS: u32 = 200;
+/// The most `spec.alertLimits.maxOpenIncidents` may be.
+pub const MAX_OPEN_ALERT_INCIDENTS: u32 = 500;
 /// Labels kept per recorded alert.
 pub const MAX_ALERT_LABELS: u32 = 30;
 

@@ -102,6 +102,10 @@ pub struct ResponsePolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Heartbeat>,
 
+    /// Bounds on what alerts declare in a namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_limits: Option<AlertLimits>,
+
     /// How `kubectl incident postmortem` drafts this team's postmortems.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postmortem: Option<PostmortemSettings>,
@@ -138,6 +142,19 @@ pub struct Egress {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_POLICY_ITEMS), inner(length(min = 1, max = 64)))]
     pub cidrs: Vec<String>,
+}
+
+/// `alertLimits: {maxOpenIncidents: 20}`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertLimits {
+    /// Incidents alerts may have open at once in a namespace (default
+    /// 20). Past it, new alert groups join the namespace's one alert-flood
+    /// incident instead; nothing is dropped. The lowest any policy of the
+    /// namespace sets applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_OPEN_ALERT_INCIDENTS))]
+    pub max_open_incidents: Option<u32>,
 }
 
 /// `postmortem: {templateConfigMapRef: {name, key}}`.

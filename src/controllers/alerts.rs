@@ -41,6 +41,9 @@ use crate::{
     domain::{alerts::HEARTBEAT_LABEL, incident::record::STARTED_AT_ANNOTATION},
 };
 
+/// Timeline entries one batch adds each way before it is summed up in one.
+const MAX_ENTRIES_PER_BATCH: usize = 5;
+
 /// Writes of one incident's alerts retried on a conflict.
 const ATTEMPTS: usize = 8;
 
@@ -88,6 +91,14 @@ pub struct Intake {
     pub groups: Groups,
 }
 
+/// The lock key under which a namespace's declarations are made one at a
+/// time (group keys are 16 hex digits: no clash).
+const DECLARING: &str = "declaring";
+
+/// Prefixes an incident's name as the lock key its alerts are recorded
+/// under.
+const RECORDING: &str = "recording/";
+
 /// How long a declaration is remembered for the cache to catch up.
 const DECLARED_MEMORY: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -100,6 +111,19 @@ type Shared<T> = std::sync::Arc<std::sync::Mutex<T>>;
 pub struct Groups {
     locks: Shared<BTreeMap<GroupId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     declared: Shared<BTreeMap<GroupId, (String, std::time::Instant)>>,
+}
+
+/// A group of a batch, with its alerts.
+type Member<'a> = (Routed, Vec<&'a Alert>);
+
+/// The incident a group's batch goes to.
+#[derive(Debug)]
+struct Target {
+    name: String,
+    /// Declared by this batch.
+    created: bool,
+    /// The namespace's alert-flood incident.
+    flood: bool,
 }
 
 /// What a batch did.
@@ -192,59 +216,86 @@ impl Intake {
         // Every group is tried; a passing failure of one fails the batch
         // (Alertmanager retries it) only after the others are recorded.
         let mut failed = None;
+        // Each group's incident first (holding the groups' locks, taken in
+        // one order by every batch), then one write per incident with all
+        // of its groups: a batch of a thousand groups past the flood bound
+        // makes one write, not a thousand.
+        let mut held = Vec::new();
+        let mut targets: BTreeMap<(String, String), (Target, Vec<Member>)> = BTreeMap::new();
         for (_, (routed, group)) in groups {
-            let lock = self.group_lock(&routed);
-            let _one_at_a_time = lock.lock().await;
-            let result = match self.incident_for(&routed, &group).await {
+            held.push(
+                self.group_lock(&routed.namespace, &routed.group_key)
+                    .lock_owned()
+                    .await,
+            );
+            match self.incident_for(&routed, &group).await {
                 // Only resolved alerts of a group with no open incident.
-                Ok(None) => continue,
-                Ok(Some((name, created))) => self
-                    .record(&routed.namespace, &name, &group, now)
-                    .await
-                    .map(|()| (name, created)),
-                Err(error) => Err(error),
-            };
-            match result {
-                Ok((name, created)) => {
-                    self.count_by("accepted", group.len());
-                    let entry = format!("{}/{name}", routed.namespace);
-                    if created {
-                        self.remember(&routed, &name);
+                Ok(None) => {}
+                Ok(Some(target)) => {
+                    let members = &mut targets
+                        .entry((routed.namespace.clone(), target.name.clone()))
+                        .or_insert_with(|| (target, Vec::new()))
+                        .1;
+                    members.push((routed, group));
+                }
+                Err(error) => failed = self.refused_or(error).or(failed),
+            }
+        }
+        for ((namespace, name), (target, members)) in targets {
+            let alerts: usize = members.iter().map(|(_, group)| group.len()).sum();
+            match self.record(&namespace, &target, &members, now).await {
+                Ok(()) => {
+                    self.count_by(if target.flood { "flooded" } else { "accepted" }, alerts);
+                    let entry = format!("{namespace}/{name}");
+                    if target.created {
                         outcome.declared.push(entry);
                     } else {
                         outcome.updated.push(entry);
                     }
                 }
-                Err(IntakeError::Refused {
-                    namespace,
-                    name,
-                    reason,
-                }) => {
-                    self.count("refused");
-                    warn!(%namespace, %name, %reason, "the API refused an alert's incident; not retried");
-                }
-                Err(error) => failed = Some(error),
+                Err(error) => failed = self.refused_or(error).or(failed),
             }
         }
+        drop(held);
         match failed {
             Some(error) => Err(error),
             None => Ok(outcome),
         }
     }
 
+    /// An error that fails the batch (Alertmanager retries it), or `None`
+    /// when the API refused the write as invalid: a retry would be refused
+    /// too, so it is counted and logged instead.
+    fn refused_or(&self, error: IntakeError) -> Option<IntakeError> {
+        match error {
+            IntakeError::Refused {
+                namespace,
+                name,
+                reason,
+            } => {
+                self.count("refused");
+                warn!(%namespace, %name, %reason, "the API refused an alert's incident; not retried");
+                None
+            }
+            error => Some(error),
+        }
+    }
+
     /// One batch at a time per group: two batches of one group never both
     /// see no incident and declare two.
-    fn group_lock(&self, routed: &Routed) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    /// (Also, under the key [`DECLARING`], one declaration at a time per
+    /// namespace, so concurrent batches never overshoot its bound.)
+    fn group_lock(&self, namespace: &str, key: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.groups.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.retain(|_, lock| std::sync::Arc::strong_count(lock) > 1);
         locks
-            .entry((routed.namespace.clone(), routed.group_key.clone()))
+            .entry((namespace.to_string(), key.to_string()))
             .or_default()
             .clone()
     }
 
     /// Remembers a declaration until the incident cache has caught up.
-    fn remember(&self, routed: &Routed, name: &str) {
+    fn remember(&self, namespace: &str, key: &str, name: &str) {
         let mut declared = self
             .groups
             .declared
@@ -252,23 +303,146 @@ impl Intake {
             .unwrap_or_else(|p| p.into_inner());
         declared.retain(|_, (_, at)| at.elapsed() < DECLARED_MEMORY);
         declared.insert(
-            (routed.namespace.clone(), routed.group_key.clone()),
+            (namespace.to_string(), key.to_string()),
             (name.to_string(), std::time::Instant::now()),
         );
     }
 
-    /// A group's incident declared moments ago, which the cache may not
-    /// show yet.
-    fn recently_declared(&self, routed: &Routed) -> Option<String> {
+    /// The incident of group `key` declared moments ago, which the cache
+    /// may not show yet.
+    fn recently_declared(&self, namespace: &str, key: &str) -> Option<String> {
         let declared = self
             .groups
             .declared
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         declared
-            .get(&(routed.namespace.clone(), routed.group_key.clone()))
+            .get(&(namespace.to_string(), key.to_string()))
             .filter(|(_, at)| at.elapsed() < DECLARED_MEMORY)
             .map(|(name, _)| name.clone())
+    }
+
+    /// The incidents alerts have open in `namespace` (the flood incident
+    /// aside), counting those declared moments ago the cache may not show.
+    fn open_from_alerts(&self, namespace: &str) -> usize {
+        let from_alerts = |i: &Incident| {
+            i.metadata.labels.as_ref().is_some_and(|l| {
+                l.contains_key(GROUP_LABEL) && !l.contains_key(alerts::FLOOD_LABEL)
+            })
+        };
+        let cached = self.caches.incidents_in(namespace);
+        let known: BTreeSet<&str> = cached
+            .iter()
+            .filter_map(|i| i.metadata.name.as_deref())
+            .collect();
+        let open = cached
+            .iter()
+            .filter(|i| i.spec.phase != Phase::Resolved && from_alerts(i))
+            .count();
+        let declared = self
+            .groups
+            .declared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // Declared moments ago and not in the cache yet (once it is, the
+        // cache says whether it is still open).
+        let unseen = declared
+            .iter()
+            .filter(|((ns, key), (name, at))| {
+                ns == namespace
+                    && key != alerts::FLOOD_GROUP
+                    && at.elapsed() < DECLARED_MEMORY
+                    && !known.contains(name.as_str())
+            })
+            .count();
+        open + unseen
+    }
+
+    /// The namespace's open flood incident, if any.
+    async fn open_flood(&self, namespace: &str) -> Result<Option<Incident>, IntakeError> {
+        let cached = self
+            .caches
+            .incidents_in(namespace)
+            .into_iter()
+            .filter(|i| i.spec.phase != Phase::Resolved)
+            .find(|i| {
+                i.metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key(alerts::FLOOD_LABEL))
+            });
+        if let Some(open) = cached {
+            return Ok(Some(open.as_ref().clone()));
+        }
+        let Some(name) = self.recently_declared(namespace, alerts::FLOOD_GROUP) else {
+            return Ok(None);
+        };
+        let api: Api<Incident> = Api::namespaced(self.client.clone(), namespace);
+        let found = api.get_opt(&name).await.map_err(|e| IntakeError::Write {
+            namespace: namespace.to_string(),
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(found.filter(|i| i.spec.phase != Phase::Resolved))
+    }
+
+    /// The flood incident a group joins: the open one, else one declared
+    /// now.
+    async fn flood_for(
+        &self,
+        routed: &Routed,
+        first: &Alert,
+        limit: usize,
+    ) -> Result<Target, IntakeError> {
+        if let Some(open) = self.open_flood(&routed.namespace).await? {
+            return Ok(Target {
+                name: open.metadata.name.clone().unwrap_or_default(),
+                created: false,
+                flood: true,
+            });
+        }
+        let name = alerts::flood_name(Timestamp::now());
+        let api: Api<Incident> = Api::namespaced(self.client.clone(), &routed.namespace);
+        let mut incident = declaration(&name, routed, first);
+        let labels = incident.metadata.labels.get_or_insert_with(BTreeMap::new);
+        labels.insert(GROUP_LABEL.to_string(), alerts::FLOOD_GROUP.to_string());
+        labels.insert(alerts::FLOOD_LABEL.to_string(), "true".to_string());
+        incident.spec.title = format!(
+            "Alert flood in {}: more than {limit} alert groups at once",
+            routed.namespace
+        );
+        incident.spec.summary = Some(format!(
+            "{} incidents from alerts were already open (alertLimits.maxOpenIncidents); further alert groups join this incident, listed in status.flood.",
+            limit
+        ));
+        incident.spec.affected = None;
+        match api.create(&PostParams::default(), &incident).await {
+            Ok(_) => {
+                warn!(namespace = %routed.namespace, %name, limit, "alert flood: further alert groups join one incident");
+                Ok(Target {
+                    name,
+                    created: true,
+                    flood: true,
+                })
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Target {
+                name,
+                created: false,
+                flood: true,
+            }),
+            Err(kube::Error::Api(status)) if matches!(status.code, 400 | 422) => {
+                Err(IntakeError::Refused {
+                    namespace: routed.namespace.clone(),
+                    name,
+                    reason: status.message,
+                })
+            }
+            Err(error) => Err(IntakeError::Write {
+                namespace: routed.namespace.clone(),
+                name,
+                reason: error.to_string(),
+            }),
+        }
     }
 
     fn count_by(&self, outcome: &'static str, alerts: usize) {
@@ -311,7 +485,12 @@ impl Intake {
         &self,
         routed: &Routed,
         group: &[&Alert],
-    ) -> Result<Option<(String, bool)>, IntakeError> {
+    ) -> Result<Option<Target>, IntakeError> {
+        let own = |name: String, created: bool| Target {
+            name,
+            created,
+            flood: false,
+        };
         let open = self
             .caches
             .incidents_in(&routed.namespace)
@@ -322,7 +501,21 @@ impl Intake {
                     == Some(&routed.group_key)
             });
         if let Some(open) = open {
-            return Ok(open.metadata.name.clone().map(|n| (n, false)));
+            return Ok(open.metadata.name.clone().map(|n| own(n, false)));
+        }
+        // A group that joined the flood stays with it while it is open.
+        if let Some(flood) = self.open_flood(&routed.namespace).await?
+            && flood
+                .status
+                .as_ref()
+                .and_then(|s| s.flood.as_ref())
+                .is_some_and(|f| f.items.iter().any(|i| i.group == routed.group_key))
+        {
+            return Ok(Some(Target {
+                name: flood.metadata.name.clone().unwrap_or_default(),
+                created: false,
+                flood: true,
+            }));
         }
         let api: Api<Incident> = Api::namespaced(self.client.clone(), &routed.namespace);
         let read = |name: String| {
@@ -336,12 +529,12 @@ impl Intake {
             }
         };
         // Declared moments ago, not in the cache yet.
-        if let Some(name) = self.recently_declared(routed)
+        if let Some(name) = self.recently_declared(&routed.namespace, &routed.group_key)
             && read(name.clone())
                 .await?
                 .is_some_and(|i| i.spec.phase != Phase::Resolved)
         {
-            return Ok(Some((name, false)));
+            return Ok(Some(own(name, false)));
         }
         // Alerts a resolved incident of the group already holds belong to
         // it: the first firing alert it does not hold names the new one.
@@ -358,7 +551,7 @@ impl Intake {
             match read(name.clone()).await? {
                 None => break (name, *first),
                 Some(existing) if existing.spec.phase != Phase::Resolved => {
-                    return Ok(Some((name, false)));
+                    return Ok(Some(own(name, false)));
                 }
                 Some(resolved) => {
                     let held = resolved.status.map(|s| s.alerts).unwrap_or_default();
@@ -377,6 +570,21 @@ impl Intake {
                 }
             }
         };
+        // One declaration at a time in a namespace; past its bound, a new
+        // group joins the flood.
+        let declaring = self.group_lock(&routed.namespace, DECLARING);
+        let _one_declaration = declaring.lock().await;
+        let limit = self
+            .caches
+            .effective_policy(&routed.namespace, &self.namespace)
+            .max_open_alert_incidents;
+        if self.open_from_alerts(&routed.namespace) >= limit {
+            let target = self.flood_for(routed, first, limit).await?;
+            if target.created {
+                self.remember(&routed.namespace, alerts::FLOOD_GROUP, &target.name);
+            }
+            return Ok(Some(target));
+        }
         let failed = |reason: String| IntakeError::Write {
             namespace: routed.namespace.clone(),
             name: name.clone(),
@@ -386,10 +594,11 @@ impl Intake {
         match api.create(&PostParams::default(), &incident).await {
             Ok(_) => {
                 info!(namespace = %routed.namespace, %name, alert = %alerts::describe(first), "declared from an alert");
-                Ok(Some((name, true)))
+                self.remember(&routed.namespace, &routed.group_key, &name);
+                Ok(Some(own(name, true)))
             }
             // Another replica, or an earlier try of this batch, won.
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Some((name, false))),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Some(own(name, false))),
             // The API refused it (a severity off the ladder, say): a retry
             // would be refused too. Counted and logged, not retried.
             Err(kube::Error::Api(status)) if matches!(status.code, 400 | 422) => {
@@ -408,10 +617,19 @@ impl Intake {
     async fn record(
         &self,
         namespace: &str,
-        name: &str,
-        group: &[&Alert],
+        target: &Target,
+        members: &[Member<'_>],
         now: Timestamp,
     ) -> Result<(), IntakeError> {
+        let name = target.name.as_str();
+        // Batches of different groups meet at a flood incident: they write
+        // it one at a time rather than racing each other to a conflict.
+        let writing = self.group_lock(namespace, &format!("{RECORDING}{name}"));
+        let _one_writer = writing.lock().await;
+        let group: Vec<&Alert> = members
+            .iter()
+            .flat_map(|(_, g)| g.iter().copied())
+            .collect();
         let api: Api<Incident> = Api::namespaced(self.client.clone(), namespace);
         let failed = |reason: String| IntakeError::Write {
             namespace: namespace.to_string(),
@@ -421,22 +639,46 @@ impl Intake {
         for _ in 0..ATTEMPTS {
             let incident = api.get(name).await.map_err(|e| failed(e.to_string()))?;
             let status = incident.status.clone().unwrap_or_default();
-            let merged = alerts::merge(&status.alerts, group, now);
+            let merged = alerts::merge(&status.alerts, &group, now);
             let mut timeline = status.timeline.clone();
             let mut reports = Reports::default();
             let at = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now);
-            for line in &merged.joined {
-                reports.add(&mut timeline, at.clone(), Kind::AlertFiring, line.clone());
+            // A batch of many alerts is one entry each way, so it cannot
+            // push the rest of the story out of the bounded timeline.
+            for (kind, lines, what) in [
+                (Kind::AlertFiring, &merged.joined, "firing"),
+                (Kind::AlertResolved, &merged.resolved, "resolved"),
+            ] {
+                if lines.len() > MAX_ENTRIES_PER_BATCH {
+                    let first: Vec<&str> = lines.iter().take(3).map(String::as_str).collect();
+                    let line = format!("{} alerts {what}: {}, ...", lines.len(), first.join("; "));
+                    reports.add(&mut timeline, at.clone(), kind, truncate(&line, 500));
+                } else {
+                    for line in lines {
+                        reports.add(&mut timeline, at.clone(), kind, line.clone());
+                    }
+                }
             }
-            for line in &merged.resolved {
-                reports.add(&mut timeline, at.clone(), Kind::AlertResolved, line.clone());
+            let mut flood = status.flood.clone();
+            if target.flood {
+                for (routed, alerts) in members {
+                    flood = Some(alerts::flood_merge(
+                        flood.as_ref(),
+                        &routed.group_key,
+                        alerts,
+                        now,
+                    ));
+                }
             }
-            if merged.alerts == status.alerts && timeline == status.timeline {
+            if merged.alerts == status.alerts
+                && timeline == status.timeline
+                && flood == status.flood
+            {
                 return Ok(());
             }
             let body = json!({
                 "metadata": {"resourceVersion": incident.metadata.resource_version},
-                "status": {"alerts": merged.alerts, "timeline": timeline},
+                "status": {"alerts": merged.alerts, "timeline": timeline, "flood": flood},
             });
             match api
                 .patch_status(name, &PatchParams::default(), &Patch::Merge(body))

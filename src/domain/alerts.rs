@@ -99,13 +99,51 @@ pub enum PayloadError {
     Malformed(String),
     #[error("webhook payload version {0:?}; this receiver takes version 4")]
     Version(String),
+    /// Beyond what any Alertmanager sends: refused whole.
+    #[error("{0}")]
+    TooLarge(String),
 }
+
+/// Alerts one batch may carry.
+pub const MAX_BATCH_ALERTS: usize = 5_000;
+/// Labels (and, apart, annotations) one alert may carry.
+pub const MAX_LABELS: usize = 100;
+/// Bytes of one label or annotation value.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 
 pub fn parse(body: &[u8]) -> Result<Payload, PayloadError> {
     let payload: Payload =
         serde_json::from_slice(body).map_err(|e| PayloadError::Malformed(e.to_string()))?;
     if payload.version != "4" {
         return Err(PayloadError::Version(payload.version));
+    }
+    if payload.alerts.len() > MAX_BATCH_ALERTS {
+        return Err(PayloadError::TooLarge(format!(
+            "{} alerts in one batch; at most {MAX_BATCH_ALERTS} (Alertmanager: lower max_alerts)",
+            payload.alerts.len()
+        )));
+    }
+    for (i, alert) in payload.alerts.iter().enumerate() {
+        for (what, map) in [
+            ("labels", &alert.labels),
+            ("annotations", &alert.annotations),
+        ] {
+            if map.len() > MAX_LABELS {
+                return Err(PayloadError::TooLarge(format!(
+                    "alerts[{i}] has {} {what}; at most {MAX_LABELS}",
+                    map.len()
+                )));
+            }
+            if let Some((key, _)) = map
+                .iter()
+                .find(|(k, v)| k.len() > MAX_VALUE_BYTES || v.len() > MAX_VALUE_BYTES)
+            {
+                return Err(PayloadError::TooLarge(format!(
+                    "alerts[{i}].{what}: {:?} or its value is longer than {MAX_VALUE_BYTES} bytes",
+                    crate::domain::enrich::truncate(key, 64)
+                )));
+            }
+        }
     }
     Ok(payload)
 }
@@ -371,6 +409,54 @@ pub fn incident_name(alertname: &str, group_key: &str, start: Timestamp) -> Stri
     )
 }
 
+/// The label of a namespace's alert-flood incident.
+pub const FLOOD_LABEL: &str = "klaxon.dev/alert-flood";
+/// Its `klaxon.dev/alert-group` (group keys are 16 hex digits: no clash).
+pub const FLOOD_GROUP: &str = "flood";
+
+/// The flood incident's name, from when it began: `alert-flood-YYYYMMDD-HHMMSS`.
+pub fn flood_name(start: Timestamp) -> String {
+    format!("alert-flood-{}", start.strftime("%Y%m%d-%H%M%S"))
+}
+
+/// `flood` with one batch of `group`'s alerts added: a group new to it is
+/// counted (and listed while the list has room); a known one's firing
+/// count is that batch's (Alertmanager sends a group's every alert in
+/// each notification).
+pub fn flood_merge(
+    flood: Option<&crate::api::incident::AlertFlood>,
+    group: &str,
+    alerts: &[&Alert],
+    now: Timestamp,
+) -> crate::api::incident::AlertFlood {
+    use crate::api::{incident::FloodGroup, limits::MAX_FLOOD_GROUPS};
+    let mut flood = flood.cloned().unwrap_or_default();
+    let firing = u32::try_from(alerts.iter().filter(|a| a.firing()).count()).unwrap_or(u32::MAX);
+    match flood.items.iter_mut().find(|i| i.group == group) {
+        Some(known) => known.firing = firing,
+        None => {
+            flood.groups = flood.groups.saturating_add(1);
+            flood.alerts = flood.alerts.saturating_add(firing);
+            if flood.items.len() < MAX_FLOOD_GROUPS as usize {
+                let alertname = alerts.first().map(|a| a.name()).unwrap_or_default();
+                flood.items.push(FloodGroup {
+                    group: group.to_string(),
+                    alertname: crate::domain::enrich::truncate(alertname, 128),
+                    firing,
+                    since: Time(now),
+                });
+            }
+        }
+    }
+    flood
+}
+
+/// Whether every group of a flood is known to have stopped firing (a
+/// group counted past the list's bound is never known to).
+pub fn flood_quiet(flood: &crate::api::incident::AlertFlood) -> bool {
+    flood.items.len() == flood.groups as usize && flood.items.iter().all(|i| i.firing == 0)
+}
+
 /// The incident's name for a heartbeat silent since `since`:
 /// `<alertname>-missing-YYYYMMDD-HHMMSS`.
 pub fn silence_name(alertname: &str, since: Timestamp) -> String {
@@ -583,6 +669,89 @@ mod tests {
             }),
             generator_url: "http://prometheus:9090/graph?g0.expr=x".into(),
             fingerprint: fingerprint.into(),
+        }
+    }
+
+    #[test]
+    fn a_flood_counts_every_group_lists_the_first_and_is_quiet_when_they_all_are() {
+        let now: Timestamp = "2026-12-04T10:00:00Z".parse().expect("time");
+        let firing = alert("firing", &[("alertname", "PodErrors")], "a");
+        let resolved = alert("resolved", &[("alertname", "PodErrors")], "a");
+        let mut flood = None;
+        let limit = crate::api::limits::MAX_FLOOD_GROUPS as usize;
+        for g in 0..limit + 5 {
+            flood = Some(flood_merge(
+                flood.as_ref(),
+                &format!("g{g}"),
+                &[&firing],
+                now,
+            ));
+        }
+        let full = flood.clone().expect("flood");
+        assert_eq!(full.groups as usize, limit + 5);
+        assert_eq!(full.alerts as usize, limit + 5);
+        assert_eq!(full.items.len(), limit);
+        assert_eq!(full.items[0].alertname, "PodErrors");
+        // A known group's next batch updates it, and counts nothing twice.
+        let again = flood_merge(Some(&full), "g0", &[&resolved], now);
+        assert_eq!((again.groups, again.items[0].firing), (full.groups, 0));
+        // Quiet only once every group is known to be.
+        let mut small = None;
+        for g in ["a", "b"] {
+            small = Some(flood_merge(small.as_ref(), g, &[&firing], now));
+        }
+        let small = small.expect("flood");
+        assert!(!flood_quiet(&small));
+        let a = flood_merge(Some(&small), "a", &[&resolved], now);
+        assert!(!flood_quiet(&a));
+        assert!(flood_quiet(&flood_merge(Some(&a), "b", &[&resolved], now)));
+        let quiet_but_unlisted = (0..limit + 1).fold(full, |f, g| {
+            flood_merge(Some(&f), &format!("g{g}"), &[&resolved], now)
+        });
+        assert!(
+            !flood_quiet(&quiet_but_unlisted),
+            "a group past the list is never known quiet"
+        );
+    }
+
+    #[test]
+    fn batches_beyond_any_alertmanagers_are_refused() {
+        let batch = |alerts: serde_json::Value| {
+            serde_json::json!({"version": "4", "alerts": alerts}).to_string()
+        };
+        let one = |labels: serde_json::Value| serde_json::json!([{"status": "firing", "labels": labels, "startsAt": "2026-12-04T10:00:00Z"}]);
+        assert!(parse(batch(one(serde_json::json!({"alertname": "A"}))).as_bytes()).is_ok());
+        let many: serde_json::Map<String, serde_json::Value> = (0..=MAX_LABELS)
+            .map(|i| (format!("l{i}"), serde_json::Value::from("v")))
+            .collect();
+        let error =
+            parse(batch(one(serde_json::Value::Object(many))).as_bytes()).expect_err("refused");
+        assert!(error.to_string().contains("at most 100"), "{error}");
+        let long = serde_json::json!({"alertname": "x".repeat(MAX_VALUE_BYTES + 1)});
+        assert!(matches!(
+            parse(batch(one(long)).as_bytes()),
+            Err(PayloadError::TooLarge(_))
+        ));
+        let alerts: Vec<serde_json::Value> = (0..=MAX_BATCH_ALERTS)
+            .map(|_| serde_json::json!({"status": "firing", "labels": {}, "startsAt": "2026-12-04T10:00:00Z"}))
+            .collect();
+        assert!(matches!(
+            parse(batch(serde_json::Value::from(alerts)).as_bytes()),
+            Err(PayloadError::TooLarge(_))
+        ));
+        // Nesting deeper than the parser follows is an error, not a crash.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(
+            parse(deep.as_bytes()),
+            Err(PayloadError::Malformed(_))
+        ));
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive, parsing answers; it never panics.
+        #[test]
+        fn any_bytes_parse_or_are_refused(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let _ = parse(&body);
         }
     }
 

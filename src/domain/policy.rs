@@ -156,7 +156,13 @@ pub struct EffectivePolicy {
     pub heartbeat: Option<crate::api::policy::Heartbeat>,
     /// The allow-lists of every policy here that sets `egress`.
     pub egress: Arc<Egress>,
+    /// Incidents alerts may keep open here at once: the lowest any policy
+    /// sets, else [`MAX_OPEN_ALERT_INCIDENTS`].
+    pub max_open_alert_incidents: usize,
 }
+
+/// `alertLimits.maxOpenIncidents` when no policy sets it.
+pub const MAX_OPEN_ALERT_INCIDENTS: usize = 20;
 
 impl EffectivePolicy {
     pub fn level(&self, severity: &str) -> Option<&Level> {
@@ -523,6 +529,13 @@ pub fn effective(
         }
     }
     policy.escalation.dedup();
+    // A flood bound can only be lowered, by any policy of the namespace.
+    policy.max_open_alert_incidents = sources
+        .iter()
+        .filter_map(|(_, spec, _)| spec.alert_limits.as_ref()?.max_open_incidents)
+        .map(|n| n as usize)
+        .min()
+        .unwrap_or(MAX_OPEN_ALERT_INCIDENTS);
 
     let enrichment = || sources.iter().filter_map(|(_, s, _)| s.enrichment.as_ref());
     let defaults = Settings::default();

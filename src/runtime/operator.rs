@@ -88,6 +88,10 @@ pub struct RunArgs {
         default_value = "klaxon-alerts"
     )]
     pub alerts_token_secret: String,
+    /// Alertmanager requests accepted per second (with as many at once);
+    /// past it the receiver answers 429 with Retry-After.
+    #[arg(long, env = "KLAXON_ALERTS_RATE", default_value = "50")]
+    pub alerts_rate: std::num::NonZeroU32,
     /// How long a leader's Lease lasts without renewal: the longest a
     /// standby waits after the leader died.
     #[arg(long, env = "KLAXON_LEADER_ELECTION_LEASE", default_value = "15s", value_parser = parse_interval)]
@@ -219,6 +223,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 health.clone(),
                 intake.clone(),
                 metrics.clone(),
+                args.alerts_rate,
                 shutdown.clone(),
             )))
         }

@@ -79,25 +79,41 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// hundred alerts); larger is refused with 413.
 pub const MAX_ALERTS_BODY: usize = 1024 * 1024;
 
+/// Batches worked on at once; more wait for [`IN_FLIGHT_WAIT`], then are
+/// told to retry.
+pub const ALERTS_IN_FLIGHT: usize = 8;
+/// How long a batch waits for its turn: well within the 10 s Alertmanager
+/// waits for an answer.
+const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 #[derive(Clone)]
 struct AlertsState {
     health: Health,
     intake: Arc<std::sync::OnceLock<crate::controllers::alerts::Intake>>,
     metrics: crate::metrics::Metrics,
+    /// `--alerts-rate`: authenticated requests per second.
+    rate: Arc<governor::DefaultDirectRateLimiter>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
-/// `POST /alertmanager` on its own address (`--alerts-address`).
+/// `POST /alertmanager` on its own address (`--alerts-address`), at most
+/// `rate` requests a second.
 pub async fn serve_alerts(
     listener: tokio::net::TcpListener,
     health: Health,
     intake: Arc<std::sync::OnceLock<crate::controllers::alerts::Intake>>,
     metrics: crate::metrics::Metrics,
+    rate: std::num::NonZeroU32,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let state = AlertsState {
         health,
         intake,
         metrics,
+        rate: Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+            rate,
+        ))),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(ALERTS_IN_FLIGHT)),
     };
     let app = Router::new()
         .route("/alertmanager", axum::routing::post(alertmanager))
@@ -181,6 +197,55 @@ async fn alertmanager(
             "unauthorized",
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token (Alertmanager: http_config.authorization)".into(),
+        );
+    }
+    // Past the rate, or with too much in flight: 429, and when to retry
+    // (Alertmanager retries a failed notification with backoff).
+    let throttled = |retry_after: u64, text: String| {
+        state
+            .metrics
+            .alerts
+            .get_or_create(&crate::metrics::AlertLabels {
+                outcome: "throttled",
+            })
+            .inc();
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after.max(1).to_string())],
+            text,
+        )
+            .into_response()
+    };
+    if let Err(not_until) = state.rate.check() {
+        use governor::clock::Clock;
+        let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+        return throttled(
+            wait.as_secs_f64().ceil() as u64,
+            "more requests than --alerts-rate allows; retry".into(),
+        );
+    }
+    let Ok(Ok(_turn)) =
+        tokio::time::timeout(IN_FLIGHT_WAIT, state.in_flight.clone().acquire_owned()).await
+    else {
+        return throttled(1, "too many batches in flight; retry".into());
+    };
+    // Alertmanager sends JSON; anything else declared is not a batch.
+    if let Some(kind) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|kind| kind != "application/json")
+    {
+        return refuse(
+            "malformed",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content type {kind:?}; Alertmanager's webhook sends application/json"),
         );
     }
     let payload = match crate::domain::alerts::parse(&body) {

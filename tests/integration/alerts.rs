@@ -14,6 +14,7 @@ use std::{
 };
 
 use axum::{Router, routing::get};
+use futures::StreamExt;
 use klaxon::{
     api::{Incident, Phase, incident::AlertStatus},
     domain::alerts::GROUP_LABEL,
@@ -94,22 +95,25 @@ groups:
 /// Installs the chart with its Alertmanager receiver on `alerts_port`
 /// (fast clocks through extraEnv), for [`start_operator`].
 fn install(cluster: &Cluster, system: &str, alerts_port: u16) {
+    install_with(cluster, system, alerts_port, &[]);
+}
+
+/// As [`install`], with more `--set` arguments.
+fn install_with(cluster: &Cluster, system: &str, alerts_port: u16, more: &[&str]) {
     let extra_env = chart::fast_clocks();
-    chart::install(
-        cluster,
-        "klaxon",
-        system,
-        &[
-            "--set",
-            "alerts.enabled=true",
-            "--set",
-            &format!("alerts.port={alerts_port}"),
-            "--set",
-            "leaderElection.enabled=false",
-            "--set-json",
-            &extra_env,
-        ],
-    );
+    let port = format!("alerts.port={alerts_port}");
+    let mut values = vec![
+        "--set",
+        "alerts.enabled=true",
+        "--set",
+        &port,
+        "--set",
+        "leaderElection.enabled=false",
+        "--set-json",
+        &extra_env,
+    ];
+    values.extend_from_slice(more);
+    chart::install(cluster, "klaxon", system, &values);
 }
 
 /// The operator as the chart runs it: its args, env and RBAC.
@@ -598,4 +602,294 @@ spec:
         "the chart's RBAC refused something:\n{}",
         klaxon.log_text()
     );
+}
+
+/// One Alertmanager webhook batch (version 4, as Alertmanager documents
+/// it): one alert per `pod`, each its own group under `groupBy: [pod]`.
+fn batch(ns: &str, pods: impl Iterator<Item = String>, firing: bool) -> serde_json::Value {
+    let status = if firing { "firing" } else { "resolved" };
+    let ends = if firing {
+        "0001-01-01T00:00:00Z"
+    } else {
+        "2026-12-04T10:05:00Z"
+    };
+    let alerts: Vec<serde_json::Value> = pods
+        .map(|pod| {
+            serde_json::json!({"status": status,
+                "labels": {"alertname": "PodErrors", "namespace": ns, "pod": pod, "severity": "warning"},
+                "annotations": {}, "startsAt": "2026-12-04T10:00:00Z", "endsAt": ends,
+                "generatorURL": "http://prometheus.example/graph", "fingerprint": format!("fp-{pod}")})
+        })
+        .collect();
+    serde_json::json!({"version": "4", "status": status, "receiver": "klaxon", "groupKey": "{}:{}",
+        "externalURL": "http://alertmanager.example", "alerts": alerts})
+}
+
+/// Posts `body` as Alertmanager would: within its 10 s timeout, and again
+/// after `Retry-After` when told 429. Returns the 429s it was told.
+async fn post_as_alertmanager(url: &str, body: &serde_json::Value) -> usize {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut throttled = 0;
+    let mut failures = 0;
+    loop {
+        let response = http
+            .post(url)
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("answered within Alertmanager's 10 s");
+        match response.status().as_u16() {
+            200 => return throttled,
+            429 => {
+                throttled += 1;
+                let retry_after: u64 = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .expect("a 429 says when to retry");
+                assert!(retry_after >= 1, "Retry-After {retry_after}");
+                tokio::time::sleep(Duration::from_secs(retry_after)).await;
+            }
+            // Alertmanager retries a server error too; a few are a race
+            // that the retry settles, more are a bug.
+            500 | 503 if failures < 5 => {
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            code => panic!("HTTP {code}: {}", response.text().await.unwrap_or_default()),
+        }
+    }
+}
+
+/// An alert storm: 200 groups at once make 20 incidents and one flood
+/// incident that records the other 180; the receiver throttles with 429
+/// and Retry-After past `--alerts-rate`; the groups' resolution resolves
+/// them all; a batch of 1,000 alerts is answered within Alertmanager's
+/// timeout; and random bad input is a 4xx that declares nothing.
+#[tokio::test]
+async fn an_alert_storm_floods_one_incident_and_the_receiver_throttles() {
+    let cluster = Cluster::start_bare("alert-flood");
+    cluster.install_crds();
+    let client = cluster.client().await;
+    let system = support::namespace(&client, "klaxon-system").await;
+    let ns = support::namespace(&client, "storm").await;
+    secret(&client, &system, "klaxon-alerts", &[("token", TOKEN)]).await;
+    apply(
+        &cluster,
+        &format!(
+            r#"
+apiVersion: klaxon.dev/v1alpha1
+kind: ResponsePolicy
+metadata: {{name: team, namespace: {ns}}}
+spec:
+  alerts:
+    - matchers: ['alertname="PodErrors"']
+      severity: SEV3
+      groupBy: [alertname, pod]
+      resolveWithAlerts: {{healthyFor: 2s}}
+"#
+        ),
+    );
+    let alerts_port = operator::free_port();
+    install_with(&cluster, &system, alerts_port, &["--set", "alerts.rate=20"]);
+    let klaxon = start_operator(&cluster, &client, &system, "alert-flood").await;
+    let url = format!("http://127.0.0.1:{alerts_port}/alertmanager");
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
+
+    // 200 groups, one notification each, as fast as they can be sent.
+    let posts = (0..200).map(|i| {
+        let body = batch(&ns, std::iter::once(format!("pod-{i:03}")), true);
+        let url = url.clone();
+        async move { post_as_alertmanager(&url, &body).await }
+    });
+    let throttled: usize = futures::stream::iter(posts)
+        .buffer_unordered(16)
+        .collect::<Vec<usize>>()
+        .await
+        .into_iter()
+        .sum();
+    assert!(
+        throttled > 0,
+        "200 requests at once were never throttled at 20/s"
+    );
+    let all = grouped(&incidents).await;
+    let (flood, own): (Vec<&Incident>, Vec<&Incident>) = all.iter().partition(|i| {
+        i.metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key("klaxon.dev/alert-flood"))
+    });
+    assert_eq!(own.len(), 20, "incidents of their own: {}", own.len());
+    assert_eq!(flood.len(), 1, "one flood incident");
+    let recorded = flood[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.flood.clone())
+        .expect("status.flood");
+    assert_eq!(recorded.groups, 180);
+    assert_eq!(recorded.items.len(), 180);
+    assert!(
+        recorded
+            .items
+            .iter()
+            .all(|g| g.firing == 1 && g.alertname == "PodErrors")
+    );
+    assert!(
+        flood[0].spec.title.contains("Alert flood"),
+        "{}",
+        flood[0].spec.title
+    );
+    assert_eq!(
+        klaxon.metric("klaxon_alerts_total{outcome=\"flooded\"}"),
+        Some(180.0)
+    );
+    assert!(
+        klaxon
+            .metric("klaxon_alerts_total{outcome=\"throttled\"}")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+
+    // The groups resolve: every incident resolves with its alerts, the
+    // flood incident too.
+    for chunk in (0..200).collect::<Vec<_>>().chunks(50) {
+        for i in chunk {
+            let body = batch(&ns, std::iter::once(format!("pod-{i:03}")), false);
+            post_as_alertmanager(&url, &body).await;
+        }
+    }
+    let resolved = support::eventually(WAIT, || async {
+        let all = grouped(&incidents).await;
+        all.iter()
+            .all(|i| i.spec.phase == Phase::Resolved)
+            .then_some(all)
+    })
+    .await
+    .expect("every incident resolved with its alerts");
+    assert_eq!(resolved.len(), 21);
+
+    // One batch of 1,000 alerts, answered within Alertmanager's 10 s:
+    // 20 incidents again, and 980 groups in a new flood incident.
+    let big = batch(&ns, (0..1000).map(|i| format!("big-{i:04}")), true);
+    post_as_alertmanager(&url, &big).await;
+    let open: Vec<Incident> = grouped(&incidents)
+        .await
+        .into_iter()
+        .filter(|i| i.spec.phase != Phase::Resolved)
+        .collect();
+    assert_eq!(open.len(), 21);
+    let flood = open
+        .iter()
+        .find_map(|i| i.status.as_ref()?.flood.clone())
+        .expect("a new flood incident");
+    assert_eq!(flood.groups, 980);
+    assert_eq!(flood.items.len(), 200, "listed up to the bound");
+
+    // Random bad input: a 4xx each time, nothing declared.
+    let before = grouped(&incidents).await.len();
+    let http = reqwest::Client::new();
+    for (i, (body, content_type)) in fuzz::bodies(&ns).into_iter().enumerate() {
+        let response = loop {
+            let mut request = http.post(&url).bearer_auth(TOKEN).body(body.clone());
+            if let Some(kind) = content_type {
+                request = request.header("content-type", kind);
+            }
+            let response = request.send().await.expect("answered");
+            if response.status().as_u16() != 429 {
+                break response;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        let code = response.status().as_u16();
+        assert!((400..500).contains(&code), "bad input {i} got HTTP {code}");
+    }
+    assert_eq!(
+        grouped(&incidents).await.len(),
+        before,
+        "bad input declared something"
+    );
+    assert!(klaxon.log_text().contains("alert flood"));
+    assert!(
+        !klaxon.log_text().contains("panicked"),
+        "the operator panicked:\n{}",
+        klaxon.log_text()
+    );
+}
+
+/// Bad request bodies for the alert receiver, from a property test's
+/// strategies with a fixed seed: random JSON, huge label sets, deep
+/// nesting, invalid UTF-8 and wrong content types.
+mod fuzz {
+    use proptest::{
+        prelude::*,
+        strategy::ValueTree,
+        test_runner::{Config, RngAlgorithm, TestRng, TestRunner},
+    };
+
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            ".{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                prop::collection::btree_map("[a-z]{1,8}", inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    pub fn bodies(ns: &str) -> Vec<(Vec<u8>, Option<&'static str>)> {
+        let mut runner = TestRunner::new_with_rng(
+            Config::default(),
+            TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+        );
+        let mut sample = |strategy: BoxedStrategy<Vec<u8>>| {
+            strategy.new_tree(&mut runner).expect("a value").current()
+        };
+        let mut bodies = Vec::new();
+        for _ in 0..20 {
+            // Random JSON: never a version-4 batch.
+            let body = sample(json().prop_map(|v| v.to_string().into_bytes()).boxed());
+            bodies.push((body, Some("application/json")));
+            // Random bytes, invalid UTF-8 among them.
+            let body = sample(prop::collection::vec(any::<u8>(), 0..512).boxed());
+            bodies.push((body, None));
+        }
+        // A label set far beyond any alert's.
+        let labels: serde_json::Map<String, serde_json::Value> = (0..5000)
+            .map(|i| (format!("l{i}"), serde_json::Value::from("v")))
+            .chain([("namespace".to_string(), serde_json::Value::from(ns))])
+            .collect();
+        let huge = serde_json::json!({"version": "4", "alerts": [{"status": "firing", "labels": labels,
+            "startsAt": "2026-12-04T10:00:00Z"}]});
+        bodies.push((huge.to_string().into_bytes(), Some("application/json")));
+        // Nesting deeper than any parser should follow.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        bodies.push((deep.into_bytes(), Some("application/json")));
+        // A valid batch, sent as something else.
+        let valid = super::batch(ns, std::iter::once("sneaky".to_string()), true).to_string();
+        for kind in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ] {
+            bodies.push((valid.clone().into_bytes(), Some(kind)));
+        }
+        // Invalid UTF-8 inside an otherwise valid batch.
+        let mut broken = valid.into_bytes();
+        if let Some(at) = broken.windows(6).position(|w| w == b"sneaky") {
+            broken[at] = 0xff;
+        }
+        bodies.push((broken, Some("application/json")));
+        bodies
+    }
 }

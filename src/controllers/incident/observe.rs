@@ -302,8 +302,12 @@ fn gather(
         .as_ref()
         .is_some_and(crate::domain::incident::frozen);
     let reference = ObjectRef::from_obj(incident);
-    let node_unreachable = |name: &str| {
-        enrich::nodes::log_unreachable(name, state.caches.nodes.get("", name).as_deref())
+    let node_unreachable = |name: &str| match state.caches.nodes.get("", name) {
+        None => Unreachable::Unknown,
+        Some(node) => match enrich::nodes::log_unreachable(name, Some(&node)) {
+            Some(why) => Unreachable::Down(why),
+            None => Unreachable::No,
+        },
     };
     let excerpts = Excerpts {
         logs: &state.logs,
@@ -428,11 +432,20 @@ fn gather(
     observation
 }
 
+/// Whether a node's kubelet can serve logs.
+enum Unreachable {
+    No,
+    /// The cluster does not know the node.
+    Unknown,
+    /// Not Ready: why.
+    Down(String),
+}
+
 /// Attaches log excerpts to the worst failing pods of a workload.
 struct Excerpts<'a> {
     logs: &'a Arc<Logs>,
-    /// Why the kubelet of a node cannot serve logs, when it cannot.
-    node_unreachable: &'a dyn Fn(&str) -> Option<String>,
+    /// Whether the kubelet of a node can serve logs.
+    node_unreachable: &'a dyn Fn(&str) -> Unreachable,
     namespace: &'a str,
     settings: LogSettings,
     earlier: &'a HashMap<&'a str, &'a LogExcerpt>,
@@ -456,7 +469,7 @@ impl Excerpts<'_> {
             let Some(pod) = pods.iter().find(|p| *p.name == *item.name) else {
                 continue;
             };
-            let Some((container, restarts)) = pod.failing.clone() else {
+            let Some((container, restarts)) = pod.failing.as_deref().cloned() else {
                 continue;
             };
             taken += 1;
@@ -473,7 +486,13 @@ impl Excerpts<'_> {
                 .filter(|e| e.container == target.container);
             let same = before.filter(|e| e.restart_count == target.restarts && e.error.is_none());
             // The newer of what the status holds and what was read since.
-            let unreachable = pod.node.as_deref().and_then(self.node_unreachable);
+            let unreachable = match pod.node.as_deref().map(self.node_unreachable) {
+                // A node the cluster does not know: its pods are about to be
+                // collected, and there is no log to ask anyone for.
+                Some(Unreachable::Unknown) => continue,
+                Some(Unreachable::Down(why)) => Some(why),
+                Some(Unreachable::No) | None => None,
+            };
             let excerpt = match (same, unreachable) {
                 (Some(same), _) => Some(same.clone()),
                 // No request a dead kubelet would leave unanswered: what

@@ -219,7 +219,8 @@ pub struct PodView {
     pub crash_looping: bool,
     /// The first failing container that has run (so it has written a
     /// log), with its restart count: whose log tells why.
-    pub failing: Option<(Box<str>, i32)>,
+    /// Boxed: most pods have none, and pods are the most cached kind.
+    pub failing: Option<Box<(Box<str>, i32)>>,
     /// Each container's requests and limits.
     pub containers: Box<[super::usage::Requests]>,
 }
@@ -298,7 +299,7 @@ impl PodView {
                 let ran = c.restart_count > 0 || state.waiting.is_none();
                 ran && !completed && (failing_wait || failed || !c.ready)
             })
-            .map(|c| (c.name.as_str().into(), c.restart_count));
+            .map(|c| Box::new((c.name.as_str().into(), c.restart_count)));
         PodView {
             namespace: shared(pod.metadata.namespace.as_deref().unwrap_or_default()),
             name: pod.metadata.name.as_deref().unwrap_or_default().into(),
@@ -463,7 +464,7 @@ mod tests {
         assert!(owner.is("ReplicaSet", Some("rs-1")) && &*owner.name == "checkout-abc");
         assert_eq!(view.node.as_deref(), Some("node-1"));
         assert!(view.crash_looping && !view.ready);
-        assert_eq!(view.failing, Some(("app".into(), 4)));
+        assert_eq!(view.failing.as_deref(), Some(&("app".into(), 4)));
         assert_eq!(view.restarts, 4);
         assert_eq!(
             view.not_ready_since.map(|t| t.to_string()).as_deref(),

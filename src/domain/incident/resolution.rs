@@ -47,7 +47,10 @@ fn apply_alerts(
     reports: &mut Reports,
     now: &Time,
 ) -> bool {
-    let Some(ended) = alerts::all_resolved(&status.alerts) else {
+    // A flood incident holds more alerts than `status.alerts` lists: its
+    // groups must all be quiet too.
+    let flood_quiet = status.flood.as_ref().is_none_or(alerts::flood_quiet);
+    let Some(ended) = alerts::all_resolved(&status.alerts).filter(|_| flood_quiet) else {
         status.healthy_since = None;
         return false;
     };
