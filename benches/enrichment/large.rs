@@ -173,8 +173,21 @@ pub async fn bench() -> bool {
         operator.log.display()
     );
 
-    eprintln!("declaring {SEQUENTIAL} incidents one at a time ...");
-    let sequential = sequential(&client, &observer, &namespaces).await;
+    // The sequential incidents run a team's queries, parsed and confined
+    // to their namespace on the way, against a stand-in Prometheus; the
+    // policy goes before the burst, so the rest of the run is as before.
+    let queries = StandIn::start().await;
+    queries.policy(&client).await;
+    eprintln!("declaring {SEQUENTIAL} incidents one at a time (with 2 confined queries each) ...");
+    let sequential = sequential_with(&client, &observer, &namespaces, queried).await;
+    queries.remove(&client).await;
+    let (asked, unconfined) = queries.counts();
+    eprintln!("the stand-in Prometheus answered {asked} queries, {unconfined} unconfined");
+    assert!(
+        asked >= 2 * SEQUENTIAL,
+        "the sequential incidents' queries did not run"
+    );
+    assert_eq!(unconfined, 0, "a query reached Prometheus unconfined");
     // Both statuses, side by side, for comparing what the floor writes.
     if let Ok(first) = Api::<Incident>::namespaced(client.clone(), &namespaces[0])
         .get("seq-0")
@@ -796,13 +809,113 @@ pub(crate) async fn sequential(
     observer: &Observer,
     namespaces: &[String],
 ) -> Samples {
+    sequential_with(client, observer, namespaces, enriched).await
+}
+
+/// Enriched, with a value for each of the stand-in's two queries (one per
+/// linked Deployment).
+fn queried(incident: &Incident) -> bool {
+    enriched(incident)
+        && incident
+            .status
+            .as_ref()
+            .is_some_and(|s| s.metrics.len() == 2 && s.metrics.iter().all(|m| m.value.is_some()))
+}
+
+/// A stand-in for Prometheus's query API on loopback: it answers each
+/// query with one sample, as `/api/v1/query` does, and counts those that
+/// arrive without a namespace matcher.
+struct StandIn {
+    url: String,
+    asked: Arc<std::sync::atomic::AtomicUsize>,
+    unconfined: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+const QUERY_POLICY: &str = "bench-queries";
+
+impl StandIn {
+    async fn start() -> StandIn {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let asked = Arc::new(AtomicUsize::new(0));
+        let unconfined = Arc::new(AtomicUsize::new(0));
+        let (a, u) = (asked.clone(), unconfined.clone());
+        let app = axum::Router::new().route(
+            "/api/v1/query",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let (a, u) = (a.clone(), u.clone());
+                async move {
+                    let query = url::form_urlencoded::parse(&body)
+                        .find(|(k, _)| k == "query")
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default();
+                    a.fetch_add(1, Ordering::Relaxed);
+                    if !query.contains("namespace=\"") {
+                        u.fetch_add(1, Ordering::Relaxed);
+                    }
+                    json!({"status": "success", "data": {"resultType": "vector",
+                        "result": [{"metric": {}, "value": [1_700_000_000, "0.25"]}]}})
+                    .to_string()
+                }
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        StandIn {
+            url,
+            asked,
+            unconfined,
+        }
+    }
+
+    /// A baseline for every namespace: one latency query per linked
+    /// Deployment, written without a namespace matcher.
+    async fn policy(&self, client: &Client) {
+        let api: Api<klaxon::api::ClusterResponsePolicy> = Api::all(client.clone());
+        let policy: klaxon::api::ClusterResponsePolicy = serde_json::from_value(json!({
+            "apiVersion": "klaxon.dev/v1alpha1", "kind": "ClusterResponsePolicy",
+            "metadata": {"name": QUERY_POLICY},
+            "spec": {"enrichment": {"prometheus": {"url": self.url, "queries": [{"name": "p99",
+                "query": "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{deployment=\"$deployment\"}[5m])))"}]}}}
+        }))
+        .expect("policy");
+        api.create(&PostParams::default(), &policy)
+            .await
+            .expect("create the query policy");
+    }
+
+    async fn remove(&self, client: &Client) {
+        let api: Api<klaxon::api::ClusterResponsePolicy> = Api::all(client.clone());
+        let _ = api.delete(QUERY_POLICY, &DeleteParams::default()).await;
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering;
+        (
+            self.asked.load(Ordering::Relaxed),
+            self.unconfined.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// As [`sequential`], each incident done once `done` holds.
+async fn sequential_with(
+    client: &Client,
+    observer: &Observer,
+    namespaces: &[String],
+    done: fn(&Incident) -> bool,
+) -> Samples {
     let mut samples = Samples::default();
     for k in 0..SEQUENTIAL {
         let ns = &namespaces[k % namespaces.len()];
         let name = format!("seq-{k}");
         let api: Api<Incident> = Api::namespaced(client.clone(), ns);
         let first = observer.expect(ns, &name, ready);
-        let seen = observer.expect(ns, &name, enriched);
+        let seen = observer.expect(ns, &name, done);
         let at = Instant::now();
         api.create(
             &PostParams::default(),
