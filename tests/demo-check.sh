@@ -96,10 +96,15 @@ echo
 # False" is not an error.
 crash_message="$(sed -n 's/^ *sim\.klaxon\.dev\/message: "\(.*\)"$/\1/p' examples/checkout-deployment.yaml)"
 [ -n "$crash_message" ] || fail "no sim.klaxon.dev/message in examples/checkout-deployment.yaml"
-errors="$(awk -v crash="$crash_message" '
+# - the crash line of the log KWOK serves for the crashed container, which
+#   the incident shows as its log evidence (tests/controlplane/components.go).
+crash_log="$(sed -n 's/.* stderr F \(panic: simulated crash[^"]*\)",$/\1/p' tests/controlplane/components.go)"
+[ -n "$crash_log" ] || fail "no simulated crash line in tests/controlplane/components.go"
+errors="$(awk -v crash="$crash_message" -v crashlog="$crash_log" '
   {
     line = $0
     if (crash != "") while ((i = index(line, crash)) > 0) line = substr(line, 1, i - 1) substr(line, i + length(crash))
+    if (crashlog != "") while ((i = index(line, crashlog)) > 0) line = substr(line, 1, i - 1) substr(line, i + length(crashlog))
     gsub(/[0-9]+ Error([^A-Za-z0-9_]|$)/, "", line)
     if (previous ~ /^ *Count: +[0-9]+$/ && line ~ /^ *Reason: +Error$/) line = ""
     previous = $0

@@ -213,6 +213,35 @@ impl Logs {
                     restarts = target.restarts, "read the container's log");
                 false
             }
+            // The pod went away meanwhile (replaced by a rollout, say): no
+            // failure of anyone's, nothing new to keep.
+            Ok(Err(kube::Error::Api(status))) if status.code == 404 => {
+                debug!(namespace = %target.namespace, pod = %target.pod, "the pod is gone; its log is no longer read");
+                self.metrics
+                    .log_reads
+                    .get_or_create(&LogLabels { outcome: "gone" })
+                    .inc();
+                let mut memo = self.memo();
+                let slot = memo.slot((
+                    target.namespace.clone(),
+                    target.pod.clone(),
+                    target.container.clone(),
+                ));
+                let waiting = slot.reading.take().map(|(_, w)| w).unwrap_or_default();
+                // Not read again for this instance.
+                slot.retry_at = Some(Instant::now() + RETRY_MAX);
+                if slot.latest.is_none() {
+                    slot.latest = Some(LogExcerpt {
+                        error: Some("the pod is gone".into()),
+                        ..excerpt
+                    });
+                }
+                drop(memo);
+                for incident in waiting {
+                    let _ = self.wake.unbounded_send((incident, Pace::Routine));
+                }
+                return;
+            }
             failed => {
                 let why = match failed {
                     Ok(Err(error)) => error.to_string(),
