@@ -14,11 +14,14 @@ use klaxon::{
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Return freed pages within a second, from a background thread, so an
-/// idle operator's memory is what it holds, not what it once churned.
+/// idle operator's memory is what it holds, not what it once churned; and
+/// two arenas, not jemalloc's four per CPU: the operator's work runs on a
+/// few threads, and each extra arena kept its own freed pages (the large
+/// benchmark's steady RSS went from 100.2 to 97.5 MiB with 550 incidents).
 #[cfg(not(target_env = "msvc"))]
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000,narenas:2\0";
 
 /// Klaxon: team-owned incident response for Kubernetes.
 #[derive(Parser)]
