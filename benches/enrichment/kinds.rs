@@ -129,15 +129,20 @@ fn daemonset(i: usize) -> Value {
     })
 }
 
+/// The metadata of `name`, the `i`-th StatefulSet's revision or pod.
+fn owned_by_statefulset(name: String, i: usize) -> Value {
+    json!({"name": name, "namespace": format!("team-{}", i % 200),
+        "uid": format!("uid-{i}"), "resourceVersion": "12345", "creationTimestamp": "2026-12-01T10:00:00Z",
+        "labels": {"app": "ledger-db", "controller-revision-hash": "5b9c8d7f4"},
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": format!("ledger-db-{i}"),
+            "uid": format!("owner-{i}"), "controller": true, "blockOwnerDeletion": true}],
+        "managedFields": managed_fields()})
+}
+
 fn revision(i: usize) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "ControllerRevision",
-        "metadata": {"name": format!("ledger-db-{i}-5b9c8d7f4"), "namespace": format!("team-{}", i % 200),
-            "uid": format!("uid-{i}"), "resourceVersion": "12345", "creationTimestamp": "2026-12-01T10:00:00Z",
-            "labels": {"app": "ledger-db", "controller-revision-hash": "5b9c8d7f4"},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": format!("ledger-db-{i}"),
-                "uid": format!("owner-{i}"), "controller": true, "blockOwnerDeletion": true}],
-            "managedFields": managed_fields()},
+        "metadata": owned_by_statefulset(format!("ledger-db-{i}-5b9c8d7f4"), i),
         "data": {"spec": {"template": template("db", i)}},
         "revision": 4
     })
@@ -195,12 +200,7 @@ fn node(i: usize) -> Value {
 fn pod(i: usize) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("ledger-db-{i}-0"), "namespace": format!("team-{}", i % 200),
-            "uid": format!("uid-{i}"), "resourceVersion": "12345", "creationTimestamp": "2026-12-01T10:00:00Z",
-            "labels": {"app": "ledger-db", "controller-revision-hash": "5b9c8d7f4"},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": format!("ledger-db-{i}"),
-                "uid": format!("owner-{i}"), "controller": true, "blockOwnerDeletion": true}],
-            "managedFields": managed_fields()},
+        "metadata": owned_by_statefulset(format!("ledger-db-{i}-0"), i),
         "spec": {"nodeName": format!("node-{}", i % 100), "containers": template("db", i)["spec"]["containers"].clone()},
         "status": {"phase": "Running", "podIP": "10.0.0.9",
             "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-01T10:00:00Z"}],

@@ -151,14 +151,6 @@ impl fmt::Display for Denied {
 
 impl std::error::Error for Denied {}
 
-/// What the check before sending leaves to the resolver.
-enum Pending {
-    /// An IP literal, checked whole.
-    Done,
-    /// A host name, its addresses to be checked once resolved.
-    Resolve,
-}
-
 impl Egress {
     /// Adds one policy's `egress`. Entries that do not parse (the CRD
     /// rejects them; an old object may still hold one) allow nothing.
@@ -183,12 +175,10 @@ impl Egress {
         !self.layers.is_empty()
     }
 
-    /// The check before a request to `url` is sent.
+    /// The check before a request to `url` is sent: its host and port,
+    /// and an IP literal's address (a name's addresses are checked when
+    /// the resolver finds them).
     pub fn check(&self, url: &url::Url) -> Result<(), Denied> {
-        self.pending(url).map(|_| ())
-    }
-
-    fn pending(&self, url: &url::Url) -> Result<Pending, Denied> {
         let port = url.port_or_known_default().unwrap_or(0);
         let (host, literal) = match url.host() {
             None => return Err(Denied::NoHost),
@@ -222,8 +212,8 @@ impl Egress {
             }
         }
         match literal {
-            Some(address) => self.address(&host, address).map(|_| Pending::Done),
-            None => Ok(Pending::Resolve),
+            Some(address) => self.address(&host, address),
+            None => Ok(()),
         }
     }
 

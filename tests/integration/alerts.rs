@@ -184,6 +184,18 @@ pub(crate) fn open(all: &[Incident]) -> usize {
         .count()
 }
 
+/// A bare cluster of its own with the CRDs, the release namespace holding
+/// the alerts token Secret, and a team namespace (`prefix`).
+async fn alerts_cluster(name: &str, prefix: &str) -> (Cluster, kube::Client, String, String) {
+    let cluster = Cluster::start_bare(name);
+    cluster.install_crds();
+    let client = cluster.client().await;
+    let system = support::namespace(&client, "klaxon-system").await;
+    let ns = support::namespace(&client, prefix).await;
+    secret(&client, &system, "klaxon-alerts", &[("token", TOKEN)]).await;
+    (cluster, client, system, ns)
+}
+
 async fn grouped(api: &Api<Incident>) -> Vec<Incident> {
     api.list(&ListParams::default().labels(GROUP_LABEL))
         .await
@@ -193,13 +205,8 @@ async fn grouped(api: &Api<Incident>) -> Vec<Incident> {
 
 #[tokio::test]
 async fn alertmanager_declares_one_incident_per_group_and_its_resolution_resolves_it() {
-    let cluster = Cluster::start_bare("alerts");
-    cluster.install_crds();
-    let client = cluster.client().await;
-    let system = support::namespace(&client, "klaxon-system").await;
-    let ns = support::namespace(&client, "alerts").await;
+    let (cluster, client, system, ns) = alerts_cluster("alerts", "alerts").await;
     let decoy = support::namespace(&client, "decoy").await;
-    secret(&client, &system, "klaxon-alerts", &[("token", TOKEN)]).await;
     let alerts_port = operator::free_port();
     let alertmanager = Alertmanager::start(
         &ns,
@@ -473,12 +480,7 @@ spec:
 /// resolves.
 #[tokio::test]
 async fn a_silent_watchdog_is_an_incident_until_it_returns() {
-    let cluster = Cluster::start_bare("heartbeat");
-    cluster.install_crds();
-    let client = cluster.client().await;
-    let system = support::namespace(&client, "klaxon-system").await;
-    let ns = support::namespace(&client, "monitoring").await;
-    secret(&client, &system, "klaxon-alerts", &[("token", TOKEN)]).await;
+    let (cluster, client, system, ns) = alerts_cluster("heartbeat", "monitoring").await;
     apply(
         &cluster,
         &format!(
@@ -673,12 +675,7 @@ async fn post_as_alertmanager(url: &str, body: &serde_json::Value) -> usize {
 /// timeout; and random bad input is a 4xx that declares nothing.
 #[tokio::test]
 async fn an_alert_storm_floods_one_incident_and_the_receiver_throttles() {
-    let cluster = Cluster::start_bare("alert-flood");
-    cluster.install_crds();
-    let client = cluster.client().await;
-    let system = support::namespace(&client, "klaxon-system").await;
-    let ns = support::namespace(&client, "storm").await;
-    secret(&client, &system, "klaxon-alerts", &[("token", TOKEN)]).await;
+    let (cluster, client, system, ns) = alerts_cluster("alert-flood", "storm").await;
     apply(
         &cluster,
         &format!(
