@@ -467,7 +467,39 @@ async fn connect(identity: &str) -> Result<Client, RunError> {
     let agent = http::HeaderValue::from_str(&user_agent(identity))
         .unwrap_or_else(|_| http::HeaderValue::from_static(crate::USER_AGENT));
     config.headers.push((http::header::USER_AGENT, agent));
-    Client::try_from(config).map_err(RunError::Connect)
+    client_of(config).map_err(RunError::Connect)
+}
+
+/// How long a pooled apiserver connection may sit idle before it is
+/// closed. The default (90 s) kept every connection a burst of reconciles
+/// opened, each with its TLS and read buffers (tens of KB), long after
+/// the burst; steady work needs a handful, reused well within this.
+const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// kube's default client stack (TLS, timeouts, retries of 429/503/504,
+/// authentication, extra headers) over a connection pool that lets idle
+/// connections go after [`POOL_IDLE_TIMEOUT`].
+fn client_of(config: kube::Config) -> Result<Client, kube::Error> {
+    use kube::client::ConfigExt;
+    use tower::ServiceBuilder;
+    let mut connector = hyper_timeout::TimeoutConnector::new(config.rustls_https_connector()?);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    let pool = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(connector);
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.default_retry.then(|| {
+            tower::retry::RetryLayer::new(kube::client::retry::RetryPolicy::server_retry())
+        }))
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(pool);
+    Ok(Client::new(service, config.default_namespace))
 }
 
 /// Fails with one clear error when any of Klaxon's kinds is not served.
