@@ -180,7 +180,7 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
         |pod: &PodView| {
             pod.owner
                 .iter()
-                .map(|o| object_key(&pod.namespace, &o.kind, &o.name))
+                .map(|o| object_key(&pod.namespace, o.kind.as_str(), &o.name))
                 .chain(pod.node.iter().map(|node| node_key(node)))
                 .collect()
         },

@@ -202,7 +202,7 @@ pub fn deployment_of_replicaset(rs: &ReplicaSet) -> Option<String> {
 /// Deployment controller forms as `<deployment>-<pod-template-hash>`.
 pub fn workload_of_pod(pod: &PodView, replicasets: &Cache<ReplicaSet>) -> Option<String> {
     let owner = pod.owner.as_ref()?;
-    if let Some(kind) = WorkloadKind::parse(&owner.kind) {
+    if let Some(kind) = WorkloadKind::parse(owner.kind.as_str()) {
         return Some(kind.key(&owner.name));
     }
     match replicasets.get(&pod.namespace, &owner.name) {

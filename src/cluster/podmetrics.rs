@@ -27,7 +27,7 @@ use tracing::{debug, warn};
 use crate::{
     api::Incident,
     cluster::index::Index,
-    domain::enrich::usage::{PodSample, parse_quantity},
+    domain::enrich::usage::{PodSample, PodSamples, parse_quantity},
     domain::incident::pace::Pace,
 };
 
@@ -84,19 +84,53 @@ struct State {
 }
 
 /// One namespace's samples, by pod.
-pub type Samples = Arc<HashMap<Box<str>, PodSample>>;
+pub type Samples = Arc<PodSamples>;
 
 /// The latest samples, shared between the poller and the reconciler.
 #[derive(Clone, Default)]
-pub struct MetricsCache(Arc<RwLock<State>>);
+pub struct MetricsCache {
+    state: Arc<RwLock<State>>,
+    /// Told whenever a round ends a namespace's listing, sampled or not.
+    listed: Arc<tokio::sync::Notify>,
+}
 
 impl MetricsCache {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.0.read().unwrap_or_else(|p| p.into_inner())
+        self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.0.write().unwrap_or_else(|p| p.into_inner())
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits at most `bound` for `namespace`'s first sample, when the
+    /// metrics API is served and the namespace has none yet; returns at
+    /// once otherwise. A fresh incident's first status then carries CPU
+    /// and memory in the same write instead of a second one a moment
+    /// later; a slow or failing metrics API delays it by `bound` only.
+    pub async fn first_sample(&self, namespace: &str, bound: Duration) {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let listed = self.listed.notified();
+            futures::pin_mut!(listed);
+            // Registered before the check, so a sample landing between
+            // the check and the wait is not missed.
+            listed.as_mut().enable();
+            {
+                let state = self.read();
+                if state.available != Some(true) || state.samples.contains_key(namespace) {
+                    return;
+                }
+            }
+            if tokio::time::timeout_at(deadline, listed).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Wakes [`Self::first_sample`]'s waiters.
+    fn listed(&self) {
+        self.listed.notify_waiters();
     }
 
     /// Whether the metrics API is served; `None` before the first probe.
@@ -127,7 +161,7 @@ fn sample(metrics: &PodMetrics) -> PodSample {
                         .and_then(|q| parse_quantity(&q.0))
                         .unwrap_or(0.0)
                 };
-                (c.name.as_str().into(), get("cpu"), get("memory"))
+                (crate::kinds::shared(&c.name), get("cpu"), get("memory"))
             })
             .collect(),
         timestamp: metrics.timestamp.as_ref().map(|t| t.0),
@@ -232,6 +266,7 @@ impl Poller {
         }
         if !available {
             cache.write().samples.clear();
+            cache.listed();
             return;
         }
         let lists = futures::stream::iter(namespaces)
@@ -252,13 +287,14 @@ impl Poller {
                 Ok(list) => list,
                 Err(error) => {
                     warn!(%error, %namespace, "cannot list PodMetrics");
+                    cache.listed();
                     continue;
                 }
             };
-            let samples: HashMap<Box<str>, PodSample> = list
+            let samples: PodSamples = list
                 .items
                 .iter()
-                .filter_map(|m| Some((m.metadata.name.as_deref()?.into(), sample(m))))
+                .filter_map(|m| Some((m.metadata.name.as_deref()?, sample(m))))
                 .collect();
             let before = cache.read().samples.get(&namespace).cloned();
             if before.as_deref() != Some(&samples) {
@@ -275,6 +311,7 @@ impl Poller {
                     let _ = trigger.unbounded_send((incident, pace));
                 }
             }
+            cache.listed();
         }
         if full {
             // Linked now, not when the round began: the other loop may have
@@ -294,6 +331,59 @@ async fn discover(client: &Client) -> Option<bool> {
         Err(error) => {
             warn!(%error, "cannot discover {GROUP_VERSION}; keeping the last known state");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served() -> MetricsCache {
+        let cache = MetricsCache::default();
+        cache.write().available = Some(true);
+        cache
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fresh_namespace_waits_for_its_first_sample_and_no_longer() {
+        let bound = Duration::from_millis(300);
+        // Sampled 100 ms in: the wait ends then, not at the bound.
+        let cache = served();
+        let poller = cache.clone();
+        let sampled = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Another namespace's listing wakes the waiter, which waits on.
+            poller.listed();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            poller
+                .write()
+                .samples
+                .insert("shop".into(), Arc::new(PodSamples::default()));
+            poller.listed();
+        });
+        let at = tokio::time::Instant::now();
+        cache.first_sample("shop", bound).await;
+        assert_eq!(at.elapsed(), Duration::from_millis(150));
+        sampled.await.expect("sampler");
+        // Sampled already: no wait at all.
+        let at = tokio::time::Instant::now();
+        cache.first_sample("shop", bound).await;
+        assert_eq!(at.elapsed(), Duration::ZERO);
+        // Never sampled (the listing keeps failing): the bound, once.
+        let at = tokio::time::Instant::now();
+        cache.first_sample("search", bound).await;
+        assert_eq!(at.elapsed(), bound);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_wait_where_the_metrics_api_is_not_served() {
+        for available in [None, Some(false)] {
+            let cache = MetricsCache::default();
+            cache.write().available = available;
+            let at = tokio::time::Instant::now();
+            cache.first_sample("shop", Duration::from_millis(300)).await;
+            assert_eq!(at.elapsed(), Duration::ZERO, "{available:?}");
         }
     }
 }

@@ -72,6 +72,11 @@ impl Affected {
     }
 }
 
+/// How long a fresh incident's first pass waits for its namespace's first
+/// CPU and memory sample: a listing on a healthy cluster takes a few
+/// milliseconds, and a slow metrics API must not hold the first status.
+const FIRST_SAMPLE_WAIT: Duration = Duration::from_millis(300);
+
 pub async fn observe(state: &State, incident: &Incident, policy: &EffectivePolicy) -> Observation {
     let namespace = incident.namespace().unwrap_or_default();
     let reference = ObjectRef::from_obj(incident);
@@ -81,26 +86,41 @@ pub async fn observe(state: &State, incident: &Incident, policy: &EffectivePolic
         .caches
         .links
         .link(reference, &namespace, &keys, affected.selects);
-    // A namespace linked for the first time is sampled at once, and the
-    // sample wakes the incident again: the first status does not wait
-    // for CPU and memory.
-    let mut observation = gather(state, incident, &namespace, &affected, &policy.settings);
-    observation.truncated = affected.truncated;
-    observation.invalid_selectors = affected.invalid;
-    if queries_due(incident, policy, state.context.metrics_interval) {
-        let found: Vec<String> = observation
-            .deployments
+    // A namespace linked for the first time is sampled at once. A fresh
+    // incident's first pass waits a moment for that sample, beside its
+    // queries, so its first status carries CPU and memory; a later
+    // sample wakes the incident again, so no pass waits longer than
+    // FIRST_SAMPLE_WAIT for it.
+    let first_sample = async {
+        if incident.status.is_none() && !keys.is_empty() {
+            state
+                .metrics
+                .first_sample(&namespace, FIRST_SAMPLE_WAIT)
+                .await;
+        }
+    };
+    let queries = async {
+        if !queries_due(incident, policy, state.context.metrics_interval) {
+            return None;
+        }
+        let found: Vec<String> = affected
+            .of(WorkloadKind::Deployment)
             .iter()
-            .filter(|d| d.found)
-            .map(|d| d.name.clone())
+            .filter(|name| state.caches.deployments.get(&namespace, name).is_some())
+            .cloned()
             .collect();
-        observation.queries = Some(
+        Some(
             state
                 .prometheus
                 .run_all(&policy.queries, &namespace, &incident.name_any(), &found)
                 .await,
-        );
-    }
+        )
+    };
+    let ((), queries) = futures::join!(first_sample, queries);
+    let mut observation = gather(state, incident, &namespace, &affected, &policy.settings);
+    observation.truncated = affected.truncated;
+    observation.invalid_selectors = affected.invalid;
+    observation.queries = queries;
     observation.delivery_errors = state.delivery_errors(incident);
     observation.related = related(state, incident, &keys);
     observation
@@ -441,6 +461,19 @@ enum Unreachable {
     Down(String),
 }
 
+/// Whether a pod's log is worth asking for, given its node: `None` to ask
+/// nobody, else why its kubelet cannot answer (`Some(None)`: it can).
+fn readable(node: Option<Unreachable>) -> Option<Option<String>> {
+    match node {
+        // A node the cluster does not know: its pods are about to be
+        // collected, and there is no log to ask anyone for. A pod bound to
+        // no node has run nothing to log, and the apiserver refuses to ask.
+        Some(Unreachable::Unknown) | None => None,
+        Some(Unreachable::Down(why)) => Some(Some(why)),
+        Some(Unreachable::No) => Some(None),
+    }
+}
+
 /// Attaches log excerpts to the worst failing pods of a workload.
 struct Excerpts<'a> {
     logs: &'a Arc<Logs>,
@@ -486,12 +519,8 @@ impl Excerpts<'_> {
                 .filter(|e| e.container == target.container);
             let same = before.filter(|e| e.restart_count == target.restarts && e.error.is_none());
             // The newer of what the status holds and what was read since.
-            let unreachable = match pod.node.as_deref().map(self.node_unreachable) {
-                // A node the cluster does not know: its pods are about to be
-                // collected, and there is no log to ask anyone for.
-                Some(Unreachable::Unknown) => continue,
-                Some(Unreachable::Down(why)) => Some(why),
-                Some(Unreachable::No) | None => None,
+            let Some(unreachable) = readable(pod.node.as_deref().map(self.node_unreachable)) else {
+                continue;
             };
             let excerpt = match (same, unreachable) {
                 (Some(same), _) => Some(same.clone()),
@@ -610,6 +639,18 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn logs_are_asked_only_of_a_known_node() {
+        assert_eq!(readable(Some(Unreachable::No)), Some(None));
+        assert_eq!(
+            readable(Some(Unreachable::Down("NotReady".into()))),
+            Some(Some("NotReady".into()))
+        );
+        assert_eq!(readable(Some(Unreachable::Unknown)), None);
+        // Never scheduled.
+        assert_eq!(readable(None), None);
     }
 
     #[test]

@@ -199,7 +199,7 @@ pub mod testing {
 
     pub fn sample(container: &str, cpu: f64, memory: f64) -> PodSample {
         PodSample {
-            containers: vec![(container.into(), cpu, memory)],
+            containers: [(container.into(), cpu, memory)].into(),
             timestamp: None,
         }
     }

@@ -225,21 +225,60 @@ pub struct PodView {
     pub containers: Box<[super::usage::Requests]>,
 }
 
-/// The kinds of controller whose pods are read.
-const OWNERS: [&str; 3] = ["ReplicaSet", "StatefulSet", "DaemonSet"];
-
 /// A pod's controlling owner.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Owner {
-    /// `ReplicaSet`, `StatefulSet` or `DaemonSet`.
-    pub kind: Arc<str>,
+    pub kind: OwnerKind,
     pub name: Box<str>,
-    pub uid: Box<str>,
+    /// The owner's UID as [`uid_key`] files it: pods are the most cached
+    /// kind, and a UUID held as text costs four times as much.
+    pub uid: u128,
+}
+
+/// The kinds of controller whose pods are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnerKind {
+    ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl OwnerKind {
+    const ALL: [OwnerKind; 3] = [
+        OwnerKind::ReplicaSet,
+        OwnerKind::StatefulSet,
+        OwnerKind::DaemonSet,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerKind::ReplicaSet => "ReplicaSet",
+            OwnerKind::StatefulSet => "StatefulSet",
+            OwnerKind::DaemonSet => "DaemonSet",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<OwnerKind> {
+        OwnerKind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
+/// A UID in 16 bytes: a UUID (as the apiserver makes every UID) exactly,
+/// anything else by two independent 64-bit hashes.
+pub fn uid_key(uid: &str) -> u128 {
+    let hex: String = uid.chars().filter(|c| *c != '-').collect();
+    if hex.len() == 32
+        && hex.chars().all(|c| c.is_ascii_hexdigit())
+        && let Ok(value) = u128::from_str_radix(&hex, 16)
+    {
+        return value;
+    }
+    (1 << 127) | crate::kinds::fingerprint(uid)
 }
 
 impl Owner {
     pub fn is(&self, kind: &str, uid: Option<&str>) -> bool {
-        &*self.kind == kind && uid == Some(&*self.uid)
+        self.kind.as_str() == kind && uid.map(uid_key) == Some(self.uid)
     }
 }
 
@@ -251,11 +290,13 @@ impl PodView {
             .owner_references
             .iter()
             .flatten()
-            .find(|o| o.controller == Some(true) && OWNERS.contains(&o.kind.as_str()))
-            .map(|o| Owner {
-                kind: shared(&o.kind),
-                name: o.name.as_str().into(),
-                uid: o.uid.as_str().into(),
+            .filter(|o| o.controller == Some(true))
+            .find_map(|o| {
+                Some(Owner {
+                    kind: OwnerKind::parse(&o.kind)?,
+                    name: o.name.as_str().into(),
+                    uid: uid_key(&o.uid),
+                })
             });
         // Since it stopped being ready, or, never scheduled, since the
         // scheduler last gave up on it.
@@ -402,6 +443,29 @@ mod tests {
     fn crash_loop_with_oom_counts_both_reasons_oom_first() {
         let pod = pod_waiting("a", "CrashLoopBackOff", 7, Some(("OOMKilled", "")));
         assert_eq!(reasons(&pod), ["OOMKilled", "CrashLoopBackOff"]);
+    }
+
+    #[test]
+    fn uids_are_filed_exactly_when_they_are_uuids() {
+        let uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        assert_eq!(uid_key(uuid), 0x0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0);
+        assert_ne!(
+            uid_key(uuid),
+            uid_key("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f1")
+        );
+        // Anything else is hashed, apart from every UUID and each other.
+        for text in ["uid-1", "", "+f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"] {
+            assert!(uid_key(text) >> 127 == 1, "{text}");
+        }
+        assert_ne!(uid_key("uid-1"), uid_key("uid-2"));
+        let owner = Owner {
+            kind: OwnerKind::ReplicaSet,
+            name: "web-1".into(),
+            uid: uid_key(uuid),
+        };
+        assert!(owner.is("ReplicaSet", Some(uuid)));
+        assert!(!owner.is("StatefulSet", Some(uuid)));
+        assert!(!owner.is("ReplicaSet", None));
     }
 
     #[test]

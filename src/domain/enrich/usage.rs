@@ -14,8 +14,40 @@ use crate::{api::incident::Usage, kinds::Container};
 pub struct PodSample {
     /// (container, CPU cores, memory bytes); a pod has one or a few, so a
     /// list (a map would cost ten times the memory, for every sampled pod).
-    pub containers: Vec<(Box<str>, f64, f64)>,
+    /// Container names repeat across pods: one shared copy each.
+    pub containers: Box<[(std::sync::Arc<str>, f64, f64)]>,
     pub timestamp: Option<Timestamp>,
+}
+
+/// One namespace's samples, filed by a 128-bit fingerprint of the pod's
+/// name ([`crate::kinds::fingerprint`]) rather than the name itself: every
+/// pod of every namespace an open incident links is sampled.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodSamples(HashMap<u128, PodSample>);
+
+impl PodSamples {
+    pub fn get(&self, pod: &str) -> Option<&PodSample> {
+        self.0.get(&crate::kinds::fingerprint(pod))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> FromIterator<(&'a str, PodSample)> for PodSamples {
+    fn from_iter<I: IntoIterator<Item = (&'a str, PodSample)>>(pods: I) -> Self {
+        let mut map: HashMap<u128, PodSample> = pods
+            .into_iter()
+            .map(|(name, sample)| (crate::kinds::fingerprint(name), sample))
+            .collect();
+        map.shrink_to_fit();
+        PodSamples(map)
+    }
 }
 
 /// Parses a Kubernetes quantity (`250m`, `1.5`, `12345n`, `128Mi`, `1G`,
@@ -72,9 +104,12 @@ fn format_ratio(used: f64, of: f64) -> Option<String> {
 /// parsed once when its Pod changes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Requests {
-    pub name: Box<str>,
-    /// CPU request, CPU limit, memory request, memory limit.
-    pub values: [Option<f64>; 4],
+    /// One shared copy per distinct container name.
+    pub name: std::sync::Arc<str>,
+    /// CPU request, CPU limit, memory request, memory limit. Single
+    /// precision (seven digits) is more than a ratio shown to two needs,
+    /// at half the memory of every cached container.
+    pub values: [Option<f32>; 4],
 }
 
 impl Requests {
@@ -91,9 +126,10 @@ impl Requests {
                 })
                 .and_then(|m| m.get(key))
                 .and_then(|q| parse_quantity(&q.0))
+                .map(|v| v as f32)
         };
         Requests {
-            name: container.name.as_str().into(),
+            name: crate::kinds::shared(&container.name),
             values: [
                 get(false, "cpu"),
                 get(true, "cpu"),
@@ -106,7 +142,7 @@ impl Requests {
 
 /// Sums the samples of `pods`. A ratio is given only when every sampled
 /// container sets the request or limit it compares with.
-pub fn usage(pods: &[&PodView], samples: &HashMap<Box<str>, PodSample>) -> Option<Usage> {
+pub fn usage(pods: &[&PodView], samples: &PodSamples) -> Option<Usage> {
     let mut cpu = 0.0;
     let mut memory = 0.0;
     let mut totals = [0.0f64; 4]; // cpu request, cpu limit, memory request, memory limit
@@ -130,7 +166,7 @@ pub fn usage(pods: &[&PodView], samples: &HashMap<Box<str>, PodSample>) -> Optio
                 .enumerate()
             {
                 match value {
-                    Some(v) => totals[i] += v,
+                    Some(v) => totals[i] += f64::from(v),
                     None => complete[i] = false,
                 }
             }
@@ -182,11 +218,12 @@ mod tests {
         ];
         let views: Vec<PodView> = pods.iter().map(PodView::of).collect();
         let refs: Vec<&PodView> = views.iter().collect();
-        let samples: HashMap<Box<str>, PodSample> = [
-            ("a".into(), sample("app", 0.05, 100.0 * 1024.0 * 1024.0)),
-            ("b".into(), sample("app", 0.15, 156.0 * 1024.0 * 1024.0)),
+        let samples: PodSamples = [
+            ("a", sample("app", 0.05, 100.0 * 1024.0 * 1024.0)),
+            ("b", sample("app", 0.15, 156.0 * 1024.0 * 1024.0)),
         ]
-        .into();
+        .into_iter()
+        .collect();
         let usage = usage(&refs, &samples).expect("sampled");
         assert_eq!(usage.cpu.as_deref(), Some("200m"));
         assert_eq!(usage.memory.as_deref(), Some("256Mi"));
@@ -201,6 +238,6 @@ mod tests {
         let pods = [pod_with_resources("a", "100m", "500m", "128Mi", "256Mi")];
         let views: Vec<PodView> = pods.iter().map(PodView::of).collect();
         let refs: Vec<&PodView> = views.iter().collect();
-        assert_eq!(usage(&refs, &HashMap::new()), None);
+        assert_eq!(usage(&refs, &PodSamples::default()), None);
     }
 }
