@@ -221,13 +221,114 @@ fn revision_only<'de, D: Deserializer<'de>>(
 // ---------------------------------------------------------------------------
 // Pod templates
 
-/// A container as far as images and resources go.
+/// A container as far as images, resources and what a rollout changed go:
+/// its variables' names and what they reference, never their values.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Container {
     pub name: String,
     pub image: Option<String>,
     pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFrom>,
+}
+
+/// An environment variable: its name, a fingerprint of its value (so a
+/// changed value is told without keeping it), and what it references.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    pub name: String,
+    #[serde(
+        default,
+        rename = "value",
+        deserialize_with = "value_fingerprint",
+        skip_serializing
+    )]
+    pub value: Option<u64>,
+    /// Boxed: most variables have a value instead.
+    pub value_from: Option<Box<EnvVarSource>>,
+}
+
+/// A value's fingerprint: a changed value tells a rollout changed a
+/// variable; the value itself is never kept.
+fn value_fingerprint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let value = Option::<Cow<'de, str>>::deserialize(d)?;
+    Ok(value.map(|v| {
+        let mut hasher = DefaultHasher::new();
+        v.hash(&mut hasher);
+        hasher.finish()
+    }))
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVarSource {
+    pub config_map_key_ref: Option<NameRef>,
+    pub secret_key_ref: Option<NameRef>,
+    pub field_ref: Option<FieldRef>,
+    pub resource_field_ref: Option<ResourceFieldRef>,
+}
+
+/// A variable from a field of the pod (`metadata.name`, `status.podIP`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldRef {
+    pub field_path: Option<String>,
+}
+
+/// A variable from a container's request or limit.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceFieldRef {
+    pub container_name: Option<String>,
+    pub resource: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvFrom {
+    pub config_map_ref: Option<NameRef>,
+    pub secret_ref: Option<NameRef>,
+}
+
+/// A reference to a ConfigMap or Secret by name, and for a variable the
+/// key it reads (a key is a name, never a value).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct NameRef {
+    pub name: Option<String>,
+    pub key: Option<String>,
+}
+
+/// A volume as far as the ConfigMaps and Secrets it mounts go.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    pub config_map: Option<NameRef>,
+    pub secret: Option<SecretVolume>,
+    pub projected: Option<Projected>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretVolume {
+    pub secret_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct Projected {
+    #[serde(default)]
+    pub sources: Vec<Projection>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Projection {
+    pub config_map: Option<NameRef>,
+    pub secret: Option<NameRef>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -261,11 +362,77 @@ pub struct PodSpec {
     pub init_containers: Option<Vec<Container>>,
     /// Where the pod was scheduled (Pods only; templates have none).
     pub node_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+}
+
+impl PodSpec {
+    /// The ConfigMaps (`secret` false) or Secrets its containers and
+    /// volumes reference, sorted, each once.
+    pub fn references(&self, secret: bool) -> std::collections::BTreeSet<&str> {
+        let mut names = std::collections::BTreeSet::new();
+        let containers = self
+            .containers
+            .iter()
+            .chain(self.init_containers.iter().flatten());
+        for c in containers {
+            for e in &c.env {
+                let r = e.value_from.as_ref().and_then(|from| {
+                    if secret {
+                        from.secret_key_ref.as_ref()
+                    } else {
+                        from.config_map_key_ref.as_ref()
+                    }
+                });
+                names.extend(r.and_then(|r| r.name.as_deref()));
+            }
+            for e in &c.env_from {
+                let r = if secret {
+                    &e.secret_ref
+                } else {
+                    &e.config_map_ref
+                };
+                names.extend(r.as_ref().and_then(|r| r.name.as_deref()));
+            }
+        }
+        for v in &self.volumes {
+            if secret {
+                names.extend(v.secret.as_ref().and_then(|s| s.secret_name.as_deref()));
+            } else {
+                names.extend(v.config_map.as_ref().and_then(|c| c.name.as_deref()));
+            }
+            for p in v.projected.iter().flat_map(|p| &p.sources) {
+                let r = if secret { &p.secret } else { &p.config_map };
+                names.extend(r.as_ref().and_then(|r| r.name.as_deref()));
+            }
+        }
+        names.retain(|n| !n.is_empty());
+        names
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct PodTemplateSpec {
     pub spec: Option<PodSpec>,
+}
+
+impl PodTemplateSpec {
+    /// Forgets variables and volumes: a workload's own template is read for
+    /// its images and resources, and what a rollout changed is read from
+    /// its ReplicaSets' or ControllerRevisions' copies.
+    pub fn keep_images_and_resources(&mut self) {
+        if let Some(spec) = self.spec.as_mut() {
+            spec.volumes = Vec::new();
+            let containers = spec
+                .containers
+                .iter_mut()
+                .chain(spec.init_containers.iter_mut().flatten());
+            for c in containers {
+                c.env = Vec::new();
+                c.env_from = Vec::new();
+            }
+        }
+    }
 }
 
 /// A condition's type, status, reason and when it last changed.

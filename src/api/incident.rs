@@ -543,6 +543,14 @@ pub struct IncidentStatus {
     #[schemars(length(max = MAX_ROLLOUTS))]
     pub rollouts: Vec<RolloutRecord>,
 
+    /// What changed in the affected workloads within the event lookback
+    /// before the declaration and while the incident was open, most
+    /// recent first; kept as first seen (a rollback later does not erase
+    /// the rollout it undid), frozen at resolution.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_CHANGES))]
+    pub changes: Vec<Change>,
+
     /// The worst each affected Deployment got while the incident was open:
     /// what the record says about impact once the enrichment shows health
     /// again.
@@ -614,6 +622,47 @@ pub struct WorkloadImpact {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_IMPACT_REASONS))]
     pub reasons: Vec<ReasonCount>,
+}
+
+/// One change to an affected workload, or to what its pods use or run on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub time: Time,
+    /// `Deployment`, `StatefulSet` or `DaemonSet` (a rollout).
+    #[schemars(length(max = 63))]
+    pub kind: String,
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// What changed, e.g. `revision 4: image app shop/web:v1 → shop/web:v2;
+    /// env FEATURE_CARDS added`. Variables by name only, never a value.
+    #[schemars(length(max = MAX_CHANGE_TEXT))]
+    pub change: String,
+    /// The revision a rollout rolled to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub revision: Option<String>,
+    /// The field manager that made it, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub by: Option<String>,
+    /// The GitOps revision behind it, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub source: Option<String>,
+    /// The change nearest before impact started: the first to suspect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect: Option<bool>,
+}
+
+impl Change {
+    /// What changed as `kubectl` names it: a Deployment by its name (as
+    /// the workloads list does), anything else as `kind/name`.
+    pub fn label(&self) -> String {
+        WorkloadKind::parse(&self.kind)
+            .map(|k| k.key(&self.name))
+            .unwrap_or_else(|| format!("{}/{}", self.kind.to_lowercase(), self.name))
+    }
 }
 
 /// A rollout of an affected Deployment before the declaration.
@@ -770,6 +819,10 @@ pub struct Brief {
     #[serde(default, alias = "deployments", skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 6), inner(length(max = 300)))]
     pub workloads: Vec<String>,
+    /// The change nearest before impact started, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 300))]
+    pub suspect: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

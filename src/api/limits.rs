@@ -69,6 +69,10 @@ pub const MAX_RELATED: u32 = 20;
 pub const MAX_RELATED_STATUS: u32 = 30;
 /// Rollouts recorded before the declaration.
 pub const MAX_ROLLOUTS: u32 = 10;
+/// Changes to affected workloads an incident lists, most recent first.
+pub const MAX_CHANGES: u32 = 20;
+/// The text of one change.
+pub const MAX_CHANGE_TEXT: u32 = 512;
 /// Deployments whose worst state the record keeps.
 pub const MAX_IMPACT: u32 = 20;
 /// Failure reasons kept per Deployment in the record.

@@ -101,7 +101,12 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
     let (deployments, deployments_stream) = watch::cache(
         Api::all(client.clone()),
         all(),
-        trim_version::<Deployment>,
+        |d: &mut Deployment| {
+            trim_version(d);
+            if let Some(spec) = d.spec.as_mut() {
+                spec.template.keep_images_and_resources();
+            }
+        },
         Deployment::clone,
         keyed::by_namespace::<Deployment>,
         watches,
@@ -117,7 +122,12 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
     let (statefulsets, statefulsets_stream) = watch::cache(
         Api::all(client.clone()),
         all(),
-        trim_version::<StatefulSet>,
+        |s: &mut StatefulSet| {
+            trim_version(s);
+            if let Some(spec) = s.spec.as_mut() {
+                spec.template.keep_images_and_resources();
+            }
+        },
         StatefulSet::clone,
         keyed::by_namespace::<StatefulSet>,
         watches,
@@ -125,7 +135,12 @@ pub fn start(client: &Client, watches: &Watches) -> (Caches, Streams) {
     let (daemonsets, daemonsets_stream) = watch::cache(
         Api::all(client.clone()),
         all(),
-        trim_version::<DaemonSet>,
+        |d: &mut DaemonSet| {
+            trim_version(d);
+            if let Some(spec) = d.spec.as_mut() {
+                spec.template.keep_images_and_resources();
+            }
+        },
         DaemonSet::clone,
         keyed::by_namespace::<DaemonSet>,
         watches,

@@ -440,3 +440,126 @@ spec: {{}}
         panic!("namespace {ns} still there after {WAIT:?}: {last:#?}");
     }
 }
+
+/// web rolls out three times by hand: `kubectl set image`, `set env`, `set
+/// resources`. The incident declared after lists each rollout with what
+/// its pod template changed (variables by name, never their values), the
+/// latest before the declaration as the suspect, and a rollout while the
+/// incident is open on top, not suspected.
+#[tokio::test]
+async fn each_rollout_is_a_change_with_what_its_template_changed() {
+    let (cluster, client, ns) = on_nodes("changes").await;
+    fixtures::rollout(&client, &ns, "web", 1, "shop/web:v1", &[], &[]).await;
+    fixtures::rolled_out(&client, &ns, "web", WAIT).await;
+    let secret_value = "s3cr3t-flag-value";
+    for args in [
+        vec!["set", "image", "deploy/web", "web=shop/web:v2"],
+        vec![
+            "set",
+            "env",
+            "deploy/web",
+            &format!("FEATURE_CARDS={secret_value}"),
+        ],
+        vec!["set", "resources", "deploy/web", "--limits=memory=128Mi"],
+    ] {
+        let mut full = vec!["-n", ns.as_str()];
+        full.extend(args.iter().copied());
+        assert_success(&cluster.kubectl(&full), &full.join(" "));
+        fixtures::rolled_out(&client, &ns, "web", WAIT).await;
+    }
+    declare(cluster, &ns, "web-degraded", "SEV2", &["web"]);
+    let texts = |incident: &Incident| -> Vec<(String, bool)> {
+        incident
+            .status
+            .iter()
+            .flat_map(|s| &s.changes)
+            .map(|c| (c.change.clone(), c.suspect == Some(true)))
+            .collect()
+    };
+    let incident = wait_for(&client, &ns, "web-degraded", WAIT, "four changes", |i| {
+        texts(i).len() == 4
+    })
+    .await;
+    assert_eq!(
+        texts(&incident),
+        [
+            (
+                "revision 4: web memory limit 256Mi → 128Mi".to_string(),
+                true
+            ),
+            ("revision 3: web env FEATURE_CARDS added".to_string(), false),
+            (
+                "revision 2: web image shop/web:v1 → shop/web:v2".to_string(),
+                false
+            ),
+            ("revision 1: created".to_string(), false),
+        ]
+    );
+    let status = incident.status.as_ref().expect("status");
+    assert!(
+        status
+            .changes
+            .iter()
+            .all(|c| c.kind == "Deployment" && c.name == "web")
+    );
+    let suspect = status
+        .brief
+        .as_ref()
+        .and_then(|b| b.suspect.as_deref())
+        .expect("the brief names the suspect");
+    assert!(
+        suspect.starts_with("web: revision 4: web memory limit"),
+        "{suspect}"
+    );
+    let json = serde_json::to_string(&incident).expect("json");
+    assert!(
+        !json.contains(secret_value),
+        "a variable's value in the status"
+    );
+
+    // A rollout while the incident is open joins on top; the suspect stays
+    // the one before the declaration. Times have second precision: the
+    // rollout starts in a later second than the declaration.
+    let declared = status.declared_at.as_ref().expect("declaredAt").0;
+    support::eventually(WAIT, || async {
+        (jiff::Timestamp::now().as_second() > declared.as_second()).then_some(())
+    })
+    .await
+    .expect("the clock moves on");
+    let out = cluster.kubectl(&["-n", &ns, "set", "image", "deploy/web", "web=shop/web:v3"]);
+    assert_success(&out, "kubectl set image v3");
+    let incident = wait_for(
+        &client,
+        &ns,
+        "web-degraded",
+        WAIT,
+        "the rollout while open",
+        |i| texts(i).len() == 5,
+    )
+    .await;
+    let now = texts(&incident);
+    assert_eq!(
+        now[0],
+        (
+            "revision 5: web image shop/web:v2 → shop/web:v3".to_string(),
+            false
+        )
+    );
+    assert!(
+        now[1].1,
+        "the suspect stays the last change before: {now:?}"
+    );
+
+    let shown = klaxon::cli::view::show(
+        &incident,
+        jiff::Timestamp::now(),
+        klaxon::cli::view::Style { colour: false },
+    );
+    assert!(shown.contains("What changed"), "{shown}");
+    assert!(shown.contains("← suspect"), "{shown}");
+    let events = cluster.kubectl(&["-n", &ns, "get", "events", "-o", "json"]);
+    assert!(
+        !stdout(&events).contains(secret_value),
+        "a variable's value in an Event"
+    );
+}

@@ -346,6 +346,16 @@ fn gather(
         workload.pods = Some(summary);
         workload.usage = enrich::usage::usage(&refs, &samples);
     };
+    let declared = incident
+        .status
+        .as_ref()
+        .and_then(|s| s.declared_at.as_ref())
+        .or(incident.metadata.creation_timestamp.as_ref())
+        .map(|t| t.0)
+        .unwrap_or_else(Timestamp::now);
+    let lookback =
+        SignedDuration::try_from(settings.event_lookback).unwrap_or(SignedDuration::ZERO);
+    let since = declared.checked_sub(lookback).unwrap_or(declared);
     for name in affected.of(WorkloadKind::Deployment) {
         reading.about("Deployment", name);
         let Some(deployment) = caches.deployments.get(namespace, name) else {
@@ -373,6 +383,12 @@ fn gather(
         reading.read += 1 + replicasets.len();
         let rs: Vec<&ReplicaSet> = replicasets.iter().map(Arc::as_ref).collect();
         let mut state = enrich::deployment::state(name, &deployment, &rs);
+        observation.changes.extend(enrich::changes::rollouts(
+            WorkloadKind::Deployment,
+            name,
+            enrich::deployment::revisions(&deployment, &rs),
+            since,
+        ));
         pods_and_usage(&mut state, &pods);
         observation.deployments.push(state);
     }
@@ -392,6 +408,12 @@ fn gather(
         let mut state = enrich::revisions::statefulset(name, &set, &refs, |claim| {
             caches.claims.get(namespace, claim)
         });
+        observation.changes.extend(enrich::changes::rollouts(
+            WorkloadKind::StatefulSet,
+            name,
+            enrich::revisions::history(&refs),
+            since,
+        ));
         reading.read += 1 + state.claims.len();
         for claim in &state.claims {
             reading.about("PersistentVolumeClaim", &claim.name);
@@ -415,20 +437,16 @@ fn gather(
         let revision_refs: Vec<&ControllerRevision> = revisions.iter().map(Arc::as_ref).collect();
         let pod_refs: Vec<&PodView> = pods.iter().map(Arc::as_ref).collect();
         let mut state = enrich::revisions::daemonset(name, &set, &revision_refs, &pod_refs);
+        observation.changes.extend(enrich::changes::rollouts(
+            WorkloadKind::DaemonSet,
+            name,
+            enrich::revisions::history(&revision_refs),
+            since,
+        ));
         pods_and_usage(&mut state.workload, &pods);
         observation.daemon_sets.push(state);
     }
     observation.nodes = reading.nodes();
-    let declared = incident
-        .status
-        .as_ref()
-        .and_then(|s| s.declared_at.as_ref())
-        .or(incident.metadata.creation_timestamp.as_ref())
-        .map(|t| t.0)
-        .unwrap_or_else(Timestamp::now);
-    let lookback =
-        SignedDuration::try_from(settings.event_lookback).unwrap_or(SignedDuration::ZERO);
-    let since = declared.checked_sub(lookback).unwrap_or(declared);
     let Reading {
         objects,
         events,

@@ -126,6 +126,46 @@ pub fn rollout<'a>(deployment: &Deployment, replicasets: &[&'a ReplicaSet]) -> O
     }
 }
 
+/// Each revision of a Deployment's pod template its ReplicaSets keep, for
+/// [`super::changes::rollouts`]: when pods began rolling to it (the
+/// current one's [`Rollout::started_at`], which sees a rollback), else
+/// the ReplicaSet's creation. Without revision annotations, creation
+/// order numbers them.
+pub fn revisions<'a>(
+    deployment: &Deployment,
+    replicasets: &[&'a ReplicaSet],
+) -> Vec<super::changes::Revision<'a>> {
+    let current = rollout(deployment, replicasets);
+    let mut by_age: Vec<&'a ReplicaSet> = replicasets.to_vec();
+    by_age.sort_by_key(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0));
+    by_age
+        .iter()
+        .enumerate()
+        .map(|(i, rs)| {
+            let is_current = current
+                .as_ref()
+                .is_some_and(|r| std::ptr::eq(r.current, *rs));
+            let at = match &current {
+                Some(r) if is_current => r.started_at(deployment).cloned(),
+                _ => rs.metadata.creation_timestamp.clone(),
+            };
+            super::changes::Revision {
+                number: revision_of(rs.metadata.annotations.as_ref())
+                    .unwrap_or(i64::try_from(i).unwrap_or(i64::MAX) + 1),
+                earlier: rs
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(REVISION_HISTORY_ANNOTATION))
+                    .map(|h| h.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+                    .unwrap_or_default(),
+                at,
+                template: rs.spec.as_ref().and_then(|s| s.template.as_ref()),
+            }
+        })
+        .collect()
+}
+
 /// The state of a Deployment that was found. Pods and usage are filled in
 /// by the caller.
 pub fn state(name: &str, deployment: &Deployment, replicasets: &[&ReplicaSet]) -> DeploymentState {

@@ -9,6 +9,7 @@
 //! - [`nodes`]: the nodes under the pods that have a problem;
 //! - [`usage`]: CPU and memory from PodMetrics.
 
+pub mod changes;
 pub mod deployment;
 pub mod events;
 pub mod nodes;

@@ -42,6 +42,22 @@ fn rollout<'a>(
     (current, previous)
 }
 
+/// Each revision of a StatefulSet's or DaemonSet's pod template, for
+/// [`super::changes::rollouts`]. A rollback renumbers an old revision,
+/// whose creation is then not when the rollback began; the cluster
+/// records nothing closer.
+pub fn history<'a>(revisions: &[&'a ControllerRevision]) -> Vec<super::changes::Revision<'a>> {
+    revisions
+        .iter()
+        .map(|r| super::changes::Revision {
+            number: r.revision,
+            earlier: Vec::new(),
+            at: r.metadata.creation_timestamp.clone(),
+            template: r.template(),
+        })
+        .collect()
+}
+
 /// The fields every kind shares, from a workload's template and its
 /// revisions; replicas and pods are the caller's.
 fn common(

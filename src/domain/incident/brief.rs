@@ -189,7 +189,31 @@ pub fn build(status: &IncidentStatus, phase: Phase) -> Brief {
         deadline: deadline(status, phase),
         summary: status.summary.clone(),
         workloads,
+        suspect: suspect(status).map(|l| truncate(&l, BRIEF_LINE)),
     }
+}
+
+/// `web: revision 3: app image v1 → v2 · by kubectl-set (main@sha1:1f2e3d),
+/// 4m before impact started`.
+pub fn suspect(status: &IncidentStatus) -> Option<String> {
+    let change = status.changes.iter().find(|c| c.suspect == Some(true))?;
+    let label = change.label();
+    let mut line = format!("{label}: {}", change.change);
+    if let Some(by) = &change.by {
+        line.push_str(&format!(" · by {by}"));
+    }
+    if let Some(source) = &change.source {
+        line.push_str(&format!(" ({source})"));
+    }
+    let start = status.started_at.as_ref().or(status.declared_at.as_ref());
+    if let Some(start) = start {
+        let before = super::record::span(&change.time, start);
+        line.push_str(&format!(
+            ", {} before impact started",
+            crate::domain::policy::humantime(before)
+        ));
+    }
+    Some(line)
 }
 
 #[cfg(test)]

@@ -27,12 +27,16 @@ fn size<T: serde::Serialize>(value: &T) -> usize {
     }
 }
 
+/// Changes kept whatever the size (the most recent, and the suspect).
+const KEPT_CHANGES: usize = 5;
+
 /// Log excerpts kept whatever the size.
 const KEPT_EXCERPTS: usize = 3;
 
 /// Sheds one item of the least useful detail: events beyond the first
 /// few, then log excerpts beyond the first few (live, then recorded), then
-/// the longest pod lists, then the middle of the timeline, then
+/// the longest pod lists, then the oldest changes (never the suspect),
+/// then the middle of the timeline, then
 /// the rest. Never the notification ledger (the outbox) or findings.
 /// Returns the bytes it shed (an estimate), or `None` when nothing is left.
 fn shed(status: &mut IncidentStatus) -> Option<usize> {
@@ -62,6 +66,11 @@ fn shed(status: &mut IncidentStatus) -> Option<usize> {
         .max_by_key(|p| p.items.len())
     {
         return pods.items.pop().map(|p| size(&p) + 1);
+    }
+    if status.changes.len() > KEPT_CHANGES
+        && let Some(oldest) = status.changes.iter().rposition(|c| c.suspect != Some(true))
+    {
+        return Some(size(&status.changes.remove(oldest)) + 1);
     }
     if status.timeline.len() > TIMELINE_HEAD + 5 {
         return Some(size(&status.timeline.remove(TIMELINE_HEAD)) + 1);

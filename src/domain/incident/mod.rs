@@ -18,6 +18,7 @@
 pub mod aftercare;
 pub mod brief;
 pub mod budget;
+pub mod changes;
 pub mod conditions;
 pub mod deadlines;
 pub mod findings;
@@ -78,6 +79,9 @@ pub struct Observation {
     /// Other incidents of the namespace that affected the same workloads,
     /// or that `spec.related` names.
     pub related: Vec<related::Earlier>,
+    /// Changes to the affected workloads since the lookback before the
+    /// declaration, as the cluster's history shows them now.
+    pub changes: Vec<crate::api::incident::Change>,
 }
 
 /// What to do: write `status` (only when it differs from the incident's),
@@ -148,9 +152,13 @@ pub fn plan(
 
     if !frozen {
         enrich(&mut status, &observation, policy, &now);
+        changes::merge(&mut status, &observation.changes);
         findings::apply(&mut status, &mut reports, &now);
     }
     record::apply(incident, frozen, &mut status, &mut reports, &now);
+    // After the record, which moves when impact started (a postmortem may
+    // move it after the resolution, too).
+    changes::mark_suspect(&mut status);
     related::apply(
         incident,
         &observation.related,
