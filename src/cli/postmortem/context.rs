@@ -16,6 +16,9 @@ pub struct Context {
     /// What changed: the rollouts of affected workloads in the hour
     /// before the declaration (`status.rollouts`), oldest first.
     pub rollouts: Vec<Rollout>,
+    /// What changed in the affected workloads (`status.changes`), oldest
+    /// first; the draft lists these when there are any, else `rollouts`.
+    pub changes: Vec<ChangeLine>,
     /// The whole timeline (`status.timeline`), oldest first.
     pub timeline: Vec<Entry>,
     /// Responder notes (`spec.notes`), as written.
@@ -134,6 +137,21 @@ pub struct Metric {
 }
 
 /// A rollout before the declaration.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChangeLine {
+    /// When it happened.
+    pub at: String,
+    /// How long before the declaration, such as `50s` or `1h5m`.
+    pub before_declaration: Option<String>,
+    /// As `kubectl` names it (a Deployment by its name).
+    pub workload: String,
+    pub change: String,
+    pub by: Option<String>,
+    pub source: Option<String>,
+    /// The change nearest before impact started.
+    pub suspect: bool,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Rollout {
     /// The Deployment.

@@ -93,6 +93,7 @@ pub fn context(incident: &Incident, now: Timestamp) -> Context {
         },
         impact: impact(status),
         rollouts: rollouts(status),
+        changes: changes(status),
         paging: paging(status, &timeline),
         timeline,
         notes: spec
@@ -178,6 +179,26 @@ fn follow_ups(incident: &Incident, now: Timestamp) -> Vec<FollowUp> {
                     .as_deref()
                     .and_then(overdue_at)
                     .is_some_and(|at| at <= now),
+        })
+        .collect()
+}
+
+fn changes(status: &IncidentStatus) -> Vec<ChangeLine> {
+    let declared = status.declared_at.as_ref();
+    status
+        .changes
+        .iter()
+        .rev()
+        .map(|c| ChangeLine {
+            at: utc(&c.time),
+            before_declaration: declared
+                .filter(|d| c.time.0 <= d.0)
+                .map(|d| span(c.time.0, d.0)),
+            workload: c.label(),
+            change: c.change.clone(),
+            by: c.by.clone(),
+            source: c.source.clone(),
+            suspect: c.suspect == Some(true),
         })
         .collect()
 }

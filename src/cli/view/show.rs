@@ -19,6 +19,8 @@ const SHOW_PODS: usize = 3;
 const SHOW_LOG_LINES: usize = 8;
 /// Most recent Warning events shown.
 const SHOW_EVENTS: usize = 5;
+/// Changes shown, most recent first (the suspect always).
+const SHOW_CHANGES: usize = 4;
 /// Most recent timeline entries shown.
 const SHOW_TIMELINE: usize = 6;
 /// Open follow-ups shown one by one; the rest are counted.
@@ -31,27 +33,45 @@ pub const SCREEN: usize = 60;
 /// The one-screen view. When everything does not fit, the events and the
 /// timeline (which `describe` and `timeline` print whole) give way first.
 pub fn show(incident: &Incident, now: Timestamp, style: Style) -> String {
-    let (mut events, mut timeline) = (SHOW_EVENTS, SHOW_TIMELINE);
+    let mut room = Room {
+        events: SHOW_EVENTS,
+        timeline: SHOW_TIMELINE,
+        log_lines: SHOW_LOG_LINES,
+    };
     loop {
-        let text = render(incident, now, style, events, timeline);
-        if text.lines().count() <= SCREEN || (events <= 2 && timeline <= 2) {
+        let text = render(incident, now, style, &room);
+        if text.lines().count() <= SCREEN {
             return text;
         }
-        if events >= timeline {
-            events -= 1;
+        // Events and the timeline give way first (`kubectl describe` and
+        // `timeline` have them all), then log lines, then the last of
+        // events and timeline; what changed and the workloads stay.
+        if room.events > 2 || room.timeline > 2 {
+            if room.events >= room.timeline {
+                room.events -= 1;
+            } else {
+                room.timeline -= 1;
+            }
+        } else if room.log_lines > 3 {
+            room.log_lines -= 1;
+        } else if room.events > 1 {
+            room.events -= 1;
+        } else if room.timeline > 1 {
+            room.timeline -= 1;
         } else {
-            timeline -= 1;
+            return text;
         }
     }
 }
 
-fn render(
-    incident: &Incident,
-    now: Timestamp,
-    style: Style,
-    show_events: usize,
-    show_timeline: usize,
-) -> String {
+/// How much of the lists that shrink to fit a screen is shown.
+struct Room {
+    events: usize,
+    timeline: usize,
+    log_lines: usize,
+}
+
+fn render(incident: &Incident, now: Timestamp, style: Style, room: &Room) -> String {
     let mut out = Lines::default();
     let spec = &incident.spec;
     let empty = IncidentStatus::default();
@@ -117,6 +137,8 @@ fn render(
         ));
     }
 
+    changes(&mut out, status, now, style);
+
     // Every workload, Deployments by name and the other kinds as kubectl
     // names them, with the lines its kind adds.
     let workloads: Vec<(String, &DeploymentState, Vec<String>)> = status
@@ -142,7 +164,13 @@ fn render(
         out.blank();
         out.push(style.bold("Workloads"));
         for (label, d, notes) in workloads.iter().take(SHOW_DEPLOYMENTS) {
-            deployment(&mut out, label, d, now, style);
+            // Its rollout is in "What changed" already.
+            let listed = d.revision.is_some()
+                && status
+                    .changes
+                    .iter()
+                    .any(|c| c.revision == d.revision && c.label() == *label);
+            deployment(&mut out, label, d, now, style, listed);
             for note in notes.iter().filter(|_| d.found) {
                 out.push(cut(&format!("    {note}"), WIDTH));
             }
@@ -176,16 +204,18 @@ fn render(
         } else {
             "running".to_string()
         };
+        let skip = log.lines.len().saturating_sub(room.log_lines);
+        let last = if skip > 0 || log.truncated {
+            format!(", the last {} lines", log.lines.len() - skip)
+        } else {
+            String::new()
+        };
         out.push(format!(
             "{} {}",
             style.bold(&format!("Logs of {pod}/{}", log.container)),
-            style.dim(&format!("({which}{when})"))
+            style.dim(&format!("({which}{when}{last})"))
         ));
-        let shown = log.lines.len().saturating_sub(SHOW_LOG_LINES);
-        if shown > 0 || log.truncated {
-            out.push(style.dim("  …"));
-        }
-        for line in &log.lines[shown..] {
+        for line in &log.lines[skip..] {
             out.push(cut(&format!("  | {line}"), WIDTH));
         }
     }
@@ -223,7 +253,7 @@ fn render(
     if !status.events.is_empty() {
         out.blank();
         out.push(style.bold("Events"));
-        for e in status.events.iter().take(show_events) {
+        for e in status.events.iter().take(room.events) {
             let when = e
                 .last_seen
                 .as_ref()
@@ -255,7 +285,7 @@ fn render(
     if !status.timeline.is_empty() {
         out.blank();
         out.push(style.bold("Timeline (latest)"));
-        let skip = status.timeline.len().saturating_sub(show_timeline);
+        let skip = status.timeline.len().saturating_sub(room.timeline);
         for e in status.timeline.iter().skip(skip) {
             out.push(cut(
                 &format!("  {}  {:<18} {}", clock(&e.time), e.type_, e.message),
@@ -302,6 +332,44 @@ fn render(
         "kubectl describe inc {name} -n {namespace} · kubectl incident timeline {name} -n {namespace}"
     )));
     out.finish()
+}
+
+/// "What changed": the most recent changes and the suspect, each with
+/// how long ago, what, who and from which revision.
+fn changes(out: &mut Lines, status: &IncidentStatus, now: Timestamp, style: Style) {
+    if status.changes.is_empty() {
+        return;
+    }
+    out.blank();
+    out.push(style.bold("What changed"));
+    let suspect = status.changes.iter().position(|c| c.suspect == Some(true));
+    let shown: Vec<usize> = (0..status.changes.len())
+        .filter(|&i| i < SHOW_CHANGES || Some(i) == suspect)
+        .collect();
+    for &i in &shown {
+        let c = &status.changes[i];
+        let label = c.label();
+        let mut line = format!("  {} ago  {label}: {}", span(c.time.0, now), c.change);
+        if let Some(by) = &c.by {
+            line.push_str(&format!(" · by {by}"));
+        }
+        if let Some(source) = &c.source {
+            line.push_str(&format!(" ({source})"));
+        }
+        if Some(i) == suspect {
+            out.push(format!(
+                "{} {}",
+                cut(&line, WIDTH - 10),
+                style.red("← suspect")
+            ));
+        } else {
+            out.push(cut(&line, WIDTH));
+        }
+    }
+    let more = status.changes.len() - shown.len();
+    if more > 0 {
+        out.push(style.dim(&format!("  … {more} more in status.changes")));
+    }
 }
 
 /// The learning record, compactly, once it has something to say: how long
@@ -440,7 +508,14 @@ fn related(status: &IncidentStatus) -> Option<String> {
     Some(cut(&format!("related: {}", related.join("; ")), WIDTH))
 }
 
-fn deployment(out: &mut Lines, label: &str, d: &DeploymentState, now: Timestamp, style: Style) {
+fn deployment(
+    out: &mut Lines,
+    label: &str,
+    d: &DeploymentState,
+    now: Timestamp,
+    style: Style,
+    rollout_listed: bool,
+) {
     if !d.found {
         out.push(format!(
             "  {}  {}",
@@ -477,7 +552,7 @@ fn deployment(out: &mut Lines, label: &str, d: &DeploymentState, now: Timestamp,
             .collect();
         out.push(format!("    reasons: {}", style.red(&reasons.join(", "))));
     }
-    if !d.previous_images.is_empty() || d.rollout_at.is_some() {
+    if !rollout_listed && (!d.previous_images.is_empty() || d.rollout_at.is_some()) {
         let when = d
             .rollout_at
             .as_ref()
