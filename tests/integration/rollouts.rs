@@ -516,6 +516,28 @@ async fn each_rollout_is_a_change_with_what_its_template_changed() {
         !json.contains(secret_value),
         "a variable's value in the status"
     );
+    // Each rollout before the declaration is in the timeline at its own time.
+    for change in status
+        .changes
+        .iter()
+        .filter(|c| c.revision.as_deref() != Some("1"))
+    {
+        let revision = change.revision.as_deref().unwrap_or_default();
+        let entry = status
+            .timeline
+            .iter()
+            .find(|e| {
+                e.message
+                    .starts_with(&format!("web rolled out revision {revision} "))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "revision {revision} in the timeline: {:#?}",
+                    status.timeline
+                )
+            });
+        assert_eq!(entry.time, change.time);
+    }
 
     // A rollout while the incident is open joins on top; the suspect stays
     // the one before the declaration. Times have second precision: the

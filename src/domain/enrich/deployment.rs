@@ -129,7 +129,8 @@ pub fn rollout<'a>(deployment: &Deployment, replicasets: &[&'a ReplicaSet]) -> O
 /// Each revision of a Deployment's pod template its ReplicaSets keep, for
 /// [`super::changes::rollouts`]: when pods began rolling to it (the
 /// current one's [`Rollout::started_at`], which sees a rollback), else
-/// the ReplicaSet's creation. Without revision annotations, creation
+/// the ReplicaSet's creation; none for an earlier rollback, whose start
+/// the cluster no longer shows. Without revision annotations, creation
 /// order numbers them.
 pub fn revisions<'a>(
     deployment: &Deployment,
@@ -145,8 +146,15 @@ pub fn revisions<'a>(
             let is_current = current
                 .as_ref()
                 .is_some_and(|r| std::ptr::eq(r.current, *rs));
+            let reused = rs
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(REVISION_HISTORY_ANNOTATION));
             let at = match &current {
                 Some(r) if is_current => r.started_at(deployment).cloned(),
+                // A rollback no longer current: its start is not kept.
+                _ if reused => None,
                 _ => rs.metadata.creation_timestamp.clone(),
             };
             super::changes::Revision {

@@ -4,7 +4,14 @@
 //! recent first and bounded; the change nearest before impact started is
 //! marked as the suspect.
 
-use crate::api::{IncidentStatus, incident::Change, limits::MAX_CHANGES};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::timeline::{Kind, Reports};
+use crate::api::{
+    IncidentStatus,
+    incident::{Change, WorkloadKind},
+    limits::MAX_CHANGES,
+};
 
 /// Adds the observed changes not recorded yet. A rollout is identified by
 /// its workload and revision (revisions only grow: a rollback takes a new
@@ -61,6 +68,53 @@ pub fn merge(status: &mut IncidentStatus, observed: &[Change]) {
         changes = kept;
     }
     status.changes = changes;
+}
+
+/// Enters each change in the timeline once, at its own time: `web rolled
+/// out revision 4 3m before the incident was declared: web image v1 → v2`.
+/// A rollout's entry has the key the rollout finding of the same revision
+/// has, so a rollout is entered once, by whichever sees it first.
+pub fn timeline(status: &mut IncidentStatus, reports: &mut Reports) {
+    let Some(declared) = status.declared_at.clone() else {
+        return;
+    };
+    let entries: Vec<(String, Time, String, String)> = status
+        .changes
+        .iter()
+        // Rollouts: what the list holds today.
+        .filter(|c| c.revision.is_some() && WorkloadKind::parse(&c.kind).is_some())
+        .map(|c| {
+            let label = c.label();
+            let revision = c.revision.as_deref().unwrap_or("?");
+            // The change's own text, less the revision it names already.
+            let what = c
+                .change
+                .strip_prefix(&format!("revision {revision}"))
+                .map(|rest| rest.trim_start_matches(':').trim_start())
+                .unwrap_or(&c.change);
+            let when = super::findings::when(&c.time, &declared);
+            (
+                format!("Rollout/{label}/{revision}"),
+                c.time.clone(),
+                label.clone(),
+                if what == "created" {
+                    format!("{label} was created {when}")
+                } else {
+                    format!("{label} rolled out revision {revision} {when}: {what}")
+                },
+            )
+        })
+        .collect();
+    for (key, time, label, message) in entries {
+        if super::remember(status, key) {
+            reports.add(
+                &mut status.timeline,
+                time,
+                Kind::Rollout.about(&label),
+                message,
+            );
+        }
+    }
 }
 
 /// When impact started, or until that is known, the declaration.
@@ -199,6 +253,56 @@ mod tests {
             (Some("4"), Some(true))
         );
         assert_eq!(status.changes[0].revision.as_deref(), Some("34"));
+    }
+
+    #[test]
+    fn each_rollout_enters_the_timeline_once_at_its_own_time() {
+        let mut status = IncidentStatus {
+            declared_at: Some(Time(at("2026-12-01T10:30:00Z"))),
+            ..Default::default()
+        };
+        let rollout = |time: &str, revision: &str, text: &str| Change {
+            revision: Some(revision.into()),
+            ..change(time, "web", text)
+        };
+        merge(
+            &mut status,
+            &[
+                rollout(
+                    "2026-12-01T10:10:00Z",
+                    "3",
+                    "revision 3: web env DEBUG added",
+                ),
+                rollout("2026-12-01T10:26:30Z", "4", "revision 4: web image v1 → v2"),
+            ],
+        );
+        for _ in 0..2 {
+            let mut reports = Reports::default();
+            timeline(&mut status, &mut reports);
+        }
+        let entries: Vec<(String, &str)> = status
+            .timeline
+            .iter()
+            .map(|e| (e.time.0.to_string(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                (
+                    "2026-12-01T10:10:00Z".to_string(),
+                    "web rolled out revision 3 20m before the incident was declared: web env DEBUG added"
+                ),
+                (
+                    "2026-12-01T10:26:30Z".to_string(),
+                    "web rolled out revision 4 3m before the incident was declared: web image v1 → v2"
+                ),
+            ]
+        );
+        // The rollout finding of revision 4 has the same key: not again.
+        assert!(!crate::domain::incident::remember(
+            &mut status,
+            "Rollout/web/4".into()
+        ));
     }
 
     #[test]

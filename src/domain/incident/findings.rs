@@ -29,6 +29,21 @@ pub struct Finding {
     pub message: String,
 }
 
+/// When something happened, as a timeline entry says it: `4m before the
+/// incident was declared`.
+pub(crate) fn when(at: &Time, declared: &Time) -> String {
+    if at.0 <= declared.0 {
+        let seconds = declared.0.duration_since(at.0).as_secs();
+        if seconds < 60 {
+            format!("{seconds}s before the incident was declared")
+        } else {
+            format!("{}m before the incident was declared", seconds / 60)
+        }
+    } else {
+        "after the incident was declared".to_string()
+    }
+}
+
 /// Records the findings not yet recorded.
 pub fn apply(status: &mut IncidentStatus, reports: &mut Reports, now: &Time) {
     let Some(declared) = status.declared_at.clone() else {
@@ -67,16 +82,7 @@ pub fn find<'a>(
             && at.0 >= window_start
         {
             let revision = d.revision.as_deref().unwrap_or("?");
-            let when = if at.0 <= declared.0 {
-                let seconds = declared.0.duration_since(at.0).as_secs();
-                if seconds < 60 {
-                    format!("{seconds}s before the incident was declared")
-                } else {
-                    format!("{}m before the incident was declared", seconds / 60)
-                }
-            } else {
-                "after the incident was declared".to_string()
-            };
+            let when = when(at, declared);
             let change = if d.previous_images.is_empty() || d.previous_images == d.images {
                 String::new()
             } else {

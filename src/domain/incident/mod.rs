@@ -153,6 +153,7 @@ pub fn plan(
     if !frozen {
         enrich(&mut status, &observation, policy, &now);
         changes::merge(&mut status, &observation.changes);
+        changes::timeline(&mut status, &mut reports);
         findings::apply(&mut status, &mut reports, &now);
     }
     record::apply(incident, frozen, &mut status, &mut reports, &now);
